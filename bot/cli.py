@@ -1,0 +1,232 @@
+"""The terminal front end: `atelier run | imagine | jobs | check`.
+
+Exit codes (a contract, see DESIGN.md): 0 success, 1 the job failed (or a provider
+check failed), 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Config, ConfigError, load_config
+from bot.engine.models import Action, Job, JobRequest, JobStatus, JobUpdate
+from bot.engine.service import Engine, RequestError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the TOML configuration (default: ./config.toml, else $ATELIER_CONFIG, "
+        "else built-in defaults with the offline sandbox provider)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="atelier",
+        description="Midjourney's way of working, on your image provider.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="start the Discord bot")
+    imagine = commands.add_parser(
+        "imagine", parents=[common], help="run one /imagine job here, with live progress"
+    )
+    imagine.add_argument("prompt", help='the prompt, e.g. "a lighthouse at dusk --ar 3:2"')
+    imagine.add_argument("--provider", help="a provider name from the config")
+    imagine.add_argument(
+        "--out", default="out", metavar="DIR", help="where to save the images (default: out/)"
+    )
+    jobs = commands.add_parser("jobs", parents=[common], help="list recent jobs")
+    jobs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    commands.add_parser(
+        "check", parents=[common], help="validate the config and reach every provider"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "run" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request at INFO; URLs carry no secrets, but the noise helps nobody.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"atelier: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if args.command == "run":
+            from bot.app import run_bot
+
+            return run_bot(config)
+        if args.command == "imagine":
+            return asyncio.run(imagine(config, args.prompt, args.provider, Path(args.out)))
+        if args.command == "jobs":
+            return asyncio.run(list_jobs(config, args.limit))
+        return asyncio.run(check(config))
+    except KeyboardInterrupt:
+        print(
+            "\natelier: interrupted; running jobs stay in the store and resume at the next "
+            "start (`atelier jobs` lists them).",
+            file=sys.stderr,
+        )
+        return 130
+
+
+# --------------------------------------------------------------------------- imagine
+
+
+async def imagine(
+    config: Config, prompt: str, provider: str | None, out: Path, *, stream: TextIO | None = None
+) -> int:
+    stream = stream or sys.stderr
+    engine = Engine(config)
+    try:
+        await engine.start()
+    except Exception as err:
+        print(f"atelier: cannot open the store {config.storage.path}: {err}", file=stream)
+        return EXIT_BAD_INPUT
+    updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
+    unsubscribe = engine.subscribe(updates.put_nowait)
+    bar = ProgressBar(stream)
+    try:
+        try:
+            job = await engine.submit(
+                JobRequest(Action.IMAGINE, prompt=prompt, provider=provider, origin="cli")
+            )
+        except RequestError as err:
+            print(f"atelier: {err}", file=stream)
+            return EXIT_BAD_INPUT
+        bar.start(job, engine.provider(job.provider).name)
+        while not job.finished:
+            try:
+                update = await asyncio.wait_for(updates.get(), 0.5)
+            except TimeoutError:
+                bar.draw(job)
+                continue
+            if update.job.id == job.id:
+                job = update.job
+                bar.draw(job)
+        bar.done()
+        if job.status is not JobStatus.SUCCEEDED:
+            print(f"atelier: job {job.id} {job.status.value}: {job.failure}", file=stream)
+            return EXIT_FAILED
+        for line in save_results(engine, job, out):
+            print(line)
+        return EXIT_OK
+    finally:
+        unsubscribe()
+        await engine.stop()
+
+
+def save_results(engine: Engine, job: Job, out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    if job.grid:
+        target = out / f"{job.id}-grid{Path(job.grid).suffix}"
+        shutil.copyfile(engine.media_path(job.grid), target)
+        lines.append(f"grid: {target}")
+    for n, image in enumerate(job.images, 1):
+        if not image:
+            lines.append(f"image {n}: withheld by the provider's review")
+            continue
+        target = out / f"{job.id}-{n}{Path(image).suffix}"
+        shutil.copyfile(engine.media_path(image), target)
+        lines.append(f"image {n}: {target}")
+    for n, text in enumerate(job.texts, 1):
+        lines.append(f"{n}. {text}")
+    return lines
+
+
+class ProgressBar:
+    """One line redrawn in place on a terminal; plain lines when piped."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self.last_line = ""
+
+    def start(self, job: Job, provider: str) -> None:
+        self.started = time.monotonic()
+        print(f"job {job.id} on {provider}: {job.prompt}", file=self.stream)
+
+    def draw(self, job: Job) -> None:
+        elapsed = time.monotonic() - self.started
+        status = job.status.value.replace("_", " ")
+        if job.progress is not None:
+            filled = round(self.WIDTH * job.progress / 100)
+            figure = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {job.progress:3.0f}%"
+        else:
+            figure = f"[{'.' * self.WIDTH}]"
+        queue = f" queue #{job.queue_position}" if job.queue_position else ""
+        line = f"{figure} {status}{queue} {elapsed:4.0f}s"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(len(self.last_line)))
+            self.stream.flush()
+        elif line.split(" ")[:-1] != self.last_line.split(" ")[:-1]:
+            print(line, file=self.stream)  # piped: only when something but time changed
+        self.last_line = line
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------- jobs, check
+
+
+async def list_jobs(config: Config, limit: int) -> int:
+    engine = Engine(config)
+    await engine.start(run=False)
+    try:
+        jobs = await engine.recent(limit)
+    finally:
+        await engine.stop()
+    if not jobs:
+        print("no jobs yet")
+        return EXIT_OK
+    for job in jobs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        what = job.action.value + (f" {job.index}" if job.index else "")
+        prompt = job.prompt if len(job.prompt) <= 50 else job.prompt[:49] + "…"
+        line = f"{job.id}  {when}  {job.status.value:<10} {job.provider:<12} {what:<12} {prompt}"
+        if job.failure and job.status is JobStatus.FAILED:
+            line += f"\n            ↳ {job.failure}"
+        print(line)
+    return EXIT_OK
+
+
+async def check(config: Config) -> int:
+    print(f"config: {config.source} is valid")
+    engine = Engine(config)
+    ok = True
+    try:
+        for name, provider in engine.providers.items():
+            try:
+                result = await asyncio.wait_for(provider.check(), 60)
+            except TimeoutError:
+                status, detail = "unreachable", "no answer within 60 s"
+            else:
+                status, detail = result.status, result.detail
+            ok = ok and status == "healthy"
+            print(f"{name:<16} {provider.kind:<10} {status:<12} {detail}")
+    finally:
+        await engine.stop()
+    return EXIT_OK if ok else EXIT_FAILED

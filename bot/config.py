@@ -1,0 +1,267 @@
+"""Configuration: the TOML file, `${VAR}` expansion, and the defaults.
+
+This is the only module that reads files or environment variables for settings.
+Secrets are `SecretStr`: they print as `**********` in reprs, logs and errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_FILE = "config.toml"
+CONFIG_ENV = "ATELIER_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiscordConfig(_Section):
+    token: SecretStr | None = None
+    api_base_url: str = "https://discord.com/api/v10"
+    guild_ids: list[int] = Field(default_factory=list)
+    # Who may press a job's buttons: "anyone" in the channel, or only its "requester".
+    button_access: Literal["anyone", "requester"] = "anyone"
+    # Fewest seconds between two progress edits of one message.
+    edit_interval: float = Field(default=3.0, ge=0.5, le=60)
+    # Most message creates/edits per channel per 5 s window (Discord allows about 5).
+    channel_edits_per_5s: int = Field(default=4, ge=1, le=10)
+    # Largest attachment accepted for /imagine, /describe, /blend, in MiB.
+    max_attachment_mib: float = Field(default=10, gt=0, le=100)
+
+
+class StorageConfig(_Section):
+    path: str = "data/atelier.db"
+    media_dir: str = "data/media"
+
+
+class EngineConfig(_Section):
+    # A job with no result after this many minutes ends as failed.
+    job_deadline_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    # Largest image downloaded from a provider, in MiB.
+    max_download_mib: float = Field(default=50, gt=0, le=500)
+    # Jobs one user may have running at once (0 = no limit).
+    max_active_per_user: int = Field(default=0, ge=0)
+
+
+class _ProviderBase(_Section):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Seconds between polls of one running task (the runner batches across tasks).
+    poll_interval: float | None = Field(default=None, gt=0, le=300)
+    # Seconds for one HTTP request to the provider.
+    request_timeout: float = Field(default=30, gt=0, le=300)
+
+
+class MjProxyConfig(_ProviderBase):
+    kind: Literal["mj-proxy"]
+    base_url: str
+    api_key: SecretStr | None = None
+    # How the key travels; the servers disagree (see README):
+    #   "bearer"        Authorization: Bearer <key>  (new-api relays, 佩奇/aigc369)
+    #   "mj-api-secret" mj-api-secret: <key>         (novicezk)
+    #   "authorization" Authorization: <key>         (trueai, verbatim)
+    auth_style: Literal["bearer", "mj-api-secret", "authorization"] = "bearer"
+    # Default speed for jobs whose prompt does not say --fast/--relax/--turbo.
+    mode: Literal["fast", "relax", "turbo"] | None = None
+    # "path": /mj-relax/mj/... (trueai, aggregators); "prompt": add --relax to the prompt.
+    mode_style: Literal["path", "prompt"] = "prompt"
+    bot_type: Literal["MID_JOURNEY", "NIJI_JOURNEY"] = "MID_JOURNEY"
+    account_filter: dict[str, Any] | None = None
+    notify_hook: str | None = None
+    # Poll with POST /mj/task/list-by-condition (falls back to one-by-one when absent).
+    batch_fetch: bool = True
+    # Offer the extras of midjourney-proxy-plus and the aggregators (shorten, face swap).
+    plus_extras: bool = True
+
+
+class MaasMjConfig(_ProviderBase):
+    kind: Literal["maas-mj"]
+    base_url: str = "https://genaiapi.cloudsway.net/v1/ai"
+    endpoint: str = Field(min_length=1)
+    api_key: SecretStr | None = None
+
+
+class MaasFluxConfig(_ProviderBase):
+    kind: Literal["maas-flux"]
+    base_url: str = "https://genaiapi.cloudsway.net/v2/ai"
+    endpoint: str = Field(min_length=1)
+    api_key: SecretStr | None = None
+    batchsize: int = Field(default=4, ge=1, le=8)
+    steps: int = Field(default=4, ge=4, le=10)
+
+
+class SandboxConfig(_ProviderBase):
+    kind: Literal["sandbox"]
+    # Seconds a sandbox job takes from submit to result.
+    duration: float = Field(default=6.0, ge=0, le=600)
+    # Long side of the generated images, in pixels.
+    size: int = Field(default=1024, ge=64, le=4096)
+    # Prompts containing any of these words fail like a banned prompt (for trying errors).
+    banned_words: list[str] = Field(default_factory=lambda: ["forbidden"])
+    # Where the sandbox keeps its tasks, so that they survive a restart like a real server's.
+    state_dir: str = "data/sandbox"
+
+
+ProviderConfig = Annotated[
+    MjProxyConfig | MaasMjConfig | MaasFluxConfig | SandboxConfig,
+    Field(discriminator="kind"),
+]
+
+
+class Config(_Section):
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    providers: list[ProviderConfig] = Field(
+        default_factory=lambda: [SandboxConfig(name="sandbox", kind="sandbox")]
+    )
+    # Provider used when a request names none; defaults to the first one.
+    default_provider: str | None = None
+    source: str = Field(default="(built-in defaults)", exclude=True)
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, providers: list[Any]) -> list[Any]:
+        if not providers:
+            raise ValueError("at least one [[providers]] entry is needed")
+        seen: set[str] = set()
+        for provider in providers:
+            if provider.name in seen:
+                raise ValueError(f"provider name {provider.name!r} is used twice")
+            seen.add(provider.name)
+        return providers
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> Config:
+        names = [p.name for p in self.providers]
+        if self.default_provider is not None and self.default_provider not in names:
+            raise ValueError(
+                f"default_provider {self.default_provider!r} is not one of {', '.join(names)}"
+            )
+        return self
+
+    def provider(self, name: str | None) -> ProviderConfig:
+        wanted = name or self.default_provider or self.providers[0].name
+        for provider in self.providers:
+            if provider.name == wanted:
+                return provider
+        names = ", ".join(p.name for p in self.providers)
+        raise ConfigError(f"There is no provider named {wanted!r}; configured: {names}.")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
+    """Replace ${VAR} in every string; a missing variable is a clear error."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(
+                    f"{where}: the environment variable {name} is not set "
+                    f"(export {name}=... or put the value in the file)."
+                )
+            return env[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def resolve_path(explicit: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to read: --config, else $ATELIER_CONFIG, else ./config.toml if present."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration. Raises ConfigError with file, key and reason."""
+    env = os.environ if env is None else env
+    path = resolve_path(explicit, env)
+    if path is None:
+        return Config()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (give --config PATH, or create it).")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read: {err}") from None
+    expanded = _expand(raw, env, str(path))
+    return parse_config(expanded, source=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "(inline)") -> Config:
+    try:
+        config = Config.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_explain(err, source, data)) from None
+    config.source = source
+    return config
+
+
+def _explain(err: ValidationError, source: str, data: Mapping[str, Any]) -> str:
+    lines = [f"{source}: the configuration is not valid:"]
+    for problem in err.errors()[:10]:
+        lines.append(f"  - {_key_path(problem['loc'], data)}: {_reason(problem)}")
+    return "\n".join(lines)
+
+
+def _key_path(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            name = ""
+            if isinstance(node, list) and 0 <= item < len(node) and isinstance(node[item], dict):
+                name = str(node[item].get("name", ""))
+            parts[-1] = f"{parts[-1]}[{item}{' ' + repr(name) if name else ''}]"
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
+        else:
+            # Discriminated unions put the tag ("mj-proxy") in the path; skip it.
+            if isinstance(node, dict) and item not in node and parts and "[" in parts[-1]:
+                continue
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def _reason(problem: Mapping[str, Any]) -> str:
+    kind = problem.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling against config.example.toml)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return "kind must be one of mj-proxy, maas-mj, maas-flux, sandbox"
+    return str(problem.get("msg", "invalid value"))

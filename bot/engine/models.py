@@ -1,0 +1,175 @@
+"""The job model: one request that a provider works on, kept in the store.
+
+Plain data only (no discord, no database): front ends and the store both speak it.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from bot.providers.base import Action, FollowUp, ImageInput, TaskState
+
+__all__ = ["Action", "FollowUp", "ImageInput", "Job", "JobRequest", "JobStatus", "JobUpdate"]
+
+# 10 characters of Crockford base32: ~50 bits, URL- and custom_id-safe, easy to read aloud.
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_job_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def is_job_id(value: str) -> bool:
+    return len(value) == 10 and all(c in _ID_ALPHABET for c in value)
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"  # stored, not yet sent
+    SUBMITTING = "submitting"  # being sent; no task id yet
+    SUBMITTED = "submitted"  # the provider has it (task id recorded)
+    RUNNING = "running"
+    NEEDS_INPUT = "needs_input"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def polled(self) -> bool:
+        """States in which the runner asks the provider for news."""
+        return self in (JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.NEEDS_INPUT)
+
+    @classmethod
+    def from_task(cls, state: TaskState) -> JobStatus:
+        return {
+            TaskState.QUEUED: cls.SUBMITTED,
+            TaskState.SUBMITTED: cls.SUBMITTED,
+            TaskState.RUNNING: cls.RUNNING,
+            TaskState.NEEDS_INPUT: cls.NEEDS_INPUT,
+            TaskState.SUCCEEDED: cls.SUCCEEDED,
+            TaskState.FAILED: cls.FAILED,
+            TaskState.CANCELLED: cls.CANCELLED,
+        }[state]
+
+
+Region = tuple[float, float, float, float]
+
+
+@dataclass
+class JobRequest:
+    """What a front end asks for. Validated by the engine before anything is stored."""
+
+    action: Action
+    prompt: str = ""
+    provider: str | None = None  # None: the default provider (or the parent's)
+    parent_id: str | None = None
+    index: int = 0
+    variant: str = ""
+    images: Sequence[ImageInput] = ()
+    regions: Sequence[Region] = ()
+    dimensions: str = "SQUARE"
+    origin: str = "cli"  # "cli" | "discord"
+    user_id: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+
+
+@dataclass
+class Job:
+    id: str
+    action: Action
+    provider: str
+    status: JobStatus = JobStatus.QUEUED
+    parent_id: str | None = None
+    index: int = 0
+    variant: str = ""
+    prompt: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None
+    task_id: str | None = None
+    progress: float | None = None
+    preview_url: str | None = None
+    queue_position: int | None = None
+    provider_status: str = ""
+    provider_data: dict[str, Any] = field(default_factory=dict)
+    # Results: paths relative to the media folder.
+    grid: str | None = None
+    images: list[str] = field(default_factory=list)
+    withheld: list[int] = field(default_factory=list)
+    seed: str | None = None
+    texts: list[str] = field(default_factory=list)
+    followups: list[FollowUp] = field(default_factory=list)
+    failure: str | None = None
+    # Inputs kept for follow-ups (reroll of an image prompt, region, blend shape).
+    inputs: list[str] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    dimensions: str = "SQUARE"
+    # Who asked and where: plain ids, no Discord types.
+    origin: str = "cli"
+    user_id: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+    message_id: str | None = None
+    # Timestamps (epoch seconds).
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    deadline_at: float = 0.0
+    poll_errors: int = 0
+    not_found: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    def offers(self, action: Action, index: int = 0, variant: str = "") -> FollowUp | None:
+        for followup in self.followups:
+            if (
+                followup.action == action
+                and followup.index == index
+                and (followup.variant == variant)
+            ):
+                return followup
+        return None
+
+    # ---- serialisation for the store (JSON-safe dict) ----
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "followups":
+                value = [fu.to_json() for fu in value]
+            elif f.name == "regions":
+                value = [list(r) for r in value]
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["action"] = Action(kwargs["action"])
+        kwargs["status"] = JobStatus(kwargs.get("status", "queued"))
+        kwargs["followups"] = [FollowUp.from_json(f) for f in kwargs.get("followups", [])]
+        kwargs["regions"] = [tuple(r) for r in kwargs.get("regions", [])]
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """One announced change of a job. `job` is a copy: subscribers may keep it."""
+
+    job: Job
+    kind: str  # "created" | "submitted" | "progress" | "needs_input" | "succeeded" | ...

@@ -1,0 +1,95 @@
+"""Collecting a finished task's results: images downloaded at once (provider URLs
+expire), checked by their bytes, split or composed into grids, kept on disk."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot import media
+from bot.engine.models import Job
+from bot.providers.base import BadResponse, Provider, TaskSnapshot
+
+
+class ResultCollector:
+    def __init__(self, media_dir: str | Path, max_download_bytes: int) -> None:
+        self.media_dir = Path(media_dir)
+        self.max_download_bytes = max_download_bytes
+
+    def path(self, relative: str) -> Path:
+        return self.media_dir / relative
+
+    async def __call__(self, provider: Provider, job: Job, snapshot: TaskSnapshot) -> None:
+        """Fill `job` with the results of `snapshot` (status is set by the runner)."""
+        job.seed = snapshot.seed or job.seed
+        job.texts = list(snapshot.texts)
+        job.followups = list(snapshot.followups)
+        job.withheld = list(snapshot.withheld)
+        job.provider_status = snapshot.provider_status
+        job.provider_data.update(snapshot.extra)
+        job.preview_url = None
+        urls = [(i, url) for i, url in enumerate(snapshot.image_urls) if url]
+        if not urls:
+            if not job.texts:
+                raise BadResponse(
+                    "the provider sent no images (they may all have been withheld by its review).",
+                    provider=provider.name,
+                )
+            return
+        blobs = await asyncio.gather(
+            *(provider.download(url, self.max_download_bytes) for _, url in urls)
+        )
+        for blob in blobs:
+            try:
+                await media.a_inspect_image(blob)
+            except media.MediaError as err:
+                raise BadResponse(f"the provider's image is unusable: {err}") from None
+        folder = f"{job.id}"
+        if snapshot.grid and len(blobs) == 1:
+            job.grid = await self._write(folder, "grid", blobs[0])
+            parts = await media.a_split_grid(blobs[0])
+            job.images = [
+                await self._write(folder, str(n), part) for n, part in enumerate(parts, 1)
+            ]
+            return
+        # Separate images: keep positions, so that image n is still U<n> ("" = withheld).
+        images = [""] * len(snapshot.image_urls)
+        for (position, _), blob in zip(urls, blobs, strict=True):
+            images[position] = await self._write(folder, str(position + 1), blob)
+        job.images = images
+        job.grid = None
+        if len(blobs) > 1:
+            job.grid = await self._write(folder, "grid", await media.a_compose_grid(blobs))
+
+    async def _write(self, folder: str, stem: str, data: bytes) -> str:
+        ext = media.sniff_mime(data) or "image/png"
+        relative = f"{folder}/{stem}.{ext.split('/')[-1].replace('jpeg', 'jpg')}"
+        target = self.media_dir / relative
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+
+        await asyncio.to_thread(write)
+        return relative
+
+    async def copy_image(self, source: str, job: Job, stem: str = "1") -> str:
+        """Reuse an image of another job (a SELECT action needs no download)."""
+        data = await asyncio.to_thread(self.path(source).read_bytes)
+        return await self._write(job.id, stem, data)
+
+    async def image_size(self, relative: str) -> tuple[int, int] | None:
+        try:
+            data = await asyncio.to_thread(self.path(relative).read_bytes)
+            info = await media.a_inspect_image(data)
+        except (OSError, media.MediaError):
+            return None
+        return (info.width, info.height)
+
+    async def save_input(self, job: Job, n: int, data: bytes) -> str:
+        return await self._write(job.id, f"input-{n}", data)
+
+    async def read(self, relative: str) -> bytes:
+        return await asyncio.to_thread(self.path(relative).read_bytes)

@@ -1,0 +1,325 @@
+"""The runner: ONE loop that polls every active job.
+
+Each job has its own next-poll time. On each turn the loop takes the jobs that are
+due, groups them per provider, cuts the groups to the provider's batch size, and
+asks for each batch in one fetch. Errors back a job off exponentially; a deadline
+ends a job that never finishes. Results are collected (images downloaded at once,
+since provider URLs expire) in a task of their own, so a slow download never
+holds up polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.engine.events import EventBus
+from bot.engine.models import Job, JobStatus
+from bot.engine.store import Store
+from bot.providers.base import Provider, ProviderError, TaskSnapshot, TaskState
+
+log = logging.getLogger(__name__)
+
+# A provider that forgets a task this many polls in a row has lost it.
+NOT_FOUND_LIMIT = 3
+MAX_BACKOFF = 120.0
+# Fetches in flight per provider: enough to overlap slow answers, few enough to be polite.
+FETCHES_PER_PROVIDER = 4
+
+Collector = Callable[[Provider, Job, TaskSnapshot], Awaitable[None]]
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        providers: dict[str, Provider],
+        events: EventBus,
+        collect: Collector,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.events = events
+        self.collect = collect
+        self.clock = clock
+        self._jobs: dict[str, Job] = {}
+        self._due: dict[str, float] = {}
+        self._busy: set[str] = set()  # being fetched or collected
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._limits: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(FETCHES_PER_PROVIDER)
+        )
+        self.fetch_calls = 0  # for benchmarks
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        """Resume the jobs the store holds as active, then start the loop."""
+        interrupted: list[Job] = []
+        for job in await self.store.active():
+            if job.task_id is None or job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+                # We cannot know whether the provider got it; sending it again could
+                # charge twice, so it ends here, saying so.
+                job.status = JobStatus.FAILED
+                job.failure = (
+                    "Atelier stopped while this job was being submitted, so it was not sent "
+                    "again (that could charge twice). Run it again if it did not arrive."
+                )
+                job.finished_at = self.clock()
+                interrupted.append(job)
+            elif job.provider not in self.providers:
+                job.status = JobStatus.FAILED
+                job.failure = (
+                    f"The provider {job.provider!r} is no longer configured, so this job "
+                    "cannot be followed."
+                )
+                job.finished_at = self.clock()
+                interrupted.append(job)
+            else:
+                self.track(job, delay=0)
+        await self.store.save_many(interrupted)
+        for job in interrupted:
+            self.events.publish(job, "failed")
+        self._task = asyncio.create_task(self._loop(), name="atelier-runner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # ---- jobs ----
+
+    def track(self, job: Job, *, delay: float | None = None) -> None:
+        provider = self.providers[job.provider]
+        self._jobs[job.id] = job
+        self._due[job.id] = self.clock() + (provider.poll_interval if delay is None else delay)
+        self._wake.set()
+
+    def forget(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+        self._due.pop(job_id, None)
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    @property
+    def active_count(self) -> int:
+        return len(self._jobs)
+
+    # ---- the loop ----
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must survive anything one turn does
+                log.exception("runner turn failed")
+            self._wake.clear()
+            timeout = self._seconds_to_next()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _seconds_to_next(self) -> float:
+        waiting = [t for job_id, t in self._due.items() if job_id not in self._busy]
+        if not waiting:
+            return 5.0
+        return max(0.05, min(5.0, min(waiting) - self.clock()))
+
+    async def _turn(self) -> None:
+        now = self.clock()
+        due: dict[str, list[Job]] = defaultdict(list)
+        expired: list[Job] = []
+        for job_id, when in list(self._due.items()):
+            if job_id in self._busy or when > now:
+                continue
+            job = self._jobs[job_id]
+            if job.deadline_at and now >= job.deadline_at:
+                expired.append(job)
+            else:
+                due[job.provider].append(job)
+        if expired:
+            await self._expire(expired)
+        for provider_name, jobs in due.items():
+            provider = self.providers[provider_name]
+            size = max(1, provider.batch_size)
+            for start in range(0, len(jobs), size):
+                batch = jobs[start : start + size]
+                self._busy.update(j.id for j in batch)
+                self._spawn(self._poll(provider, batch))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _poll(self, provider: Provider, batch: Sequence[Job]) -> None:
+        try:
+            async with self._limits[provider.name]:
+                self.fetch_calls += 1
+                snapshots = await provider.fetch([j.task_id for j in batch if j.task_id])
+        except ProviderError as err:
+            self._back_off(provider, batch, err)
+            return
+        except Exception as err:  # an adapter bug must not kill the jobs' polling
+            log.exception("fetch from %s failed unexpectedly", provider.name)
+            self._back_off(provider, batch, ProviderError(str(err) or type(err).__name__))
+            return
+        try:
+            await self._apply_batch(provider, batch, snapshots)
+        finally:
+            self._busy.difference_update(j.id for j in batch)
+            self._wake.set()
+
+    def _back_off(self, provider: Provider, batch: Sequence[Job], err: ProviderError) -> None:
+        now = self.clock()
+        for job in batch:
+            job.poll_errors += 1
+            job.provider_status = f"retrying: {err.kind}"
+            delay = min(MAX_BACKOFF, provider.poll_interval * (2 ** min(job.poll_errors, 8)))
+            if err.retry_after:
+                delay = max(delay, err.retry_after)
+            self._due[job.id] = now + random.uniform(delay * 0.8, delay)
+            self._busy.discard(job.id)
+        log.warning(
+            "polling %d job(s) on %s failed (%s); backing off", len(batch), provider.name, err
+        )
+        self._wake.set()
+
+    async def _apply_batch(
+        self, provider: Provider, batch: Sequence[Job], snapshots: dict[str, TaskSnapshot]
+    ) -> None:
+        now = self.clock()
+        changed: list[tuple[Job, str]] = []
+        for job in batch:
+            if job.id not in self._jobs:  # cancelled while we asked
+                continue
+            job.poll_errors = 0
+            snapshot = snapshots.get(job.task_id or "")
+            if snapshot is None:
+                job.not_found += 1
+                if job.not_found >= NOT_FOUND_LIMIT:
+                    self._finish(
+                        job,
+                        JobStatus.FAILED,
+                        f"{provider.name} no longer knows this job (task "
+                        f"{job.task_id}); it may have expired there. Run it again.",
+                    )
+                    changed.append((job, "failed"))
+                else:
+                    self._due[job.id] = now + provider.poll_interval
+                continue
+            job.not_found = 0
+            if snapshot.state is TaskState.SUCCEEDED:
+                # Collect in a task of its own; the job stays busy until it is done.
+                self._due.pop(job.id, None)
+                self._busy.add(job.id)
+                self._spawn(self._collect(provider, job, snapshot))
+                continue
+            kind = apply_snapshot(job, snapshot)
+            if job.status.finished:
+                job.finished_at = now
+                self.forget(job.id)
+            else:
+                self._due[job.id] = now + provider.poll_interval
+            if kind:
+                changed.append((job, kind))
+        if changed:
+            await self.store.save_many(job for job, _ in changed)
+            for job, kind in changed:
+                self.events.publish(job, kind)
+
+    async def _collect(self, provider: Provider, job: Job, snapshot: TaskSnapshot) -> None:
+        try:
+            await self.collect(provider, job, snapshot)
+        except ProviderError as err:
+            self._finish(job, JobStatus.FAILED, f"The job finished but {err}")
+        except Exception as err:
+            log.exception("collecting the results of %s failed", job.id)
+            self._finish(
+                job,
+                JobStatus.FAILED,
+                f"The job finished but its images could not be saved ({err}).",
+            )
+        else:
+            job.status = JobStatus.SUCCEEDED
+            job.progress = 100.0
+            job.finished_at = self.clock()
+            self.forget(job.id)
+        finally:
+            self._busy.discard(job.id)
+        await self.store.save(job)
+        self.events.publish(job, job.status.value)
+
+    def _finish(self, job: Job, status: JobStatus, failure: str | None) -> None:
+        job.status = status
+        job.failure = failure
+        job.finished_at = self.clock()
+        self.forget(job.id)
+
+    async def _expire(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            minutes = max(1, round((job.deadline_at - job.created_at) / 60))
+            self._finish(
+                job,
+                JobStatus.FAILED,
+                f"No result after {minutes} minutes, so Atelier gave up on this job "
+                "(the provider may be overloaded or stuck). Try again later.",
+            )
+            provider = self.providers.get(job.provider)
+            if provider is not None and job.task_id:
+                self._spawn(_quiet_cancel(provider, job.task_id))
+        await self.store.save_many(jobs)
+        for job in jobs:
+            self.events.publish(job, "failed")
+
+
+async def _quiet_cancel(provider: Provider, task_id: str) -> None:
+    with contextlib.suppress(Exception):
+        await provider.cancel(task_id)
+
+
+def apply_snapshot(job: Job, snapshot: TaskSnapshot) -> str | None:
+    """Copy what changed from a (non-success) snapshot onto the job.
+
+    Returns the event kind to announce, or None when nothing a user could see changed.
+    """
+    status = JobStatus.from_task(snapshot.state)
+    before = (job.status, job.progress, job.preview_url, job.queue_position, job.failure)
+    job.status = status
+    if snapshot.progress is not None:
+        job.progress = snapshot.progress
+    if snapshot.preview_url:
+        job.preview_url = snapshot.preview_url
+    job.queue_position = snapshot.queue_position
+    job.provider_status = snapshot.provider_status
+    if snapshot.seed:
+        job.seed = snapshot.seed
+    if snapshot.extra:
+        job.provider_data.update(snapshot.extra)
+    if status is JobStatus.FAILED:
+        job.failure = snapshot.failure or "The provider reported a failure without a reason."
+    elif status is JobStatus.CANCELLED:
+        job.failure = snapshot.failure or "The job was cancelled at the provider."
+    after = (job.status, job.progress, job.preview_url, job.queue_position, job.failure)
+    if after == before:
+        return None
+    if status is not before[0]:
+        return status.value
+    return "progress"
