@@ -54,6 +54,7 @@ class Runner:
         self._busy: set[str] = set()  # being fetched or collected
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(FETCHES_PER_PROVIDER)
@@ -89,9 +90,12 @@ class Runner:
         await self.store.save_many(interrupted)
         for job in interrupted:
             self.events.publish(job, "failed")
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="atelier-runner")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -124,7 +128,9 @@ class Runner:
     # ---- the loop ----
 
     async def _loop(self) -> None:
-        while True:
+        # The flag, not only cancellation, ends the loop: on Python 3.11 a cancel that
+        # races with the wake event can be swallowed by a timeout helper.
+        while not self._stopping:
             try:
                 await self._turn()
             except asyncio.CancelledError:
@@ -134,7 +140,8 @@ class Runner:
             self._wake.clear()
             timeout = self._seconds_to_next()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _seconds_to_next(self) -> float:
         waiting = [t for job_id, t in self._due.items() if job_id not in self._busy]

@@ -73,7 +73,13 @@ class Started:
 
 
 class Engine:
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        providers: dict[str, Provider] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.events = EventBus()
@@ -86,11 +92,12 @@ class Engine:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"User-Agent": "Atelier (Discord image bot)"},
         )
-        self.providers: dict[str, Provider] = {
+        # `providers` lets tests and benchmarks plug in adapters built elsewhere.
+        self.providers: dict[str, Provider] = providers or {
             p.name: build_provider(p, self._http) for p in config.providers
         }
         for provider_config in config.providers:
-            if provider_config.poll_interval:
+            if provider_config.poll_interval and provider_config.name in self.providers:
                 self.providers[provider_config.name].poll_interval = provider_config.poll_interval
         self.runner = Runner(self.store, self.providers, self.events, self.results, clock=clock)
         self.deadline = config.engine.job_deadline_minutes * 60

@@ -1,0 +1,1045 @@
+"""The midjourney-proxy adapter against the fake server, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from bot.config import MjProxyConfig
+from bot.providers.base import (
+    Action,
+    BadKey,
+    BadResponse,
+    Feature,
+    How,
+    ImageInput,
+    NotOffered,
+    PromptRejected,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RetryPolicy,
+    SubmitRequest,
+    TaskNotFound,
+    TaskSnapshot,
+    TaskState,
+)
+from bot.providers.mj_proxy import (
+    MJ_PARAM_NAMES,
+    MjProxyProvider,
+    followup_for_custom_id,
+    parse_progress,
+    split_numbered,
+)
+from tests.fakes.mj_proxy_fake import DEFAULT_SHORTEN, FakeMjProxy
+
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+SECRET = "sk-TOPSECRET-9f8e7d6c"
+H = "3dbbd469-36af-4a0f-8f02-df6c579e7011"
+
+
+def png(size: tuple[int, int] = (16, 16), colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image(colour: tuple[int, int, int] = (200, 30, 30)) -> ImageInput:
+    return ImageInput(png(colour=colour))
+
+
+def decode_data_url(value: str) -> Image.Image:
+    assert value.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(value.split(",", 1)[1])))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+def make(fake: FakeMjProxy, client: httpx.AsyncClient, **overrides: Any) -> MjProxyProvider:
+    provider = MjProxyProvider(
+        MjProxyConfig(**fake.provider_config(**overrides)), client, policy=FAST
+    )
+    provider.modal_wait = 1.0
+    provider.modal_poll = 0.01
+    return provider
+
+
+async def finish(provider: MjProxyProvider, task_id: str, polls: int = 12) -> TaskSnapshot:
+    for _ in range(polls):
+        snap = (await provider.fetch([task_id]))[task_id]
+        if snap.state.finished:
+            return snap
+    raise AssertionError(f"task {task_id} did not finish: {snap}")
+
+
+async def imagine_done(provider: MjProxyProvider, prompt: str = "a red fox") -> TaskSnapshot:
+    result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt=prompt, text=prompt))
+    return await finish(provider, result.task_id)
+
+
+async def press(
+    provider: MjProxyProvider,
+    parent: TaskSnapshot,
+    action: Action,
+    index: int = 0,
+    variant: str = "",
+    **kwargs: Any,
+) -> TaskSnapshot:
+    followup = next(
+        f
+        for f in parent.followups
+        if f.action == action and f.index == index and f.variant == variant
+    )
+    request = SubmitRequest(
+        action,
+        parent_task_id=parent.task_id,
+        parent_extra=parent.extra,
+        index=index,
+        variant=variant,
+        ref=followup.ref,
+        **kwargs,
+    )
+    result = await provider.submit(request)
+    return await finish(provider, result.task_id)
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["novicezk", "trueai", "relay"])
+async def test_imagine_progresses_to_a_grid(flavour: str, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour=flavour, key=SECRET) as fake:
+        provider = make(fake, client)
+        result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a red fox"))
+        assert result.task_id.isdigit()  # relays send a JSON number: kept as a string
+        first = (await provider.fetch([result.task_id]))[result.task_id]
+        assert first.state == TaskState.SUBMITTED and first.progress == 0
+        running = (await provider.fetch([result.task_id]))[result.task_id]
+        assert running.state == TaskState.RUNNING and running.progress == 46
+        assert running.preview_url and not running.image_urls
+        done = (await provider.fetch([result.task_id]))[result.task_id]
+        assert done.state == TaskState.SUCCEEDED and done.progress == 100
+        assert done.grid and len(done.image_urls) == 1 and done.preview_url is None
+        offered = {(f.action, f.index) for f in done.followups}
+        assert offered == {(Action.UPSCALE, i) for i in range(1, 5)} | {
+            (Action.VARIATION, i) for i in range(1, 5)
+        } | {(Action.REROLL, 0)}
+
+        grid = Image.open(io.BytesIO(await provider.download(done.image_urls[0], 1 << 20)))
+        assert grid.size == (128, 128)
+        assert grid.convert("RGB").getpixel((96, 96)) == (240, 200, 40)  # 4th quadrant
+        assert fake.violations == []
+        if flavour == "relay":  # the relay's own image link needed the key
+            assert fake.count("/image/") == 1
+        if flavour == "trueai":
+            assert done.seed == fake.seed_value
+            assert len(done.extra["imageUrls"]) == 4
+            assert (done.extra["width"], done.extra["height"]) == (128, 128)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("flavour", "strict", "style", "header", "value"),
+    [
+        ("novicezk", None, "mj-api-secret", "mj-api-secret", SECRET),
+        ("trueai", None, "authorization", "authorization", SECRET),
+        ("trueai", None, "mj-api-secret", "mj-api-secret", SECRET),
+        ("relay", None, "bearer", "authorization", f"Bearer {SECRET}"),
+        ("relay", None, "mj-api-secret", "mj-api-secret", SECRET),
+        ("relay", "bearer", "bearer", "authorization", f"Bearer {SECRET}"),
+    ],
+)
+async def test_auth_styles_that_work(
+    flavour: str,
+    strict: str | None,
+    style: str,
+    header: str,
+    value: str,
+    client: httpx.AsyncClient,
+) -> None:
+    async with FakeMjProxy(strict, key=SECRET, flavour=flavour) as fake:
+        provider = make(fake, client, auth_style=style)
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert fake.requests[-1].headers[header] == value
+        assert (await provider.check()).status == "healthy"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("flavour", "strict", "style"),
+    [
+        ("novicezk", None, "bearer"),  # novicezk reads mj-api-secret only: 401, empty body
+        ("trueai", None, "bearer"),  # trueai takes "Bearer <key>" verbatim as the token
+        ("relay", "bearer", "authorization"),
+        ("relay", "bearer", "mj-api-secret"),
+    ],
+)
+async def test_wrong_auth_style_is_a_bad_key(
+    flavour: str, strict: str | None, style: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(strict, key=SECRET, flavour=flavour) as fake:
+        provider = make(fake, client, auth_style=style)
+        with pytest.raises(BadKey) as caught:
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert "auth_style" in str(caught.value) and SECRET not in repr(caught.value)
+        assert (await provider.check()).status == "bad_key"
+        with pytest.raises(BadKey):
+            await provider.fetch(["1"])
+
+
+@pytest.mark.asyncio
+async def test_imagine_body_images_niji_filter_and_hooks(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(
+            fake,
+            client,
+            account_filter={"modes": ["FAST"], "remix": False},
+            notify_hook="https://bot.example/hook",
+        )
+        prompt = "https://example.com/a.png a red fox --niji 6"
+        await provider.submit(
+            SubmitRequest(
+                Action.IMAGINE,
+                prompt=prompt,
+                params={"niji": "6"},
+                image_urls=["https://example.com/a.png"],
+                images=[image(), image((0, 0, 255))],
+            )
+        )
+        body = fake.bodies("/submit/imagine")[-1]
+        assert body["prompt"] == prompt  # image URLs stay in the prompt text
+        assert body["botType"] == "NIJI_JOURNEY"
+        assert [decode_data_url(x).getpixel((0, 0)) for x in body["base64Array"]] == [
+            (200, 30, 30),
+            (0, 0, 255),
+        ]
+        assert body["accountFilter"] == {"modes": ["FAST"], "remix": False}
+        assert body["notifyHook"] == "https://bot.example/hook"
+
+        await provider.submit(
+            SubmitRequest(Action.IMAGINE, prompt="plain", callback_url="https://x.example/cb")
+        )
+        body = fake.bodies("/submit/imagine")[-1]
+        assert body["botType"] == "MID_JOURNEY" and "base64Array" not in body
+        assert body["notifyHook"] == "https://x.example/cb"
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_mode_by_path(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client, mode_style="path", mode="turbo")
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox", mode="relax"))
+        assert fake.requests[-1].path == "/mj-relax/mj/submit/imagine"
+        assert fake.bodies("/submit/imagine")[-1]["prompt"] == "a fox"
+        parent = await imagine_done(provider)  # no request mode: the configured turbo
+        assert fake.requests[0].mode == "relax"
+        assert [r.mode for r in fake.requests if r.endpoint == "/submit/imagine"][-1] == "turbo"
+        await press(provider, parent, Action.UPSCALE, 1, mode="fast")
+        action = next(r for r in fake.requests if r.endpoint == "/submit/action")
+        assert action.path == "/mj-fast/mj/submit/action"
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_mode_by_prompt(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client, mode_style="prompt", mode="relax")
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox --ar 2:3"))
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox --fast"))
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox", mode="turbo"))
+        prompts = [b["prompt"] for b in fake.bodies("/submit/imagine")]
+        assert prompts == ["a fox --ar 2:3 --relax", "a fox --fast", "a fox --turbo"]
+        assert all(r.path.startswith("/mj/") for r in fake.requests)
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "action", "index", "variant"),
+    [
+        (f"MJ::JOB::upsample::3::{H}", Action.UPSCALE, 3, ""),
+        (f"MJ::JOB::variation::4::{H}", Action.VARIATION, 4, ""),
+        (f"MJ::JOB::variation::1::{H}::SOLO", Action.VARIATION, 1, ""),
+        (f"MJ::JOB::reroll::0::{H}::SOLO", Action.REROLL, 0, ""),
+        (f"MJ::JOB::upsample_v6_2x_subtle::1::{H}::SOLO", Action.UPSCALE_SUBTLE, 0, ""),
+        (f"MJ::JOB::upsample_v6r1_2x_creative::1::{H}::SOLO", Action.UPSCALE_CREATIVE, 0, ""),
+        (f"MJ::JOB::upsample_v7_2x_subtle::1::{H}::SOLO", Action.UPSCALE_SUBTLE, 0, ""),
+        (f"MJ::JOB::v7_2x_creative::1::{H}::SOLO", Action.UPSCALE_CREATIVE, 0, ""),
+        (f"MJ::JOB::low_variation::1::{H}::SOLO", Action.VARY_SUBTLE, 0, ""),
+        (f"MJ::JOB::high_variation::1::{H}::SOLO", Action.VARY_STRONG, 0, ""),
+        (f"MJ::Inpaint::1::{H}::SOLO", Action.INPAINT, 0, ""),
+        (f"MJ::Outpaint::50::1::{H}::SOLO", Action.ZOOM, 0, "2"),
+        (f"MJ::Outpaint::75::1::{H}::SOLO", Action.ZOOM, 0, "1.5"),
+        (f"MJ::CustomZoom::{H}", Action.ZOOM, 0, "custom"),
+        (f"MJ::JOB::pan_up::1::{H}::SOLO", Action.PAN, 0, "up"),
+        (f"MJ::JOB::pan_left::1::{H}::SOLO", Action.PAN, 0, "left"),
+    ],
+)
+def test_custom_id_mapping(custom_id: str, action: Action, index: int, variant: str) -> None:
+    followup = followup_for_custom_id(custom_id)
+    assert followup is not None
+    assert (followup.action, followup.index, followup.variant, followup.ref) == (
+        action,
+        index,
+        variant,
+        custom_id,
+    )
+
+
+@pytest.mark.parametrize(
+    "custom_id",
+    [
+        f"MJ::BOOKMARK::{H}",
+        f"MJ::Outpaint::100::1::{H}::SOLO",  # Make Square
+        f"MJ::JOB::animate_high::1::{H}::SOLO",
+        "MJ::Picread::Retry",
+        "MJ::Job::PicReader::1",
+        f"MJ::JOB::upsample_v5_2x::1::{H}::SOLO",
+    ],
+)
+def test_buttons_we_do_not_model_are_ignored(custom_id: str) -> None:
+    assert followup_for_custom_id(custom_id) is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("version", ["v6", "v6r1", "v7"])
+async def test_every_button_goes_through_action(version: str, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.upscale_version = version
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        for followup in grid.followups:
+            await press(provider, grid, followup.action, followup.index, followup.variant)
+        upscaled = await press(provider, grid, Action.UPSCALE, 2)
+        assert not upscaled.grid and len(upscaled.image_urls) == 1
+        offered = {(f.action, f.variant) for f in upscaled.followups}
+        assert offered == {
+            (Action.UPSCALE_SUBTLE, ""),
+            (Action.UPSCALE_CREATIVE, ""),
+            (Action.VARY_SUBTLE, ""),
+            (Action.VARY_STRONG, ""),
+            (Action.INPAINT, ""),
+            (Action.ZOOM, "2"),
+            (Action.ZOOM, "1.5"),
+            (Action.ZOOM, "custom"),
+            *((Action.PAN, d) for d in ("left", "right", "up", "down")),
+        }
+        # The ignored buttons (❤️, Make Square, animate) stay in extra, not in followups.
+        assert len(upscaled.extra["buttons"]) == 15
+        for followup in upscaled.followups:
+            if followup.action in (Action.INPAINT,) or followup.variant == "custom":
+                continue  # modal flows: tested below
+            result = await press(provider, upscaled, followup.action, 0, followup.variant)
+            expect_grid = followup.action not in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE)
+            assert result.grid is expect_grid
+        sent = [b["customId"] for b in fake.bodies("/submit/action")]
+        assert sent[:9] == [f.ref for f in grid.followups]
+        assert f"upsample_{version}_2x_subtle" in " ".join(sent)
+        assert fake.count("/submit/change") == 0 and fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_buttons_found_in_parent_extra_when_ref_is_empty(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        request = SubmitRequest(
+            Action.VARIATION, parent_task_id=grid.task_id, parent_extra=grid.extra, index=3
+        )
+        await provider.submit(request)
+        assert fake.bodies("/submit/action")[-1]["customId"].startswith("MJ::JOB::variation::3")
+        # A button the parent lacks and /change cannot serve is refused before sending.
+        with pytest.raises(NotOffered):
+            await provider.submit(
+                SubmitRequest(Action.PAN, parent_task_id=grid.task_id, variant="left")
+            )
+
+
+@pytest.mark.asyncio
+async def test_change_fallback_without_buttons(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="novicezk") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        assert "buttons" not in grid.extra and all(f.ref == "" for f in grid.followups)
+        upscaled = await press(provider, grid, Action.UPSCALE, 2)
+        assert not upscaled.grid and upscaled.followups == []
+        await press(provider, grid, Action.VARIATION, 4)
+        reroll = await press(provider, grid, Action.REROLL)
+        assert reroll.grid
+        bodies = fake.bodies("/submit/change")
+        assert [(b["action"], b["index"]) for b in bodies] == [
+            ("UPSCALE", 2),
+            ("VARIATION", 4),
+            ("REROLL", 1),
+        ]
+        assert fake.count("/submit/action") == 0 and fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_relay_change_needs_index_even_for_reroll(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        # A job stored before the server sent buttons: no ref, no buttons in extra.
+        request = SubmitRequest(Action.REROLL, parent_task_id=grid.task_id)
+        result = await provider.submit(request)
+        assert fake.bodies("/submit/change")[-1] == {
+            "state": "atelier",
+            "taskId": grid.task_id,
+            "action": "REROLL",
+            "index": 1,
+        }
+        assert (await finish(provider, result.task_id)).grid and fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_action_missing_on_server_falls_back_to_change(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="novicezk") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        request = SubmitRequest(
+            Action.UPSCALE, parent_task_id=grid.task_id, index=1, ref=f"MJ::JOB::upsample::1::{H}"
+        )
+        await finish(provider, (await provider.submit(request)).task_id)
+        assert fake.count("/submit/action") == 1 and fake.count("/submit/change") == 1
+        with pytest.raises(NotOffered):  # no /change for this one: the 404 stands
+            await provider.submit(
+                SubmitRequest(
+                    Action.PAN,
+                    parent_task_id=grid.task_id,
+                    variant="up",
+                    ref=f"MJ::JOB::pan_up::1::{H}::SOLO",
+                )
+            )
+
+
+@pytest.mark.asyncio
+async def test_trueai_without_change_is_not_offered(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        with pytest.raises(NotOffered):
+            await provider.submit(
+                SubmitRequest(Action.UPSCALE, parent_task_id=grid.task_id, index=1)
+            )
+
+
+# --------------------------------------------------------------------------- modal flows
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["trueai", "relay"])
+async def test_vary_region_completes_the_modal_with_a_mask(
+    flavour: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour=flavour) as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider, "a red fox in snow")
+        upscaled = await press(provider, grid, Action.UPSCALE, 1)
+        size = (64, 64)  # the upscaled image the user drew on
+        result = await press(
+            provider,
+            upscaled,
+            Action.INPAINT,
+            parent_image_size=size,
+            regions=[(0.25, 0.25, 0.75, 0.5)],
+        )
+        assert result.state == TaskState.SUCCEEDED and result.grid
+        modal = fake.bodies("/submit/modal")[-1]
+        assert modal["prompt"] == "a red fox in snow"
+        mask = decode_data_url(modal["maskBase64"]).convert("L")
+        assert mask.size == size
+        assert mask.getpixel((32, 24)) == 255 and mask.getpixel((32, 40)) == 0
+        assert mask.getpixel((5, 5)) == 0 and mask.getpixel((60, 20)) == 0
+        inpaint_task = fake.bodies("/submit/modal")[-1]["taskId"]
+        assert fake.tasks[inpaint_task].mask is not None
+        if flavour == "relay":  # 21 rewritten to 1: MODAL was seen by fetching
+            assert fake.count(f"/task/{inpaint_task}/fetch") >= 2
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_custom_zoom_sends_the_zoom_in_the_prompt(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider, "a fox --ar 3:2 --zoom 1.2")
+        upscaled = await press(provider, grid, Action.UPSCALE, 4)
+        await press(provider, upscaled, Action.ZOOM, 0, "custom", params={"zoom": "1.8"})
+        modal = fake.bodies("/submit/modal")[-1]
+        assert modal["prompt"] == "a fox --ar 3:2 --zoom 1.8"
+        assert "maskBase64" not in modal and fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_modal_that_never_comes_fails_clearly(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        provider.modal_wait = 0.2
+        grid = await imagine_done(provider)
+        upscaled = await press(provider, grid, Action.UPSCALE, 1)
+        fake.modal_never = True
+        with pytest.raises(ProviderError, match="never asked for the region"):
+            await press(
+                provider,
+                upscaled,
+                Action.INPAINT,
+                parent_image_size=(64, 64),
+                regions=[(0, 0, 0.5, 0.5)],
+            )
+        assert fake.count("/submit/modal") == 0
+
+
+@pytest.mark.asyncio
+async def test_inpaint_input_is_checked_before_sending(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        base = {"parent_task_id": "1", "ref": f"MJ::Inpaint::1::{H}::SOLO"}
+        with pytest.raises(PromptRejected, match="region"):
+            await provider.submit(SubmitRequest(Action.INPAINT, parent_image_size=(9, 9), **base))
+        with pytest.raises(PromptRejected, match="size"):
+            await provider.submit(SubmitRequest(Action.INPAINT, regions=[(0, 0, 1, 1)], **base))
+        with pytest.raises(PromptRejected, match="1, 2, 3 or 4"):
+            await provider.submit(SubmitRequest(Action.UPSCALE, parent_task_id="1", index=5))
+        assert fake.requests == []
+
+
+@pytest.mark.asyncio
+async def test_remix_modal_on_code_21(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider, "a blue fox")
+        fake.remix = True
+        result = await press(provider, grid, Action.VARIATION, 2)
+        assert result.state == TaskState.SUCCEEDED
+        assert fake.bodies("/submit/modal")[-1] == {
+            "taskId": result.task_id,
+            "prompt": "a blue fox",
+        }
+        assert fake.violations == []
+
+
+# --------------------------------------------------------------------------- other actions
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("count", [2, 5])
+async def test_blend(count: int, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        images = [image((i * 40, 0, 0)) for i in range(count)]
+        request = SubmitRequest(Action.BLEND, images=images, dimensions="PORTRAIT")
+        done = await finish(provider, (await provider.submit(request)).task_id)
+        assert done.grid and {f.action for f in done.followups} >= {Action.UPSCALE}
+        body = fake.bodies("/submit/blend")[-1]
+        assert len(body["base64Array"]) == count and body["dimensions"] == "PORTRAIT"
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("count", "dimensions"), [(1, "SQUARE"), (6, "SQUARE"), (2, "WIDE")])
+async def test_blend_refused_before_sending(
+    count: int, dimensions: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        with pytest.raises(PromptRejected):
+            await provider.submit(
+                SubmitRequest(Action.BLEND, images=[image()] * count, dimensions=dimensions)
+            )
+        assert fake.requests == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["finalPrompt", "description", "prompt"])
+async def test_describe_gives_four_prompts(where: str, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.describe_in = where
+        provider = make(fake, client)
+        request = SubmitRequest(Action.DESCRIBE, images=[image(), image()])
+        done = await finish(provider, (await provider.submit(request)).task_id)
+        assert len(done.texts) == 4
+        assert (
+            done.texts[0]
+            == "a red fox sitting in fresh snow, soft watercolor, muted palette --ar 1:1"
+        )
+        assert all("\u20e3" not in text for text in done.texts)
+        assert done.image_urls == [] and done.followups == []
+        assert decode_data_url(fake.bodies("/submit/describe")[-1]["base64"]).size == (16, 16)
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["finalPrompt", "description"])
+async def test_shorten(where: str, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.shorten_in = where
+        provider = make(fake, client)
+        request = SubmitRequest(Action.SHORTEN, prompt="a very long prompt about a red fox")
+        done = await finish(provider, (await provider.submit(request)).task_id)
+        assert done.texts == split_numbered(DEFAULT_SHORTEN)
+        assert done.texts[0] == "red fox, snow, watercolor" and len(done.texts) == 5
+
+
+@pytest.mark.asyncio
+async def test_plus_extras_off(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client, plus_extras=False)
+        assert provider.supports(Action.SHORTEN) is None
+        assert provider.supports(Action.SWAP_FACE) is None
+        with pytest.raises(NotOffered):
+            await provider.submit(SubmitRequest(Action.SHORTEN, prompt="x"))
+        assert fake.requests == []
+
+
+@pytest.mark.asyncio
+async def test_face_swap(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai", key=SECRET) as fake:
+        provider = make(fake, client, mode="relax", mode_style="path")
+        with pytest.raises(PromptRejected):
+            await provider.submit(SubmitRequest(Action.SWAP_FACE, images=[image()]))
+        request = SubmitRequest(Action.SWAP_FACE, images=[image(), image((0, 90, 0))])
+        done = await finish(provider, (await provider.submit(request)).task_id)
+        assert not done.grid and len(done.image_urls) == 1 and done.followups == []
+        assert fake.requests[0].path == "/mj/insight-face/swap"
+        assert set(fake.bodies("/insight-face/swap")[0]) >= {"sourceBase64", "targetBase64"}
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
+async def test_cancel_and_image_seed(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        task_id = (await provider.submit(SubmitRequest(Action.IMAGINE, prompt="fox"))).task_id
+        await provider.cancel(task_id)
+        snap = (await provider.fetch([task_id]))[task_id]
+        assert snap.state == TaskState.CANCELLED and snap.failure == "取消任务"
+        done = await imagine_done(provider)
+        assert await provider.image_seed(done.task_id) == fake.seed_value
+        with pytest.raises(TaskNotFound):
+            await provider.image_seed("999")
+    for flavour in ("novicezk", "relay"):  # no cancel route: Spring 404 / relay web page
+        async with FakeMjProxy(flavour=flavour) as fake:
+            provider = make(fake, client)
+            with pytest.raises(NotOffered):
+                await provider.cancel("1")
+    async with FakeMjProxy(flavour="novicezk") as fake:
+        with pytest.raises(NotOffered):
+            await make(fake, client).image_seed("1")
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+@pytest.mark.asyncio
+async def test_batch_fetch_many_ids(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        ids = [fake.add_task(prompt=f"fox {i}").id for i in range(45)]
+        unknown = ["1", "2", "3", "4", "5"]
+        snaps = await provider.fetch(ids + unknown + ids[:3])  # duplicates asked once
+        assert set(snaps) == set(ids)
+        assert all(s.state == TaskState.SUBMITTED for s in snaps.values())
+        sizes = [len(b["ids"]) for b in fake.bodies("/task/list-by-condition")]
+        assert sizes == [20, 20, 10]
+        assert fake.count("/fetch") == 0 and fake.violations == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["novicezk", "trueai", "relay"])
+async def test_batch_fetch_falls_back_and_remembers(
+    flavour: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour=flavour) as fake:
+        fake.list_by_condition = False
+        provider = make(fake, client)
+        ids = [fake.add_task().id for _ in range(3)]
+        first = await provider.fetch([*ids, "424242"])
+        second = await provider.fetch(ids)
+        assert set(first) == set(second) == set(ids)
+        assert second[ids[0]].state == TaskState.RUNNING  # each fetch advanced the tasks
+        assert fake.count("/task/list-by-condition") == 1  # not asked again
+        assert fake.count("/fetch", "GET") == 7
+
+
+@pytest.mark.asyncio
+async def test_batch_fetch_off_by_config(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client, batch_fetch=False)
+        assert Feature.BATCH_FETCH not in provider.features
+        task = fake.add_task()
+        assert set(await provider.fetch([task.id])) == {task.id}
+        assert fake.count("/task/list-by-condition") == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["novicezk", "trueai", "relay"])
+async def test_unknown_ids_are_absent(flavour: str, client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour=flavour) as fake:
+        provider = make(fake, client, batch_fetch=False)
+        known = fake.add_task().id
+        assert set(await provider.fetch(["1", known, "2"])) == {known}
+        fake.fail_http(200, body='{"code": 4, "description": "task not found"}', match="/9/")
+        assert await provider.fetch(["9"]) == {}
+
+
+@pytest.mark.asyncio
+async def test_every_status_and_odd_progress(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        script = [
+            ("NOT_START", None),
+            ("SUBMITTED", ""),
+            ("IN_PROGRESS", "N/A"),
+            ("IN_PROGRESS", "46%"),
+            ("PAUSED_FOR_REASONS", "7"),
+            ("MODAL", "0%"),
+            ("IN_PROGRESS", 88),
+            ("CANCEL", "12%"),
+        ]
+        task = fake.add_task(script=script)
+        seen = [(await provider.fetch([task.id]))[task.id] for _ in script]
+        assert [s.state for s in seen] == [
+            TaskState.QUEUED,
+            TaskState.SUBMITTED,
+            TaskState.RUNNING,
+            TaskState.RUNNING,
+            TaskState.RUNNING,
+            TaskState.NEEDS_INPUT,
+            TaskState.RUNNING,
+            TaskState.CANCELLED,
+        ]
+        assert [s.progress for s in seen[:5]] == [None, None, None, 46.0, 7.0]
+        assert seen[4].provider_status == "PAUSED_FOR_REASONS"
+    assert [parse_progress(v) for v in ("100%", "0.5", "abc", True, 250)] == [
+        100.0,
+        0.5,
+        None,
+        None,
+        100.0,
+    ]
+
+
+@pytest.mark.asyncio
+async def test_failure_keeps_the_servers_words(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.fail_with = "[Banned prompt detected] Sorry! Our AI moderator thinks this prompt..."
+        provider = make(fake, client)
+        done = await imagine_done(provider)
+        assert done.state == TaskState.FAILED and done.failure == fake.fail_with
+        assert done.image_urls == [] and done.followups == []
+
+
+# --------------------------------------------------------------------------- submit codes
+
+
+@pytest.mark.asyncio
+async def test_queued_submissions_are_accepted(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        fake.queue_code(22, numberOfQueues=3)
+        result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert result.snapshot is not None and result.snapshot.queue_position == 3
+        assert result.snapshot.state == TaskState.QUEUED and result.task_id in fake.tasks
+        fake.queue_code(21, "任务已存在", status="SUCCESS")
+        assert (await provider.submit(SubmitRequest(Action.IMAGINE, prompt="b"))).task_id
+    async with FakeMjProxy(flavour="relay") as fake:  # relays rewrite 22 to 1
+        fake.queue_code(22)
+        result = await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a"))
+        assert result.snapshot is None and result.task_id in fake.tasks
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [
+        ({"code": 23, "description": "队列已满，请稍后尝试"}, RateLimited, "队列已满"),
+        ({"code": 3, "description": "无可用的账号实例"}, ProviderUnavailable, "无可用的账号实例"),
+        ({"code": 4, "description": "prompt不能为空"}, PromptRejected, "prompt不能为空"),
+        ({"code": 9, "description": "系统异常"}, ProviderUnavailable, "系统异常"),
+        ({"code": 27, "description": "something odd"}, ProviderError, "something odd"),
+        ({"success": False, "code": -1, "message": "今日绘图次数已达上限"}, ProviderError,
+         "今日绘图次数已达上限"),
+    ],
+)  # fmt: skip
+async def test_submit_error_codes(
+    answer: dict[str, Any], error: type[ProviderError], words: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.queue_answer(answer)
+        with pytest.raises(error) as caught:
+            await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert type(caught.value) is error or error is ProviderError
+        assert words in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_banned_prompt_names_the_word(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        with pytest.raises(PromptRejected, match="'forbidden'") as caught:
+            await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a forbidden fox"))
+        assert "可能包含敏感词" in str(caught.value)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["trueai", "relay"])
+async def test_action_on_unknown_parent(flavour: str, client: httpx.AsyncClient) -> None:
+    # trueai: 404 + {"code": 3}; relay: 400 + {"code": 4}: never "endpoint not offered".
+    async with FakeMjProxy(flavour=flavour) as fake:
+        request = SubmitRequest(
+            Action.UPSCALE, parent_task_id="77", index=1, ref=f"MJ::JOB::upsample::1::{H}"
+        )
+        with pytest.raises((TaskNotFound, PromptRejected)) as caught:
+            await make(fake, client).submit(request)
+        assert "task" in str(caught.value) or "任务" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- transport
+
+
+@pytest.mark.asyncio
+async def test_401_with_empty_body(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="novicezk", key=SECRET) as fake:
+        fake.fail_http(401, times=5)
+        provider = make(fake, client)
+        with pytest.raises(BadKey):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a"))
+        with pytest.raises(BadKey):
+            await provider.fetch(["1"])
+
+
+@pytest.mark.asyncio
+async def test_429_retry_honours_retry_after(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        fake.fail_http(429, times=2, retry_after=0.15, match="imagine")
+        started = time.monotonic()
+        result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert time.monotonic() - started >= 0.3
+        assert result.task_id and fake.count("/submit/imagine") == 3
+        fake.fail_http(429, times=10, retry_after=0.01, match="imagine")
+        with pytest.raises(RateLimited):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+
+
+@pytest.mark.asyncio
+async def test_500_retried_for_reads_not_for_submissions(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        task = fake.add_task()
+        fake.fail_http(500, times=2, match="list-by-condition")
+        assert set(await provider.fetch([task.id])) == {task.id}
+        assert fake.count("/task/list-by-condition") == 3
+        fake.fail_http(502, times=1, match="imagine")
+        with pytest.raises(ProviderUnavailable):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert fake.count("/submit/imagine") == 1  # may have been accepted: never sent twice
+
+
+@pytest.mark.asyncio
+async def test_html_and_malformed_answers(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        fake.send_html(match="imagine")
+        with pytest.raises(BadResponse, match="not JSON"):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        fake.send_malformed(match="imagine")
+        with pytest.raises(BadResponse):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        fake.send_html(match="fetch", times=10)
+        with pytest.raises(BadResponse):
+            await make(fake, client, batch_fetch=False).fetch(["1"])
+
+
+@pytest.mark.asyncio
+async def test_connection_reset(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        fake.reset_connection(match="imagine")
+        with pytest.raises(ProviderUnavailable):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert fake.count("/submit/imagine") == 1
+        task = fake.add_task()
+        fake.reset_connection(match="list-by-condition")
+        assert set(await provider.fetch([task.id])) == {task.id}  # reads are retried
+
+
+@pytest.mark.asyncio
+async def test_slow_answer_times_out(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client, request_timeout=0.2)
+        fake.slow(1.0, match="imagine")
+        with pytest.raises(ProviderUnavailable, match="in time"):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+
+
+@pytest.mark.asyncio
+async def test_expired_image_urls(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        fake.image_ttl_fetches = 1
+        provider = make(fake, client)
+        done = await imagine_done(provider)
+        assert (await provider.download(done.image_urls[0], 1 << 20)).startswith(b"\x89PNG")
+        with pytest.raises(BadResponse, match="expired"):
+            await provider.download(done.image_urls[0], 1 << 20)
+        other = await imagine_done(provider)
+        fake.expire_images()
+        with pytest.raises(BadResponse, match="HTTP 403"):
+            await provider.download(other.image_urls[0], 1 << 20)
+        fake.image_ttl_seconds = -60  # ex= already in the past
+        fake.image_ttl_fetches = None
+        with pytest.raises(BadResponse, match="expired"):
+            await provider.download((await imagine_done(provider)).image_urls[0], 1 << 20)
+        assert fake.violations == []  # the key never went to the CDN
+
+
+@pytest.mark.asyncio
+async def test_check_tells_the_cases_apart(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay", key=SECRET) as fake:
+        assert (await make(fake, client).check()).status == "healthy"
+        fake.list_by_condition = False  # relay: web page for list-by-condition and list
+        assert (await make(fake, client).check()).status == "healthy"
+        bad = await make(fake, client, api_key="nope").check()
+        assert bad.status == "bad_key" and "api_key" in bad.detail
+        fake.fail_http(503)
+        assert (await make(fake, client).check()).status == "error"
+        fake.send_html(times=3)
+        html = await make(fake, client).check()
+        assert html.status == "error" and "web page" in html.detail
+        url = fake.base_url
+    gone = await make(fake, client, base_url=url).check()
+    assert gone.status == "unreachable" and "\n" not in gone.detail
+    assert all(SECRET not in c.detail for c in (bad, html, gone))
+
+
+@pytest.mark.asyncio
+async def test_no_secret_in_errors_or_reprs(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="relay", key=SECRET) as fake:
+        provider = make(fake, client)
+        errors: list[BaseException] = []
+        fake.queue_answer({"code": 4, "description": f"token {SECRET} has no quota"})
+        fake.queue_answer({"error": {"message": f"bad token {SECRET}"}}, status=401)
+        for _ in range(3):
+            if len(errors) == 2:
+                fake.fail_http(429, times=10, retry_after=0)
+            try:
+                await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+            except ProviderError as err:
+                errors.append(err)
+        fake.send_html(times=10, match="fetch")
+        try:
+            await make(fake, client, batch_fetch=False).fetch(["1"])
+        except ProviderError as err:
+            errors.append(err)
+        assert len(errors) == 4
+        assert "***" in str(errors[0]) and "no quota" in str(errors[0])
+        for text in [*map(str, errors), *map(repr, errors), repr(provider), str(provider)]:
+            assert SECRET not in text
+        assert SECRET not in repr(provider.config)
+
+
+def test_declared_capabilities() -> None:
+    config = MjProxyConfig(name="mj", kind="mj-proxy", base_url="http://x", poll_interval=7)
+    provider = MjProxyProvider(config, httpx.AsyncClient())
+    assert provider.kind == "mj-proxy" and provider.poll_interval == 7
+    assert provider.batch_size == 20
+    for action in Action:
+        support = provider.supports(action)
+        assert support is not None and support.how == How.NATIVE
+    assert provider.features == {
+        Feature.CANCEL,
+        Feature.BATCH_FETCH,
+        Feature.CALLBACKS,
+        Feature.MODES,
+        Feature.PROGRESS,
+        Feature.PREVIEW,
+        Feature.IMAGE_SEED,
+    }
+    assert "steps" not in MJ_PARAM_NAMES and {"niji", "zoom", "sref", "relax"} <= MJ_PARAM_NAMES
+    plain = MjProxyProvider(config.model_copy(update={"poll_interval": None}), httpx.AsyncClient())
+    assert plain.poll_interval == 3.0
+
+
+def test_snapshot_of_odd_finished_tasks() -> None:
+    config = MjProxyConfig(name="mj", kind="mj-proxy", base_url="http://x")
+    provider = MjProxyProvider(config, httpx.AsyncClient())
+    # SUCCESS stored a moment before imageUrl: still running, so the runner polls again.
+    early = provider.snapshot({"id": 5, "action": "IMAGINE", "status": "SUCCESS"})
+    assert early.task_id == "5" and early.state == TaskState.RUNNING and early.progress == 100
+    # A describe that finished without its prompts is a failure, not an empty success.
+    empty = provider.snapshot({"id": "6", "action": "DESCRIBE", "status": "SUCCESS"})
+    assert empty.state == TaskState.FAILED and "prompts" in (empty.failure or "")
+    # A callback payload (notifyHook) reads the same as a fetch; imageUrls as plain strings.
+    hook = provider.snapshot(
+        {
+            "id": "7",
+            "action": "UPSCALE",
+            "status": "SUCCESS",
+            "imageUrl": "https://cdn.example/u.png",
+            "imageUrls": ["https://cdn.example/u.png"],
+            "seed": 12345,
+            "properties": {"finalPrompt": "a fox"},
+        }
+    )
+    assert hook.state == TaskState.SUCCEEDED and not hook.grid and hook.seed == "12345"
+    assert hook.followups == [] and hook.extra["finalPrompt"] == "a fox"
+    failed = provider.snapshot({"id": "8", "status": "FAILURE", "failReason": ""})
+    assert failed.state == TaskState.FAILED and failed.failure
+
+
+@pytest.mark.asyncio
+async def test_callbacks_carry_the_task(client: httpx.AsyncClient) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        async with FakeMjProxy(flavour="trueai") as fake:
+            provider = make(fake, client)
+            request = SubmitRequest(Action.IMAGINE, prompt="a fox", callback_url=url)
+            done = await finish(provider, (await provider.submit(request)).task_id)
+            for _ in range(100):
+                if received and received[-1]["status"] == "SUCCESS":
+                    break
+                await asyncio.sleep(0.01)
+        statuses = [payload["status"] for payload in received]
+        assert statuses[0] == "NOT_START" and statuses[-1] == "SUCCESS"
+        last = provider.snapshot(received[-1])
+        assert last.state == TaskState.SUCCEEDED and last.image_urls == done.image_urls
+    finally:
+        await runner.cleanup()
