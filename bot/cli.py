@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument(
         "--out", default="out", metavar="DIR", help="where to save the images (default: out/)"
     )
+    wait_cmd = commands.add_parser(
+        "wait", parents=[common], help="follow a job started earlier and save its images"
+    )
+    wait_cmd.add_argument("job_id", help="the job id, as `atelier jobs` shows it")
+    wait_cmd.add_argument(
+        "--out", default="out", metavar="DIR", help="where to save the images (default: out/)"
+    )
     jobs = commands.add_parser("jobs", parents=[common], help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     commands.add_parser(
@@ -74,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(config)
         if args.command == "imagine":
             return asyncio.run(imagine(config, args.prompt, args.provider, Path(args.out)))
+        if args.command == "wait":
+            return asyncio.run(wait(config, args.job_id, Path(args.out)))
         if args.command == "jobs":
             return asyncio.run(list_jobs(config, args.limit))
         return asyncio.run(check(config))
@@ -92,7 +101,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def imagine(
     config: Config, prompt: str, provider: str | None, out: Path, *, stream: TextIO | None = None
 ) -> int:
-    stream = stream or sys.stderr
+    request = JobRequest(Action.IMAGINE, prompt=prompt, provider=provider, origin="cli")
+    return await _follow(config, out, stream or sys.stderr, request=request)
+
+
+async def wait(config: Config, job_id: str, out: Path, *, stream: TextIO | None = None) -> int:
+    """Follow a job started earlier (say, by an `imagine` that was interrupted)."""
+    return await _follow(config, out, stream or sys.stderr, job_id=job_id)
+
+
+async def _follow(
+    config: Config,
+    out: Path,
+    stream: TextIO,
+    *,
+    request: JobRequest | None = None,
+    job_id: str | None = None,
+) -> int:
     engine = Engine(config)
     try:
         await engine.start()
@@ -103,14 +128,21 @@ async def imagine(
     unsubscribe = engine.subscribe(updates.put_nowait)
     bar = ProgressBar(stream)
     try:
-        try:
-            job = await engine.submit(
-                JobRequest(Action.IMAGINE, prompt=prompt, provider=provider, origin="cli")
-            )
-        except RequestError as err:
-            print(f"atelier: {err}", file=stream)
-            return EXIT_BAD_INPUT
-        bar.start(job, engine.provider(job.provider).name)
+        if request is not None:
+            try:
+                job: Job | None = await engine.submit(request)
+            except RequestError as err:
+                print(f"atelier: {err}", file=stream)
+                return EXIT_BAD_INPUT
+        else:
+            job = await engine.get(job_id or "")
+            if job is None:
+                print(
+                    f"atelier: there is no job {job_id} (`atelier jobs` lists them).", file=stream
+                )
+                return EXIT_BAD_INPUT
+        assert job is not None
+        bar.start(job, job.provider)
         while not job.finished:
             try:
                 update = await asyncio.wait_for(updates.get(), 0.5)

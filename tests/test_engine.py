@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,7 @@ async def test_backoff_grows_between_failed_polls(tmp_path: Path) -> None:
         await wait_done(engine, job.id, timeout=10)
     finally:
         await engine.stop()
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)][:4]
+    gaps = [b - a for a, b in itertools.pairwise(times)][:4]
     assert gaps[3] > gaps[0] * 3  # exponential, not constant
 
 

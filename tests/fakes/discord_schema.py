@@ -147,6 +147,8 @@ def find_spec_path(explicit: str | os.PathLike[str] | None = None) -> Path | Non
     repo = here.parent.parent
     for sub in ("reference", "tests/fakes", "tests/data", "tests/reference", "docs", "shared"):
         candidates.append(repo / sub / _SPEC_NAME)
+    # CI and developers keep ../shared beside the clone.
+    candidates.append(repo.parent / "shared" / "reference" / _SPEC_NAME)
     candidates.append(Path("/work/shared/reference") / _SPEC_NAME)
     for cand in candidates:
         if cand.is_file():
