@@ -8,6 +8,8 @@ migration.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -60,6 +62,9 @@ class Store:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self.writes = 0  # job rows written, for benchmarks
+        self.commits = 0
+        self._pending: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
+        self._write_lock = asyncio.Lock()
 
     async def open(self, *, upto: int | None = None) -> None:
         """Open (creating the file and folder) and migrate to `upto` (default: latest)."""
@@ -135,7 +140,12 @@ class Store:
         await self.save_many([job])
 
     async def save_many(self, jobs: Iterable[Job]) -> None:
-        """Write jobs in one transaction (the runner saves a whole poll batch at once)."""
+        """Write jobs durably; returns once they are committed.
+
+        Writers that arrive together share one transaction (group commit): with a
+        thousand jobs moving at once this is one commit per burst, not per job, and
+        the single connection never sees two writers interleave.
+        """
         now = time.time()
         rows = []
         for job in jobs:
@@ -143,14 +153,34 @@ class Store:
             rows.append(self._row(job))
         if not rows:
             return
-        await self.db.executemany(
-            "INSERT OR REPLACE INTO jobs (id, parent_id, action, provider, task_id, status, "
-            "user_id, guild_id, channel_id, message_id, created_at, updated_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        await self.db.commit()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, done))
+        async with self._write_lock:
+            if not done.done():
+                await self._flush()
+        await done
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        rows = [row for part, _ in batch for row in part]
+        try:
+            await self.db.executemany(
+                "INSERT OR REPLACE INTO jobs (id, parent_id, action, provider, task_id, "
+                "status, user_id, guild_id, channel_id, message_id, created_at, updated_at, "
+                "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            await self.db.commit()
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                await self.db.rollback()
+            for _, done in batch:
+                done.set_exception(err)
+            return
         self.writes += len(rows)
+        self.commits += 1
+        for _, done in batch:
+            done.set_result(None)
 
     async def get(self, job_id: str) -> Job | None:
         async with self.db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)) as cursor:

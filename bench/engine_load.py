@@ -1,0 +1,92 @@
+"""The engine's own cost with many concurrent sandbox jobs.
+
+    python bench/engine_load.py [--jobs 1000] [--duration 20] [--size 128]
+
+Submits N imagine jobs at once to the sandbox provider (small images, so that drawing
+them costs little next to the engine), waits for all to finish, and prints: wall time,
+CPU seconds of the process, peak memory (RSS and Python heap), store writes per job,
+provider fetch calls, and how many jobs each fetch carried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import parse_config  # noqa: E402
+from bot.engine.models import Action, JobRequest, JobStatus  # noqa: E402
+from bot.engine.service import Engine  # noqa: E402
+
+
+async def run(jobs: int, duration: float, size: int, poll: float) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
+    config = parse_config(
+        {
+            "storage": {"path": str(folder / "a.db"), "media_dir": str(folder / "media")},
+            "providers": [
+                {"name": "sandbox", "kind": "sandbox", "duration": duration, "size": size,
+                 "state_dir": str(folder / "sb"), "poll_interval": poll}
+            ],
+        }
+    )
+    engine = Engine(config)
+    await engine.start()
+    finished = asyncio.Event()
+    done: set[str] = set()
+
+    def on_update(update) -> None:  # noqa: ANN001
+        if update.job.finished:
+            done.add(update.job.id)
+            if len(done) >= jobs:
+                finished.set()
+
+    engine.subscribe(on_update)
+    tracemalloc.start()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    submitted = await asyncio.gather(
+        *(engine.submit(JobRequest(Action.IMAGINE, prompt=f"bench job {n} --ar 3:2"))
+          for n in range(jobs))
+    )
+    submit_wall = time.perf_counter() - wall0
+    await asyncio.wait_for(finished.wait(), duration * 10 + 120)
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    _, heap_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    states = [(await engine.store.get(j.id)).status for j in submitted]  # type: ignore[union-attr]
+    writes = engine.store.writes
+    fetches = engine.runner.fetch_calls
+    await engine.stop()
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ok = sum(1 for s in states if s is JobStatus.SUCCEEDED)
+    print(f"jobs: {jobs} concurrent sandbox jobs of {duration:.0f} s, images {size}px, "
+          f"poll every {poll} s")
+    print(f"succeeded: {ok}/{jobs}")
+    print(f"wall: {wall:.1f} s (all submitted in {submit_wall:.2f} s)")
+    print(f"cpu: {cpu:.1f} s for the whole process ({cpu / jobs * 1000:.1f} ms per job)")
+    print(f"memory: peak RSS {rss_mib:.0f} MiB; Python heap peak {heap_peak / 2**20:.1f} MiB "
+          f"({heap_peak / jobs / 1024:.1f} KiB per job)")
+    print(f"store writes: {writes} ({writes / jobs:.1f} per job)")
+    print(f"provider fetch calls: {fetches} ({fetches / jobs:.2f} per job)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--poll", type=float, default=3.0)
+    args = parser.parse_args()
+    asyncio.run(run(args.jobs, args.duration, args.size, args.poll))
+
+
+if __name__ == "__main__":
+    main()
