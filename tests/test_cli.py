@@ -132,3 +132,12 @@ async def test_a_failed_job_exits_1_with_the_reason(tmp_path: Path) -> None:
 async def test_wait_for_an_unknown_job_is_bad_input(tmp_path: Path) -> None:
     ran = await run_cli("wait", "nosuchjob0", cwd=tmp_path)
     assert ran.code == 2 and "no job" in ran.err
+
+
+def test_example_config_is_valid() -> None:
+    from bot.config import load_config
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    config = load_config(str(example), env={"DISCORD_TOKEN": "sekrit-token-value"})
+    assert [p.kind for p in config.providers] == ["sandbox"]
+    assert "sekrit" not in repr(config) + str(config.model_dump())  # the token is a secret
