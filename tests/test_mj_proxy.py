@@ -21,6 +21,7 @@ from bot.providers.base import (
     BadResponse,
     Feature,
     How,
+    ImageGone,
     ImageInput,
     NotOffered,
     PromptRejected,
@@ -906,15 +907,15 @@ async def test_expired_image_urls(client: httpx.AsyncClient) -> None:
         provider = make(fake, client)
         done = await imagine_done(provider)
         assert (await provider.download(done.image_urls[0], 1 << 20)).startswith(b"\x89PNG")
-        with pytest.raises(BadResponse, match="expired"):
+        with pytest.raises(ImageGone, match="expired"):
             await provider.download(done.image_urls[0], 1 << 20)
         other = await imagine_done(provider)
         fake.expire_images()
-        with pytest.raises(BadResponse, match="HTTP 403"):
+        with pytest.raises(ImageGone, match="HTTP 403"):
             await provider.download(other.image_urls[0], 1 << 20)
         fake.image_ttl_seconds = -60  # ex= already in the past
         fake.image_ttl_fetches = None
-        with pytest.raises(BadResponse, match="expired"):
+        with pytest.raises(ImageGone, match="expired"):
             await provider.download((await imagine_done(provider)).image_urls[0], 1 << 20)
         assert fake.violations == []  # the key never went to the CDN
 

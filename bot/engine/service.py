@@ -26,6 +26,7 @@ from bot.providers.base import (
     Action,
     How,
     ImageInput,
+    PromptRejected,
     Provider,
     ProviderError,
     SubmitRequest,
@@ -290,8 +291,6 @@ class Engine:
             deadline_at=now + self.deadline,
         )
         images = list(request.images)
-        for n, image in enumerate(images, 1):
-            job.inputs.append(await self.results.save_input(job, n, image.data))
         if not images and parent is not None and parent.inputs:
             # Follow-ups of an image-prompted job reuse its images (e.g. 🔄).
             job.inputs = list(parent.inputs)
@@ -322,14 +321,21 @@ class Engine:
             regions=list(request.regions),
             dimensions=request.dimensions,
         )
+        try:
+            provider.validate(submit_request)
+        except PromptRejected as err:
+            raise RequestError(str(err)) from None
+        # Kept for follow-ups (🔄 of an image-prompted job) only once the request is valid.
+        for n, image in enumerate(request.images, 1):
+            job.inputs.append(await self.results.save_input(job, n, image.data))
         return job, provider, support, submit_request
 
     def _parse(
         self, request: JobRequest, parent: Job | None, provider: Provider
     ) -> ParsedPrompt | None:
         text = request.prompt.strip()
-        if request.action in _PROMPTED or (text and request.action is Action.INPAINT):
-            pass
+        if request.action in _PROMPTED or (text and parent is not None):
+            pass  # a prompt of its own: a new one, or a remix / custom zoom of the parent
         elif parent is not None:
             text = parent.prompt
         else:

@@ -242,6 +242,12 @@ class TaskNotFound(ProviderError):
     kind = "not_found"
 
 
+class ImageGone(ProviderError):
+    """A 4xx on an image URL: expired or removed; asking again will not help."""
+
+    kind = "image_gone"
+
+
 class ImageTooLarge(ProviderError):
     kind = "too_large"
 
@@ -449,7 +455,7 @@ class ProviderHttp:
                             provider=self.provider,
                         )
                     if response.status_code >= 400:
-                        raise BadResponse(
+                        raise ImageGone(
                             f"The image could not be downloaded (HTTP {response.status_code}); "
                             "its link may have expired.",
                             provider=self.provider,
@@ -503,6 +509,10 @@ class Provider(ABC):
     @abstractmethod
     def supports(self, action: Action) -> Support | None:
         """How this provider serves `action`, or None when it does not."""
+
+    def validate(self, request: SubmitRequest) -> None:  # noqa: B027 - optional hook
+        """Raise PromptRejected for a request this provider can never take (a value it
+        does not accept), so the user hears it before a job exists. No I/O."""
 
     @abstractmethod
     async def submit(self, request: SubmitRequest) -> SubmitResult:

@@ -1,0 +1,716 @@
+"""Cloudsway MaaS-MJ: Midjourney through the 悠船 (Youchuan) ToB API.
+
+Requests go to ``{base_url}/{endpoint}/tob/...`` with ``Authorization: Bearer <key>``.
+Every answer, the submit included, is the job itself::
+
+    {id, status 0 created | 1 running | 2 done | 3 failed, comment, seed, text, urls, audits}
+
+``urls`` holds four separate images (``imageNo`` 0-3); an empty string is an image the
+provider's review withheld. Status 2 can come before ``urls`` is filled, so an empty list
+means "still running".
+
+What Cloudsway documents: /tob/diffusion, /tob/upscale, /tob/inpaint, GET /tob/job/{id}.
+Youchuan also has /tob/variation, /tob/pan and /tob/outpaint, which Cloudsway does not
+document; they are tried and the answer remembered (404/405 = not offered). Their bodies
+follow Youchuan's convention (the same one resellers of that API document):
+
+    variation {jobId, imageNo, type: 0 subtle | 1 strong}
+    pan       {jobId, imageNo, direction: 0 down | 1 right | 2 up | 3 left, scale 1.1-3.0}
+    outpaint  {jobId, imageNo, scale 1.1-2.0}   (Zoom Out)
+
+Choices made here, on purpose:
+- V1-V4 are a *strong* variation of image n: Midjourney's V buttons on a grid vary as
+  much as Vary (Strong) does.
+- 🔄 is a new /tob/diffusion of the same prompt (Cloudsway documents no reroll call).
+- U1-U4 need no call: the four images are already separate, so they are a selection.
+- An upscaled image offers no further follow-ups: nothing documents which calls accept
+  an upscale job as their parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from bot.config import MaasMjConfig
+from bot.providers.base import (
+    Action,
+    BadKey,
+    BadResponse,
+    CheckResult,
+    Feature,
+    FollowUp,
+    How,
+    HttpAnswer,
+    NotOffered,
+    PromptRejected,
+    Provider,
+    ProviderError,
+    ProviderHttp,
+    ProviderUnavailable,
+    RateLimited,
+    RetryPolicy,
+    SubmitRequest,
+    SubmitResult,
+    Support,
+    TaskNotFound,
+    TaskSnapshot,
+    TaskState,
+)
+
+TEXT_MAX = 8192  # /tob/diffusion "text" and "remixPrompt": length 1-8192
+MASK_MIN, MASK_MAX = 500, 4096  # inpaint area width/height bounds, in pixels
+FETCH_CONCURRENCY = 4  # no batch API: this many GET /tob/job calls at once
+PAN_SCALE = 1.5  # how far a pan extends the image (Youchuan allows 1.1-3.0)
+PAN_DIRECTIONS = {"down": 0, "right": 1, "up": 2, "left": 3}
+ZOOM_SCALES = {"2": 2.0, "1.5": 1.5}  # Zoom Out 2x / 1.5x -> outpaint scale (1.1-2.0)
+
+# The parameters of the vendor's list (seeds/000): not --repeat, --profile, {} or
+# --public/--stealth, which it refuses, and not --steps or --zoom, which are not Midjourney
+# prompt parameters there. Canonical names, as the prompt rules use them.
+ACCEPTED_PARAMS = frozenset(
+    {
+        "aspect", "chaos", "no", "quality", "seed", "stop", "stylize", "sref", "sw", "sv",
+        "cref", "cw", "oref", "ow", "tile", "version", "niji", "raw", "style", "weird", "iw",
+        "draft", "exp", "fast", "relax", "turbo",
+    }
+)  # fmt: skip
+
+# `comment` of a failed job -> words for users. Checked in order: "TextReject" before
+# "Reject", since the short key is part of the long one.
+_FAILURES: tuple[tuple[str, str], ...] = (
+    ("textreject", "The provider's content review refused the prompt."),
+    ("badprompt", "The provider could not use the prompt (bad prompt)."),
+    ("reject", "The images did not pass the provider's image review."),
+    ("invalidparameter", "A parameter in the prompt is not valid for this provider."),
+    ("timeout", "The provider took too long and gave up; try again."),
+    (
+        "creditnotenough",
+        "The provider account is out of credit; ask the server owner to top it up.",
+    ),
+)
+
+# Optional endpoints found out at run time, and the actions that use them.
+_OPTIONAL: dict[Action, str] = {
+    Action.VARIATION: "variation",
+    Action.VARY_SUBTLE: "variation",
+    Action.VARY_STRONG: "variation",
+    Action.PAN: "pan",
+    Action.ZOOM: "outpaint",
+}
+_ENDPOINT_WORDS = {
+    "variation": "Vary",
+    "pan": "Pan",
+    "outpaint": "Zoom Out",
+    "upscale": "Upscale",
+    "inpaint": "Vary (Region)",
+}
+
+_STATIC_SUPPORT: dict[Action, Support] = {
+    Action.IMAGINE: Support(How.NATIVE),
+    Action.UPSCALE: Support(How.SELECT),
+    Action.UPSCALE_SUBTLE: Support(How.NATIVE),
+    Action.UPSCALE_CREATIVE: Support(How.NATIVE),
+    Action.INPAINT: Support(How.NATIVE),
+    Action.REROLL: Support(How.EMULATED, "new run of the same prompt"),
+}
+
+_MODE_FLAG = re.compile(r"(?:^|\s)(?:--|\u2014)(?:fast|relax|turbo)\b", re.IGNORECASE)
+
+
+class MaasMjProvider(Provider):
+    kind: ClassVar[str] = "maas-mj"
+    features = frozenset({Feature.MODES})  # --fast/--relax/--turbo travel in the prompt
+    accepted_params = ACCEPTED_PARAMS
+    batch_size = 1  # no batch API; several ids are still fetched concurrently
+    max_images = 0  # no upload call: image prompts are URLs in the prompt text
+
+    def __init__(
+        self,
+        config: MaasMjConfig,
+        client: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.poll_interval = config.poll_interval or 5.0
+        self.policy = policy or RetryPolicy()
+        self._key = config.api_key.get_secret_value() if config.api_key else ""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        root = f"{config.base_url.rstrip('/')}/{config.endpoint.strip('/')}"
+        # One attempt per send: the retries are ours (below), so that 429 and 5xx answers
+        # keep the vendor's message instead of the generic one.
+        self._http = ProviderHttp(
+            client,
+            root,
+            headers,
+            provider=self.name,
+            policy=RetryPolicy(attempts=1),
+            timeout=config.request_timeout,
+        )
+        # Image downloads go to the vendor's CDN without our headers: never send the key
+        # to a host that does not need it.
+        self._media = ProviderHttp(
+            client, "", {}, provider=self.name, policy=self.policy, timeout=config.request_timeout
+        )
+        # Optional endpoint -> offered? (absent = not known yet: offered until a 404/405).
+        self._offered: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------ capabilities
+
+    def supports(self, action: Action) -> Support | None:
+        if action in _STATIC_SUPPORT:
+            return _STATIC_SUPPORT[action]
+        endpoint = _OPTIONAL.get(action)
+        if endpoint is not None and self._offered.get(endpoint, True):
+            return Support(How.NATIVE)
+        return None
+
+    def offered(self, endpoint: str) -> bool | None:
+        """What is known of an optional endpoint ("variation", "pan", "outpaint"):
+        True / False once tried, None before."""
+        return self._offered.get(endpoint)
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        self._need_key()
+        action = request.action
+        if self.supports(action) is None:
+            raise NotOffered(self._not_offered_words(action), provider=self.name)
+        if request.images:
+            raise NotOffered(
+                f"{self.name} cannot take attached images; put image URLs at the start of "
+                "the prompt instead.",
+                provider=self.name,
+            )
+        if action in (Action.IMAGINE, Action.REROLL):
+            return await self._post_job("diffusion", {"text": self._prompt_text(request)})
+        if action is Action.UPSCALE:
+            # A selection needs no call; answer it like select() so a direct submit works.
+            snap = self.select(request.parent_task_id or "", request.parent_extra, request.index)
+            return SubmitResult(snap.task_id, snap)
+        job_id, image_no = self._parent(request)
+        if action in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
+            kind = 0 if action is Action.UPSCALE_SUBTLE else 1
+            return await self._post_job(
+                "upscale", {"jobId": job_id, "imageNo": image_no, "type": kind}
+            )
+        if action in (Action.VARIATION, Action.VARY_SUBTLE, Action.VARY_STRONG):
+            kind = 0 if action is Action.VARY_SUBTLE else 1  # V1-V4: strong, see module doc
+            return await self._post_job(
+                "variation", {"jobId": job_id, "imageNo": image_no, "type": kind}
+            )
+        if action is Action.INPAINT:
+            body: dict[str, Any] = {
+                "jobId": job_id,
+                "imageNo": image_no,
+                "mask": {
+                    "areas": inpaint_areas(
+                        request.regions, request.parent_image_size, provider=self.name
+                    )
+                },
+            }
+            remix = request.prompt.strip()
+            if remix:
+                body["remixPrompt"] = _checked_text(remix, self.name, "The Vary (Region) prompt")
+            return await self._post_job("inpaint", body)
+        if action is Action.PAN:
+            direction = PAN_DIRECTIONS.get(request.variant)
+            if direction is None:
+                raise PromptRejected(
+                    f"Pan goes left, right, up or down, not {request.variant!r}.",
+                    provider=self.name,
+                )
+            return await self._post_job(
+                "pan",
+                {"jobId": job_id, "imageNo": image_no, "direction": direction,
+                 "scale": PAN_SCALE},
+            )  # fmt: skip
+        if action is Action.ZOOM:
+            scale = self._zoom_scale(request)
+            return await self._post_job(
+                "outpaint", {"jobId": job_id, "imageNo": image_no, "scale": scale}
+            )
+        raise NotOffered(self._not_offered_words(action), provider=self.name)
+
+    def _prompt_text(self, request: SubmitRequest) -> str:
+        text = request.prompt.strip() or request.text.strip()
+        # Image prompts must be in the text (there is no other field); the engine's prompt
+        # already holds them, this only guards against a caller that passed them apart.
+        missing = [url for url in request.image_urls if url not in text]
+        if missing:
+            text = " ".join([*missing, text])
+        if request.mode and not _MODE_FLAG.search(text):
+            text = f"{text} --{request.mode}"
+        return _checked_text(text, self.name, "The prompt")
+
+    def _zoom_scale(self, request: SubmitRequest) -> float:
+        if request.variant in ZOOM_SCALES:
+            return ZOOM_SCALES[request.variant]
+        try:
+            scale = float(request.params.get("zoom", ""))
+        except ValueError:
+            scale = 0.0
+        if not 1.1 <= scale <= 2.0:
+            raise PromptRejected(
+                f"{self.name} zooms out by a factor from 1.1 to 2 (--zoom); "
+                f"{request.params.get('zoom') or 'none'} was given.",
+                provider=self.name,
+            )
+        return scale
+
+    def _parent(self, request: SubmitRequest) -> tuple[str, int]:
+        """(jobId, imageNo) of the image a follow-up acts on.
+
+        The parent is either a selected image (its extra holds jobId and imageNo) or a
+        finished job (extra holds jobId and urls; the button's index picks the image).
+        """
+        extra = request.parent_extra or {}
+        job_id = str(extra.get("jobId") or request.parent_task_id or "")
+        if not job_id:
+            raise ProviderError(
+                "This follow-up has lost its original job; run the prompt again.",
+                provider=self.name,
+            )
+        if extra.get("imageNo") is not None:
+            image_no = _int(extra.get("imageNo"), -1)
+        elif 1 <= request.index <= 4:
+            image_no = request.index - 1
+        else:
+            image_no = 0
+        urls = extra.get("urls")
+        picked = urls[image_no] if isinstance(urls, list) and 0 <= image_no < len(urls) else "?"
+        if "imageNo" not in extra and not picked:
+            raise PromptRejected(
+                f"Image {image_no + 1} was withheld by {self.name}'s image review; "
+                "pick another one.",
+                provider=self.name,
+            )
+        if not 0 <= image_no <= 3:
+            raise ProviderError(f"There is no image {image_no + 1} to work on.", provider=self.name)
+        return job_id, image_no
+
+    async def _post_job(self, endpoint: str, body: dict[str, Any]) -> SubmitResult:
+        answer = await self._send("POST", f"/tob/{endpoint}", body, idempotent=False)
+        if answer.status == 404 or answer.status == 405:
+            raise self._missing(answer, endpoint)
+        if answer.status >= 300:
+            raise self._error(answer)
+        job = self._job_body(answer)
+        if endpoint in ("variation", "pan", "outpaint"):
+            self._offered[endpoint] = True
+        snapshot = self._snapshot(job, str(job.get("id") or ""))
+        if not snapshot.task_id:
+            raise BadResponse(
+                f"{self.name} accepted the job but sent no job id.", provider=self.name
+            )
+        return SubmitResult(snapshot.task_id, snapshot)
+
+    def _missing(self, answer: HttpAnswer, endpoint: str) -> ProviderError:
+        """404/405 from an action endpoint: the parent job is gone, or the call is absent."""
+        message, reason, _ = _vendor_words(answer, self._secrets())
+        words = f"{message} {reason}".lower()
+        if answer.status == 404 and "job" in words:
+            return TaskNotFound(
+                f"{self.name} no longer knows the original job{_said(message)}; run the "
+                "prompt again.",
+                provider=self.name,
+            )
+        what = _ENDPOINT_WORDS.get(endpoint, endpoint)
+        if endpoint not in _OPTIONAL.values():
+            # A documented call that is missing: a gateway problem more likely than a
+            # product choice, so do not hide its buttons for good.
+            return NotOffered(
+                f"{self.name} did not offer {what} (its API answered HTTP {answer.status} "
+                f"for /tob/{endpoint}){_said(message)}.",
+                provider=self.name,
+            )
+        # An undocumented call that is not there: remember, so buttons stop offering it.
+        self._offered[endpoint] = False
+        return NotOffered(
+            f"{self.name} does not offer {what} (its API answered HTTP {answer.status} for "
+            f"/tob/{endpoint}); the button will not be shown again.",
+            provider=self.name,
+        )
+
+    def _not_offered_words(self, action: Action) -> str:
+        endpoint = _OPTIONAL.get(action)
+        if endpoint is not None and self._offered.get(endpoint) is False:
+            return f"{self.name} does not offer {_ENDPOINT_WORDS[endpoint]} (found out earlier)."
+        return f"{self.name} does not offer {action.value.replace('_', ' ')}."
+
+    # ------------------------------------------------------------------ select
+
+    def select(
+        self, parent_task_id: str, parent_extra: Mapping[str, Any], index: int
+    ) -> TaskSnapshot:
+        """U1-U4: image `index` of a finished job, with what one image offers here."""
+        job_id = str(parent_extra.get("jobId") or parent_task_id)
+        urls = parent_extra.get("urls")
+        if not isinstance(urls, list) or not urls:
+            raise ProviderError(
+                "The images of the original job are no longer known; run the prompt again.",
+                provider=self.name,
+            )
+        if not 1 <= index <= len(urls):
+            raise ProviderError(f"There is no image {index} in that job.", provider=self.name)
+        url = str(urls[index - 1] or "")
+        if not url:
+            raise PromptRejected(
+                f"Image {index} was withheld by {self.name}'s image review.", provider=self.name
+            )
+        return TaskSnapshot(
+            task_id=f"{job_id}:{index}",
+            state=TaskState.SUCCEEDED,
+            image_urls=[url],
+            followups=self._image_followups(),
+            provider_status="selected",
+            extra={"jobId": job_id, "imageNo": index - 1},
+        )
+
+    def _image_followups(self) -> list[FollowUp]:
+        """What one selected image offers: upscales, vary, zoom, pan, vary (region)."""
+        items = [FollowUp(Action.UPSCALE_SUBTLE), FollowUp(Action.UPSCALE_CREATIVE)]
+        if self._offered.get("variation", True):
+            items += [FollowUp(Action.VARY_SUBTLE), FollowUp(Action.VARY_STRONG)]
+        if self._offered.get("outpaint", True):
+            items += [FollowUp(Action.ZOOM, variant=v) for v in ZOOM_SCALES]
+        if self._offered.get("pan", True):
+            items += [FollowUp(Action.PAN, variant=v) for v in ("left", "right", "up", "down")]
+        items.append(FollowUp(Action.INPAINT))
+        return items
+
+    # ------------------------------------------------------------------ fetch
+
+    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
+        self._need_key()
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(task_id: str) -> tuple[str, TaskSnapshot | None]:
+            async with gate:
+                return task_id, await self._fetch_one(task_id)
+
+        ids = list(dict.fromkeys(task_ids))
+        results = await asyncio.gather(*(one(t) for t in ids), return_exceptions=True)
+        found: dict[str, TaskSnapshot] = {}
+        errors: list[ProviderError] = []
+        for result in results:
+            if isinstance(result, ProviderError):
+                errors.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            elif result[1] is not None:
+                found[result[0]] = result[1]
+        if errors:
+            # An id left out would read as "unknown to the provider"; rather fail the whole
+            # poll (the runner backs off and asks again). A bad key says most, so it wins.
+            raise next((e for e in errors if isinstance(e, BadKey)), errors[0])
+        return found
+
+    async def _fetch_one(self, task_id: str) -> TaskSnapshot | None:
+        path = f"/tob/job/{urllib.parse.quote(task_id, safe='')}"
+        answer = await self._send("GET", path, None, idempotent=True)
+        if answer.status == 404:
+            return None
+        if answer.status >= 300:
+            raise self._error(answer)
+        return self._snapshot(self._job_body(answer), task_id)
+
+    def _snapshot(self, job: Mapping[str, Any], task_id: str) -> TaskSnapshot:
+        job_id = str(job.get("id") or task_id)
+        status = _int(job.get("status"), -1)
+        comment = str(job.get("comment") or "").strip()
+        raw_urls = job.get("urls") or []
+        if not isinstance(raw_urls, list):
+            raise BadResponse(
+                f"{self.name} sent a job whose urls are not a list.", provider=self.name
+            )
+        urls = [str(u or "").strip() for u in raw_urls]
+        snap = TaskSnapshot(
+            task_id=job_id,
+            state=TaskState.RUNNING,
+            provider_status=comment or f"status {status}",
+            extra={"jobId": job_id},
+        )
+        seed = job.get("seed")
+        if seed not in (None, "", 0, "0"):
+            snap.seed = str(seed)
+        if status == 0:
+            snap.state = TaskState.QUEUED
+        elif status == 1:
+            snap.state = TaskState.RUNNING
+        elif status == 2:
+            if not urls:
+                return snap  # done, but the images are not filled in yet: keep polling
+            if not any(urls):
+                snap.state = TaskState.FAILED
+                snap.failure = (
+                    f"{self.name}'s image review withheld all {len(urls)} images of this job."
+                )
+                return snap
+            snap.state = TaskState.SUCCEEDED
+            snap.image_urls = urls  # positions kept: "" = withheld, image n stays U<n>
+            snap.withheld = [i for i, url in enumerate(urls) if not url]
+            snap.extra["urls"] = urls
+            snap.followups = self._job_followups(urls)
+        elif status == 3:
+            snap.state = TaskState.FAILED
+            snap.failure = _failure_words(comment)
+        else:
+            raise BadResponse(
+                f"{self.name} sent a job with an unknown status {job.get('status')!r}.",
+                provider=self.name,
+            )
+        return snap
+
+    def _job_followups(self, urls: list[str]) -> list[FollowUp]:
+        if len(urls) < 2:
+            return []  # an upscaled image: see the module doc
+        shown = [(n, url) for n, url in enumerate(urls[:4], 1)]
+        items = [FollowUp(Action.UPSCALE, index=n) for n, url in shown if url]
+        if self._offered.get("variation", True):
+            items += [FollowUp(Action.VARIATION, index=n) for n, url in shown if url]
+        items.append(FollowUp(Action.REROLL))
+        return items
+
+    # ------------------------------------------------------------------ check, download
+
+    async def check(self) -> CheckResult:
+        if not self._key:
+            return CheckResult("bad_key", "api_key is not set for this provider.")
+        try:
+            # A job id that cannot exist: 404 proves the key was accepted, at no cost.
+            # Transport failures are retried by the policy; every answer is read below.
+            answer = await self.policy.run(
+                lambda: self._http.send(
+                    "GET", "/tob/job/atelier-check-0000", idempotent=True, retry_statuses=False
+                ),
+                idempotent=True,
+            )
+        except ProviderUnavailable as err:
+            return CheckResult("unreachable", err.message)
+        except ProviderError as err:
+            return CheckResult("error", err.message)
+        if answer.status in (401, 403):
+            return CheckResult("bad_key", self._error(answer).message)
+        if answer.status in (200, 404):
+            _, _, readable = _vendor_words(answer, self._secrets())
+            if readable or not answer.body.strip():
+                return CheckResult("healthy", f"{self.name} accepted the API key.")
+            return CheckResult(
+                "error",
+                f"{self.name} answered HTTP {answer.status} with something that is not JSON; "
+                "check base_url and endpoint.",
+            )
+        return CheckResult("error", self._error(answer).message)
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        return await self._media.download(url, max_bytes)
+
+    # ------------------------------------------------------------------ HTTP and errors
+
+    def _need_key(self) -> None:
+        if not self._key:
+            raise BadKey(
+                f"{self.name} has no api_key configured; ask the server owner to set it.",
+                provider=self.name,
+            )
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._key, self.config.endpoint)
+
+    async def _send(self, method: str, path: str, body: Any, *, idempotent: bool) -> HttpAnswer:
+        async def attempt() -> HttpAnswer:
+            try:
+                answer = await self._http.send(
+                    method, path, json_body=body, idempotent=idempotent, retry_statuses=False
+                )
+            except ProviderUnavailable as err:
+                if type(err) is ProviderUnavailable and not idempotent:
+                    # Sent, but no answer (timeout, reset): the job may exist anyway.
+                    raise ProviderUnavailable(
+                        f"{err.message} The request may have reached {self.name}, so the "
+                        "job may have started anyway.",
+                        provider=self.name,
+                    ) from None
+                raise
+            if answer.status == 429 or answer.status >= 500:
+                raise self._error(answer)  # typed retryable errors: the policy decides
+            return answer
+
+        return await self.policy.run(attempt, idempotent=idempotent)
+
+    def _job_body(self, answer: HttpAnswer) -> dict[str, Any]:
+        try:
+            data = answer.json()
+        except BadResponse as err:
+            raise BadResponse(_redact(err.message, self._secrets()), provider=self.name) from None
+        if isinstance(data, dict) and "id" not in data and _int(data.get("code"), 0) >= 400:
+            # Some gateways answer errors with HTTP 200 and the error body.
+            raise self._error(answer, status=_int(data.get("code"), 0))
+        if not isinstance(data, dict) or not isinstance(data.get("status"), int | str):
+            raise BadResponse(
+                f"{self.name} answered HTTP {answer.status} without a job in it.",
+                provider=self.name,
+            )
+        return data
+
+    def _error(self, answer: HttpAnswer, *, status: int | None = None) -> ProviderError:
+        """The typed error for an HTTP error answer, with the vendor's words kept."""
+        return http_error(answer, self.name, self._secrets(), status=status)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def http_error(
+    answer: HttpAnswer, name: str, secrets: Sequence[str], *, status: int | None = None
+) -> ProviderError:
+    """Map a MaaS error answer ({code, message, reason}) to the typed error family."""
+    code = status or answer.status
+    message, _, _ = _vendor_words(answer, secrets)
+    said = _said(message)
+    if code == 400:
+        return PromptRejected(f"{name} refused the request{said or ' (invalid prompt)'}.",
+                              provider=name)  # fmt: skip
+    if code == 401:
+        return BadKey(
+            f"{name} refused the API key (HTTP 401); ask the server owner to check api_key.",
+            provider=name,
+        )
+    if code == 402:
+        return ProviderError(
+            f"The {name} account is out of credit (HTTP 402){said}; ask the server owner to "
+            "top it up.",
+            provider=name,
+        )
+    if code == 403:
+        return PromptRejected(
+            f"{name} does not allow this request (HTTP 403){said or ': sensitive prompt'}.",
+            provider=name,
+        )
+    if code == 404:
+        return TaskNotFound(f"{name} does not know that job{said}.", provider=name)
+    if code == 405:
+        return NotOffered(f"{name} does not offer that call (HTTP 405){said}.", provider=name)
+    if code == 429:
+        return RateLimited(
+            f"{name} is running as many jobs as its plan allows (HTTP 429){said}; try again "
+            "shortly.",
+            provider=name,
+            retry_after=answer.retry_after,
+        )
+    if code >= 500:
+        return ProviderUnavailable(
+            f"{name} is busy or having trouble (HTTP {code}){said}; try again in a few minutes.",
+            provider=name,
+            retry_after=answer.retry_after,
+        )
+    return ProviderError(f"{name} answered HTTP {code}{said}.", provider=name)
+
+
+def _vendor_words(answer: HttpAnswer, secrets: Sequence[str]) -> tuple[str, str, bool]:
+    """(message, reason, body was JSON) of an answer; never raises."""
+    try:
+        data = answer.json()
+    except BadResponse:
+        return "", "", False
+    if not isinstance(data, dict):
+        return "", "", data is not None
+    message = data.get("message") or data.get("msg") or data.get("error") or ""
+    if isinstance(message, dict):
+        message = message.get("message") or ""
+    reason = str(data.get("reason") or "")
+    return _redact(str(message).strip(), secrets)[:300], _redact(reason, secrets)[:80], True
+
+
+def _said(message: str) -> str:
+    return f": {message.rstrip('. ')}" if message else ""
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _failure_words(comment: str) -> str:
+    folded = comment.replace(" ", "").lower()
+    for key, words in _FAILURES:
+        if key in folded:
+            return words if folded == key else f"{words} ({comment})"
+    if comment:
+        return f"The provider reported a failure: {comment}"
+    return "The job failed at the provider (no reason given)."
+
+
+def _checked_text(text: str, name: str, what: str) -> str:
+    if not text:
+        raise PromptRejected(f"{what} is empty.", provider=name)
+    if len(text) > TEXT_MAX:
+        raise PromptRejected(
+            f"{what} is {len(text)} characters long; {name} takes at most {TEXT_MAX}.",
+            provider=name,
+        )
+    return text
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def mask_size(size: tuple[int, int] | None) -> tuple[int, int]:
+    """The (width, height) declared for an inpaint mask: within 500-4096 each.
+
+    The areas' points are relative to this size, so it only has to keep the image's
+    shape: scale down so the long side fits 4096, up so the short side reaches 500; a
+    shape more extreme than 4096:500 is clamped (the region then shifts a little).
+    """
+    width, height = size if size and size[0] > 0 and size[1] > 0 else (1024, 1024)
+    scale = min(1.0, MASK_MAX / max(width, height))
+    if min(width, height) * scale < MASK_MIN:
+        scale = MASK_MIN / min(width, height)
+    return (
+        min(MASK_MAX, max(MASK_MIN, round(width * scale))),
+        min(MASK_MAX, max(MASK_MIN, round(height * scale))),
+    )
+
+
+def inpaint_areas(
+    regions: Sequence[tuple[float, float, float, float]],
+    size: tuple[int, int] | None,
+    *,
+    provider: str = "",
+) -> list[dict[str, Any]]:
+    """Rectangles (fractions x0, y0, x1, y1) -> the vendor's polygon areas in pixels."""
+    width, height = mask_size(size)
+    areas: list[dict[str, Any]] = []
+    for region in regions:
+        x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in region)
+        left, right = sorted((x0, x1))
+        top, bottom = sorted((y0, y1))
+        px0, px1 = math.floor(left * width), math.ceil(right * width)
+        py0, py1 = math.floor(top * height), math.ceil(bottom * height)
+        if px1 - px0 < 1 or py1 - py0 < 1:
+            continue  # a click, not an area
+        points = [px0, py0, px1, py0, px1, py1, px0, py1]  # clockwise from top-left
+        areas.append({"width": width, "height": height, "points": points})
+    if not areas:
+        raise PromptRejected("Mark at least one area of the image to redraw.", provider=provider)
+    return areas
