@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import parse_config  # noqa: E402
-from bot.engine.models import Action, JobRequest, JobStatus  # noqa: E402
-from bot.engine.service import Engine  # noqa: E402
+from bot.config import parse_config
+from bot.engine.models import Action, JobRequest, JobStatus
+from bot.engine.service import Engine
 
 
 async def run(jobs: int, duration: float, size: int, poll: float) -> None:
@@ -32,8 +32,14 @@ async def run(jobs: int, duration: float, size: int, poll: float) -> None:
         {
             "storage": {"path": str(folder / "a.db"), "media_dir": str(folder / "media")},
             "providers": [
-                {"name": "sandbox", "kind": "sandbox", "duration": duration, "size": size,
-                 "state_dir": str(folder / "sb"), "poll_interval": poll}
+                {
+                    "name": "sandbox",
+                    "kind": "sandbox",
+                    "duration": duration,
+                    "size": size,
+                    "state_dir": str(folder / "sb"),
+                    "poll_interval": poll,
+                }
             ],
         }
     )
@@ -42,7 +48,7 @@ async def run(jobs: int, duration: float, size: int, poll: float) -> None:
     finished = asyncio.Event()
     done: set[str] = set()
 
-    def on_update(update) -> None:  # noqa: ANN001
+    def on_update(update) -> None:
         if update.job.finished:
             done.add(update.job.id)
             if len(done) >= jobs:
@@ -52,8 +58,10 @@ async def run(jobs: int, duration: float, size: int, poll: float) -> None:
     tracemalloc.start()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     submitted = await asyncio.gather(
-        *(engine.submit(JobRequest(Action.IMAGINE, prompt=f"bench job {n} --ar 3:2"))
-          for n in range(jobs))
+        *(
+            engine.submit(JobRequest(Action.IMAGINE, prompt=f"bench job {n} --ar 3:2"))
+            for n in range(jobs)
+        )
     )
     submit_wall = time.perf_counter() - wall0
     await asyncio.wait_for(finished.wait(), duration * 10 + 120)
@@ -67,13 +75,17 @@ async def run(jobs: int, duration: float, size: int, poll: float) -> None:
     await engine.stop()
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ok = sum(1 for s in states if s is JobStatus.SUCCEEDED)
-    print(f"jobs: {jobs} concurrent sandbox jobs of {duration:.0f} s, images {size}px, "
-          f"poll every {poll} s")
+    print(
+        f"jobs: {jobs} concurrent sandbox jobs of {duration:.0f} s, images {size}px, "
+        f"poll every {poll} s"
+    )
     print(f"succeeded: {ok}/{jobs}")
     print(f"wall: {wall:.1f} s (all submitted in {submit_wall:.2f} s)")
     print(f"cpu: {cpu:.1f} s for the whole process ({cpu / jobs * 1000:.1f} ms per job)")
-    print(f"memory: peak RSS {rss_mib:.0f} MiB; Python heap peak {heap_peak / 2**20:.1f} MiB "
-          f"({heap_peak / jobs / 1024:.1f} KiB per job)")
+    print(
+        f"memory: peak RSS {rss_mib:.0f} MiB; Python heap peak {heap_peak / 2**20:.1f} MiB "
+        f"({heap_peak / jobs / 1024:.1f} KiB per job)"
+    )
     print(f"store writes: {writes} ({writes / jobs:.1f} per job)")
     print(f"provider fetch calls: {fetches} ({fetches / jobs:.2f} per job)")
 
