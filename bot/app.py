@@ -1,0 +1,171 @@
+"""The Discord bot: an AutoShardedBot that wires the engine, the presenter and the cogs.
+
+- Intents: only `guilds` (slash commands and buttons arrive as interactions, which need
+  no intent; the guild cache gives channels and upload limits). No message content,
+  no members.
+- `discord.api_base_url` moves every REST call (interaction callbacks included) to a
+  proxy such as nirn-proxy, or to the fake Discord in tests: `Route.BASE` is set before
+  login. The gateway URL comes from `GET /gateway/bot` through that base.
+- The engine starts in `setup_hook` (after login, before the gateway) and stops on
+  SIGTERM/SIGINT: running jobs stay in the store and resume at the next start, where the
+  presenter finds their messages again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import discord
+from discord.ext import commands
+
+from bot.config import Config
+from bot.engine.service import Engine
+from bot.ui import actions
+from bot.ui.buttons import JobButton, build_view
+from bot.ui.context import UiContext
+from bot.ui.discord_sender import DiscordSender
+from bot.ui.presenter import Presenter
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine", "cogs.tools", "cogs.admin")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
+# Seconds of shutdown spent posting results that are already known.
+DRAIN_SECONDS = 10.0
+
+
+class StartupError(Exception):
+    """The bot cannot start with this configuration (worded for the operator)."""
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    return wanted
+
+
+class AtelierBot(commands.AutoShardedBot):
+    def __init__(self, config: Config) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # unused: everything is a slash command
+            help_command=None,
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            # A 429 asking for a longer wait raises instead of blocking a channel's
+            # writer; the presenter then backs that channel off and coalesces.
+            max_ratelimit_timeout=30.0,
+        )
+        self.config = config
+        self.engine = Engine(config)
+        sender = DiscordSender(self, build_view)
+        presenter = Presenter(
+            self.engine,
+            sender,
+            edit_interval=config.discord.edit_interval,
+            channel_edits_per_5s=config.discord.channel_edits_per_5s,
+        )
+        self.atelier = UiContext(config, self.engine, presenter, sender)
+        self._unsubscribe: object = None
+        self._shutting_down = False
+
+    async def setup_hook(self) -> None:
+        # Subscribe before the engine starts: jobs failed at resume are announced then.
+        self._unsubscribe = self.engine.subscribe(self.atelier.presenter.on_update)
+        try:
+            await self.engine.start()
+        except Exception as err:
+            raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
+        self.add_dynamic_items(JobButton)
+        self.add_listener(actions.on_modal_submit, "on_interaction")
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """To the configured guilds (instant), else globally."""
+        try:
+            if self.config.discord.guild_ids:
+                for guild_id in self.config.discord.guild_ids:
+                    guild = discord.Object(guild_id)
+                    self.tree.copy_global_to(guild=guild)
+                    synced = await self.tree.sync(guild=guild)
+                    log.info("synced %d commands to guild %s", len(synced), guild_id)
+            else:
+                synced = await self.tree.sync()
+                log.info("synced %d global commands", len(synced))
+        except discord.HTTPException as err:
+            # The bot still serves commands registered earlier; say so and go on.
+            log.error("command sync failed: %s", err)
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s, in %d guilds", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        if not self._shutting_down:
+            self._shutting_down = True
+            log.info("shutting down: running jobs stay in the store and resume next start")
+            with contextlib.suppress(Exception):
+                await self.engine.runner.stop()  # no new outcomes from here on
+            await self.atelier.presenter.close(DRAIN_SECONDS)
+            if callable(self._unsubscribe):
+                self._unsubscribe()
+            try:
+                await self.engine.stop()
+            except Exception:
+                log.exception("stopping the engine failed")
+        await super().close()
+
+
+def run_bot(config: Config) -> int:
+    """Run until SIGTERM/SIGINT. Exit 2 when the token is missing or rejected."""
+    token = config.discord.token.get_secret_value().strip() if config.discord.token else ""
+    if not token:
+        print(
+            "atelier: discord.token is not set; put it in [discord] token, e.g. "
+            'token = "${DISCORD_TOKEN}", and export DISCORD_TOKEN.',
+            file=sys.stderr,
+        )
+        return EXIT_BAD_CONFIG
+    discord.http.Route.BASE = config.discord.api_base_url.rstrip("/")
+    return asyncio.run(_serve(config, token))
+
+
+async def _serve(config: Config, token: str) -> int:
+    bot = AtelierBot(config)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop() -> None:
+        if not stopping:
+            stopping.append(loop.create_task(bot.close()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop)
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        print(
+            "atelier: Discord rejected discord.token (401 Unauthorized); check the bot "
+            "token in the Developer Portal.",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_CONFIG
+    except (discord.PrivilegedIntentsRequired, StartupError) as err:
+        print(f"atelier: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except Exception as err:
+        log.exception("the bot stopped on an error")
+        print(f"atelier: the bot stopped: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if stopping:
+            await asyncio.gather(*stopping, return_exceptions=True)
+    return EXIT_OK

@@ -1,0 +1,210 @@
+"""What a button press or a submitted form does.
+
+Everything is read from the store by job id: the custom_id carries nothing else, so a
+month-old button works after any number of restarts. A press is acknowledged at once
+(a silent defer: the new job's message, replying to the pressed one, is the answer);
+problems are said privately. Vary (Region) and Custom Zoom open a form instead, which
+must be the first answer, so they check the job (one local read) before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import discord
+
+from bot.engine.models import Action, Job, JobRequest, Region
+from bot.engine.service import ACTION_NAMES
+from bot.ui import custom_ids, modals
+from bot.ui.context import UiContext, ui_context
+from bot.ui.custom_ids import Target
+from bot.ui.outgoing import ChannelGone
+from bot.ui.regions import parse_zoom, regions_from, with_zoom
+from bot.ui.replies import UserError, guarded, tell
+
+log = logging.getLogger(__name__)
+
+# Reads before a modal must leave time to answer within Discord's 3 s.
+MODAL_READ_TIMEOUT = 1.5
+
+
+def opens_modal(target: Target) -> bool:
+    return target.action == Action.INPAINT.value or (
+        target.action == Action.ZOOM.value and target.variant == "custom"
+    )
+
+
+def is_manager(interaction: discord.Interaction) -> bool:
+    permissions = interaction.permissions
+    return bool(permissions.manage_guild or permissions.administrator)
+
+
+def check_press(
+    ctx: UiContext, interaction: discord.Interaction, job: Job | None, target: Target
+) -> str | None:
+    """Why this press cannot go ahead (a sentence for the presser), or None."""
+    if job is None:
+        return (
+            f"Job `{target.job_id}` no longer exists, so its buttons no longer work. "
+            "Start a new one with /imagine."
+        )
+    owner = job.user_id == str(interaction.user.id)
+    if target.action == custom_ids.CANCEL:
+        if not (owner or is_manager(interaction)):
+            return "Only the person who started this job (or a server manager) can cancel it."
+        if job.finished:
+            return f"Job `{job.id}` has already {job.status.value}."
+        return None
+    if ctx.config.discord.button_access == "requester" and not (owner or is_manager(interaction)):
+        return f"Only <@{job.user_id}> can use the buttons of this job."
+    try:
+        action = Action(target.action)
+    except ValueError:
+        return "This button is from a version of Atelier that no longer offers it."
+    provider = ctx.engine.providers.get(job.provider)
+    if provider is None:
+        return f"The provider {job.provider!r} is no longer configured here."
+    if action is Action.IMAGINE:
+        if not 0 < target.index <= len(job.texts):
+            return f"Job `{job.id}` has no prompt number {target.index}."
+        return None
+    label = ACTION_NAMES.get(action, action.value)
+    if provider.supports(action) is None or not job.offers(action, target.index, target.variant):
+        return f"{label} is not offered for job `{job.id}` on {job.provider}."
+    return None
+
+
+def _request(
+    interaction: discord.Interaction,
+    target: Target,
+    job: Job,
+    *,
+    prompt: str = "",
+    regions: Sequence[Region] = (),
+) -> JobRequest:
+    """The child job a press asks for; it belongs to whoever pressed."""
+    user_id = str(interaction.user.id)
+    guild_id = str(interaction.guild_id) if interaction.guild_id else None
+    channel_id = str(interaction.channel_id)
+    action = Action(target.action)
+    if action is Action.IMAGINE:  # 1️⃣-5️⃣ under a describe/shorten result
+        return JobRequest(
+            Action.IMAGINE,
+            prompt=job.texts[target.index - 1],
+            provider=job.provider,
+            origin="discord",
+            user_id=user_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+        )
+    return JobRequest(
+        action,
+        parent_id=job.id,
+        index=target.index,
+        variant=target.variant,
+        prompt=prompt,
+        regions=regions,
+        origin="discord",
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+    )
+
+
+async def start_job(
+    ctx: UiContext, interaction: discord.Interaction, request: JobRequest, *, reply_to: int | None
+) -> tuple[Job, int | None]:
+    """Submit, then post the job's message in the channel. RequestError propagates."""
+    job = await ctx.engine.submit(request)
+    limit = interaction.filesize_limit
+    ctx.sender.note_limit(request.guild_id, limit)
+    assert interaction.channel_id is not None
+    try:
+        message_id = await ctx.presenter.announce(
+            job, interaction.channel_id, reply_to=reply_to, limit=limit
+        )
+    except ChannelGone:
+        raise UserError(
+            f"Job `{job.id}` started, but I cannot post in this channel (I need Send "
+            "Messages, Attach Files and Read Message History). /jobs lists it."
+        ) from None
+    return job, message_id
+
+
+async def press(interaction: discord.Interaction, target: Target) -> None:
+    """A press on one of our buttons (called by the DynamicItem)."""
+    ctx = ui_context(interaction.client)
+    async with guarded(interaction):
+        if opens_modal(target):
+            await _open_modal(ctx, interaction, target)
+            return
+        await interaction.response.defer()  # within 3 s, whatever comes next
+        job = await ctx.engine.get(target.job_id)
+        problem = check_press(ctx, interaction, job, target)
+        if problem:
+            await tell(interaction, problem)
+            return
+        assert job is not None
+        if target.action == custom_ids.CANCEL:
+            cancelled = await ctx.engine.cancel(job.id)
+            await tell(interaction, f"Job `{cancelled.id}` is cancelled.")
+            return
+        reply_to = interaction.message.id if interaction.message else None
+        await start_job(ctx, interaction, _request(interaction, target, job), reply_to=reply_to)
+
+
+async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: Target) -> None:
+    try:
+        job = await asyncio.wait_for(ctx.engine.get(target.job_id), MODAL_READ_TIMEOUT)
+    except TimeoutError:
+        raise UserError("Atelier is busy right now; press the button again.") from None
+    problem = check_press(ctx, interaction, job, target)
+    if problem:
+        await tell(interaction, problem)
+        return
+    assert job is not None
+    form = (
+        modals.region_modal(target, job)
+        if target.action == Action.INPAINT.value
+        else (modals.zoom_modal(target, job))
+    )
+    await interaction.response.send_modal(form)
+
+
+async def on_modal_submit(interaction: discord.Interaction) -> None:
+    """Listener for every interaction: handles submissions of our forms."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return
+    data = interaction.data or {}
+    target = custom_ids.parse_modal(str(data.get("custom_id", "")))
+    if target is None:
+        return
+    ctx = ui_context(interaction.client)
+    async with guarded(interaction):
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        values = modals.read_values(data.get("components") or [])  # type: ignore[arg-type]
+        job = await ctx.engine.get(target.job_id)
+        problem = check_press(ctx, interaction, job, target)
+        if problem:
+            await tell(interaction, problem)
+            return
+        assert job is not None
+        prompt = (values.get(modals.PROMPT) or [""])[0].strip()
+        if target.action == Action.INPAINT.value:
+            regions = regions_from(values.get(modals.AREA, []), values.get(modals.BOX, [""])[0])
+            request = _request(interaction, target, job, regions=regions, prompt=prompt)
+        else:
+            factor = parse_zoom((values.get(modals.FACTOR) or [""])[0])
+            request = _request(
+                interaction, target, job, prompt=with_zoom(prompt or job.prompt, factor)
+            )
+        reply_to = interaction.message.id if interaction.message else None
+        child, message_id = await start_job(ctx, interaction, request, reply_to=reply_to)
+        link = (
+            ctx.sender.jump_url(child.guild_id, interaction.channel_id or 0, message_id)
+            if message_id
+            else "this channel"
+        )
+        await tell(interaction, f"✅ Started job `{child.id}` → {link}")

@@ -1,0 +1,44 @@
+"""Images people attach to commands: size-capped, and recognised by their bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiohttp
+import discord
+
+from bot import media
+from bot.engine.models import ImageInput
+from bot.ui.replies import UserError
+
+
+async def read_images(
+    attachments: Sequence[discord.Attachment | None], max_bytes: int
+) -> list[ImageInput]:
+    """The attached images, in order. Raises UserError naming the file at fault."""
+    images: list[ImageInput] = []
+    for attachment in attachments:
+        if attachment is None:
+            continue
+        name = discord.utils.escape_markdown(attachment.filename)
+        if attachment.size > max_bytes:
+            raise UserError(
+                f"{name} is {_mib(attachment.size)}; images up to {_mib(max_bytes)} are accepted."
+            )
+        try:
+            data = await attachment.read()
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError) as err:
+            raise UserError(f"{name} could not be downloaded from Discord ({err}).") from None
+        if len(data) > max_bytes:  # the size Discord reported may be wrong
+            raise UserError(f"{name} is larger than {_mib(max_bytes)}.")
+        try:
+            # The bytes decide (never the file name or Content-Type).
+            info = await media.a_inspect_image(data)
+        except media.MediaError as err:
+            raise UserError(f"{name}: {err}") from None
+        images.append(ImageInput(data, info.mime))
+    return images
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"

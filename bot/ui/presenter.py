@@ -1,0 +1,537 @@
+"""The presenter: shows every Discord job in its channel, live, within Discord's limits.
+
+It listens to the engine's events and keeps, per job, only the newest state. One worker
+task per channel turns that state into message writes:
+
+- a progress edit per message at most every `edit_interval` seconds, rendered from the
+  newest state when the write happens (so intermediate states are coalesced away), and
+  only when the channel's pacer has a free slot (progress is droppable);
+- the result (or failure) of a finished job, which is never dropped: it waits for a
+  slot, goes before progress edits, and is retried after errors.
+
+The job's own message (posted by `announce`) shows progress. A success is posted as a
+NEW message replying to it (so the mention notifies the requester, and the attachments
+and buttons live on a message of their own); the progress message is then edited to a
+short "finished → link". A failure edits the progress message to say why.
+
+Deleted things never stop a job: a deleted progress message just ends progress edits
+and the result is posted anew in the channel; a deleted or forbidden channel ends the
+showing (the job runs on and `/jobs` lists it). Jobs that resume after a restart are
+found again through the channel and message ids the store keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot import media
+from bot.engine.models import Action, Job, JobStatus, JobUpdate
+from bot.providers.base import Provider, ProviderError, Support
+from bot.ui import render
+from bot.ui.outgoing import (
+    ChannelGone,
+    EditCapped,
+    FileSpec,
+    MessageGone,
+    Outgoing,
+    Sender,
+    SendError,
+    Throttled,
+    TooLarge,
+)
+from bot.ui.pacer import Pacer
+
+log = logging.getLogger(__name__)
+
+PREVIEW_MAX_BYTES = 8 * 1024 * 1024
+PREVIEW_TIMEOUT = 10.0
+FINAL_ATTEMPTS = 8  # tries to post a result before giving up (the job stays in /jobs)
+IDLE_EXIT = 60.0  # a channel worker with nothing to show ends after this many seconds
+PENDING_TTL = 600.0  # a finished job never announced is forgotten after this long
+
+
+class EngineView(Protocol):
+    """The part of the engine the presenter uses."""
+
+    providers: Mapping[str, Provider]
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None: ...
+
+    def media_path(self, relative: str) -> Path: ...
+
+
+class Stage(enum.Enum):
+    RUNNING = "running"  # progress edits; the result when the job finishes
+    CLOSING = "closing"  # result posted; the progress message still to be edited
+    DONE = "done"
+
+
+@dataclass
+class Shown:
+    job: Job  # the newest state (a copy from the events)
+    channel_id: int
+    message_id: int | None = None  # the job's (progress) message
+    announced: bool = False  # its message was posted (or tried): the presenter owns it
+    reply_to: int | None = None  # the message the job's message replies to (a parent's)
+    limit: int | None = None  # upload limit told by the interaction that started it
+    version: int = 0
+    sent_version: int = -1
+    last_sent: float = -math.inf
+    retry_at: float = 0.0
+    attempts: int = 0
+    progress_off: bool = False  # deleted, or Discord's edit cap: no more progress edits
+    preview_attached: str | None = None
+    busy: bool = False
+    stage: Stage = Stage.RUNNING
+    files: list[FileSpec] | None = None
+    notes: list[str] = field(default_factory=list)
+    result_link: str = ""
+    seen_at: float = 0.0
+
+
+class Presenter:
+    def __init__(
+        self,
+        engine: EngineView,
+        sender: Sender,
+        *,
+        edit_interval: float,
+        channel_edits_per_5s: int,
+        clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sender = sender
+        self.edit_interval = edit_interval
+        self.clock = clock
+        self.pacer = pacer or Pacer(channel_edits_per_5s, clock=clock)
+        self.started_wall = time.time()
+        self._shown: dict[str, Shown] = {}
+        self._ignored: set[str] = set()  # jobs whose channel is gone
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._wakes: dict[int, asyncio.Event] = {}
+        self._closing = False
+        self.writes = 0  # messages sent or edited, for tests and benchmarks
+
+    # ------------------------------------------------------------------ events
+
+    def on_update(self, update: JobUpdate) -> None:
+        """Engine listener: record the newest state and wake the channel's worker."""
+        job = update.job
+        if job.origin != "discord" or not job.channel_id or job.id in self._ignored:
+            return
+        shown = self._shown.get(job.id)
+        if shown is None:
+            try:
+                channel_id = int(job.channel_id)
+            except ValueError:
+                return
+            shown = Shown(job=job, channel_id=channel_id, seen_at=self.clock())
+            if job.message_id:
+                # Resumed after a restart: its message is known from the store.
+                shown.message_id = int(job.message_id)
+                shown.announced = True
+            self._shown[job.id] = shown
+        else:
+            shown.job = job
+        shown.version += 1
+        self._wake(shown.channel_id)
+
+    def _wake(self, channel_id: int) -> None:
+        if self._closing:
+            return
+        event = self._wakes.setdefault(channel_id, asyncio.Event())
+        event.set()
+        worker = self._workers.get(channel_id)
+        if worker is None or worker.done():
+            self._workers[channel_id] = asyncio.get_running_loop().create_task(
+                self._work(channel_id), name=f"atelier-presenter-{channel_id}"
+            )
+
+    # ------------------------------------------------------------------ announce
+
+    async def announce(
+        self,
+        job: Job,
+        channel_id: int,
+        *,
+        reply_to: int | None = None,
+        limit: int | None = None,
+    ) -> int | None:
+        """Post a new job's message in its channel (a reply to `reply_to` when given) and
+        take it over. Returns the message id, or None when it could not be posted now
+        (the result will still be posted). Raises ChannelGone when the channel refuses."""
+        shown = self._shown.get(job.id)
+        if shown is None:
+            shown = Shown(
+                job=Job.from_json(job.to_json()), channel_id=channel_id, seen_at=self.clock()
+            )
+            self._shown[job.id] = shown
+        shown.reply_to, shown.limit = reply_to, limit
+        shown.busy = shown.announced = True
+        try:
+            if shown.job.finished:
+                return await self._finish(shown)
+            return await self._post_progress(shown)
+        finally:
+            shown.busy = False
+            self._wake(channel_id)
+
+    async def _post_progress(self, shown: Shown) -> int | None:
+        await self.pacer.acquire(shown.channel_id)
+        job, version = shown.job, shown.version
+        try:
+            message_id = await self._send(shown, render.progress(job), reply_to=shown.reply_to)
+        except ChannelGone:
+            self._drop(shown, dead=True)
+            raise
+        except SendError as err:
+            log.warning("could not post the message of job %s: %s", job.id, err)
+            shown.progress_off = True  # no message to edit; the result comes anew
+            return None
+        shown.message_id = message_id
+        shown.sent_version, shown.last_sent = version, self.clock()
+        await self._attach(shown.job, shown.channel_id, message_id, fresh=True)
+        return message_id
+
+    # ------------------------------------------------------------------ the worker
+
+    async def _work(self, channel_id: int) -> None:
+        wake = self._wakes.setdefault(channel_id, asyncio.Event())
+        while not self._closing:
+            wake.clear()
+            step, delay = self._plan(channel_id)
+            if step is not None:
+                await step  # errors are handled per job by _guarded
+                continue
+            if delay is None and not self._jobs_in(channel_id):
+                delay = IDLE_EXIT
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+                if not wake.is_set() and not self._jobs_in(channel_id):
+                    break
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.01, delay or IDLE_EXIT))
+        self._workers.pop(channel_id, None)
+        self._wakes.pop(channel_id, None)
+
+    def _jobs_in(self, channel_id: int) -> list[Shown]:
+        return [s for s in self._shown.values() if s.channel_id == channel_id]
+
+    def _plan(self, channel_id: int) -> tuple[Coroutine[Any, Any, None] | None, float | None]:
+        """The next write for this channel (finals first), or how long to wait."""
+        now = self.clock()
+        waits: list[float] = []
+        progress: list[Shown] = []
+        for shown in self._jobs_in(channel_id):
+            if shown.busy:
+                continue
+            if shown.retry_at > now:
+                waits.append(shown.retry_at - now)
+                continue
+            job = shown.job
+            if not shown.announced:
+                if job.created_at < self.started_wall:
+                    # Created before this process started and never shown: announce it now.
+                    return self._guarded(shown, self._self_announce(shown)), None
+                if job.finished and now - shown.seen_at > PENDING_TTL:
+                    self._drop(shown)
+                continue
+            if shown.stage is Stage.CLOSING:
+                return self._guarded(shown, self._close(shown)), None
+            if job.finished:
+                return self._guarded(shown, self._finish(shown)), None
+            if shown.progress_off or shown.message_id is None:
+                continue
+            if shown.version > shown.sent_version:
+                due = shown.last_sent + self.edit_interval
+                if due > now:
+                    waits.append(due - now)
+                else:
+                    progress.append(shown)
+        if progress:
+            if self.pacer.try_take(channel_id):
+                oldest = min(progress, key=lambda s: s.last_sent)
+                return self._guarded(oldest, self._edit_progress(oldest)), None
+            waits.append(max(0.05, self.pacer.ready_in(channel_id)))
+        return None, (min(waits) if waits else None)
+
+    async def _guarded(self, shown: Shown, step: Coroutine[Any, Any, object]) -> None:
+        """Run one step for a job; an unexpected error backs that job off (and, repeated,
+        gives up on showing it) instead of spinning the channel's worker."""
+        shown.busy = True
+        try:
+            await step
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("showing job %s failed", shown.job.id)
+            shown.attempts += 1
+            if shown.attempts >= FINAL_ATTEMPTS:
+                self._drop(shown)
+            else:
+                shown.retry_at = self.clock() + min(60.0, 2.0**shown.attempts)
+        finally:
+            shown.busy = False
+
+    async def _self_announce(self, shown: Shown) -> None:
+        shown.announced = True
+        if shown.job.finished:
+            await self._finish(shown)
+        else:
+            with contextlib.suppress(ChannelGone):
+                await self._post_progress(shown)
+
+    # ------------------------------------------------------------------ steps
+
+    async def _edit_progress(self, shown: Shown) -> None:
+        """One progress edit (the pacer slot is already taken)."""
+        assert shown.message_id is not None
+        preview_url, files, attached = await self._preview(shown)
+        job, version = shown.job, shown.version  # the newest state, after the download
+        message = render.progress(job, preview_url=preview_url)
+        message.files = files
+        try:
+            await self._edit(shown, shown.message_id, message)
+        except MessageGone:
+            log.info("the message of job %s was deleted; its result will be posted anew", job.id)
+            shown.progress_off = True
+        except EditCapped:
+            shown.progress_off = True
+        except ChannelGone:
+            self._drop(shown, dead=True)
+        except Throttled as err:
+            self.pacer.block(shown.channel_id, err.retry_after)
+            shown.retry_at = self.clock() + err.retry_after
+        except SendError as err:
+            log.info("progress edit of job %s failed: %s", job.id, err)
+            shown.retry_at = self.clock() + self.edit_interval
+        else:
+            shown.sent_version = version
+            shown.preview_attached = attached
+        shown.last_sent = self.clock()
+
+    async def _finish(self, shown: Shown) -> int | None:
+        """Post the result (or show the failure). Returns the id of the message that
+        now shows the outcome, or None when it has to be retried."""
+        job = shown.job
+        alive = shown.message_id is not None and not shown.progress_off
+        if job.status is not JobStatus.SUCCEEDED:
+            message = render.failure(job)
+            if alive:
+                assert shown.message_id is not None
+                await self.pacer.acquire(shown.channel_id)
+                try:
+                    await self._edit(shown, shown.message_id, message)
+                except MessageGone:
+                    shown.progress_off = True
+                    return await self._finish(shown)
+                except SendError as err:
+                    return self._retry_final(shown, err)
+                self._drop(shown)
+                return shown.message_id
+            await self.pacer.acquire(shown.channel_id)
+            try:
+                posted = await self._send(shown, message, reply_to=shown.reply_to)
+            except SendError as err:
+                return self._retry_final(shown, err)
+            await self._attach(job, shown.channel_id, posted)
+            self._drop(shown)
+            return posted
+
+        limit = shown.limit or self.sender.upload_limit(job.guild_id)
+        if shown.files is None:
+            shown.files, shown.notes = await self._result_files(job, limit)
+        message = render.result(job, self._support_of(job), shown.notes)
+        message.files = shown.files
+        await self.pacer.acquire(shown.channel_id)
+        reply_to = shown.message_id if alive else shown.reply_to
+        try:
+            posted = await self._send(shown, message, reply_to=reply_to)
+        except TooLarge:
+            # The limit we were told (or assumed) was too generous: shrink and retry.
+            shown.limit = max(256 * 1024, int(limit * 0.6))
+            shown.files = None
+            return self._retry_final(shown, TooLarge("over the upload limit"), delay=0.0)
+        except SendError as err:
+            return self._retry_final(shown, err)
+        shown.files = None  # the bytes are on Discord now
+        await self._attach(job, shown.channel_id, posted)
+        shown.result_link = self.sender.jump_url(job.guild_id, shown.channel_id, posted)
+        if alive:
+            shown.stage = Stage.CLOSING
+            shown.attempts = 0
+            self._wake(shown.channel_id)
+        else:
+            self._drop(shown)
+        return posted
+
+    async def _close(self, shown: Shown) -> None:
+        """Edit the progress message to point at the posted result."""
+        assert shown.message_id is not None
+        await self.pacer.acquire(shown.channel_id)
+        message = render.finished(shown.job, shown.result_link)
+        try:
+            await self._edit(shown, shown.message_id, message)
+        except (MessageGone, EditCapped, ChannelGone):
+            pass
+        except SendError as err:
+            self._retry_final(shown, err)
+            return
+        self._drop(shown)
+
+    def _retry_final(self, shown: Shown, err: SendError, delay: float | None = None) -> None:
+        if isinstance(err, ChannelGone):
+            log.info(
+                "channel %s of job %s is gone; the job is kept", shown.channel_id, shown.job.id
+            )
+            self._drop(shown, dead=True)
+            return None
+        shown.attempts += 1
+        if shown.attempts >= FINAL_ATTEMPTS:
+            log.error("giving up showing the outcome of job %s: %s", shown.job.id, err)
+            self._drop(shown)
+            return None
+        if isinstance(err, Throttled):
+            self.pacer.block(shown.channel_id, err.retry_after)
+            delay = err.retry_after
+        if delay is None:
+            delay = min(60.0, 2.0 * 2 ** (shown.attempts - 1))
+        shown.retry_at = self.clock() + delay
+        log.info(
+            "showing the outcome of job %s failed (%s); retrying in %.1f s",
+            shown.job.id,
+            err,
+            delay,
+        )
+        return None
+
+    def _drop(self, shown: Shown, *, dead: bool = False) -> None:
+        self._shown.pop(shown.job.id, None)
+        if dead:
+            self._ignored.add(shown.job.id)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _send(self, shown: Shown, message: Outgoing, *, reply_to: int | None) -> int:
+        self.writes += 1
+        return await self.sender.send(shown.channel_id, message, reply_to=reply_to)
+
+    async def _edit(self, shown: Shown, message_id: int, message: Outgoing) -> None:
+        self.writes += 1
+        await self.sender.edit(shown.channel_id, message_id, message)
+
+    async def _attach(
+        self, job: Job, channel_id: int, message_id: int, *, fresh: bool = False
+    ) -> None:
+        """Record where the job is shown, so that a restart finds it (and /jobs links it)."""
+        try:
+            current = await self.engine.get(job.id) if fresh else None
+            await self.engine.attach_message(current or job, str(channel_id), str(message_id))
+        except Exception:
+            log.exception("could not record the message of job %s", job.id)
+
+    def _support_of(self, job: Job) -> Callable[[Action], Support | None]:
+        provider = self.engine.providers.get(job.provider)
+
+        def support_of(action: Action) -> Support | None:
+            return provider.supports(action) if provider is not None else None
+
+        return support_of
+
+    async def _preview(self, shown: Shown) -> tuple[str | None, list[FileSpec] | None, str | None]:
+        """(embed URL, files to attach or None to keep, what is attached afterwards).
+
+        http(s) previews are shown by URL (Discord fetches them). Other schemes, such as
+        the sandbox's `sandbox://`, are fetched through the provider's own `download`
+        and attached, once per distinct preview; a preview that cannot be fetched is
+        skipped (the progress line still moves)."""
+        job = shown.job
+        url = job.preview_url
+        if not url:
+            return None, None, shown.preview_attached
+        if url.startswith(("http://", "https://")):
+            return url, ([] if shown.preview_attached else None), None
+        if url == shown.preview_attached:
+            return None, None, url
+        provider = self.engine.providers.get(job.provider)
+        if provider is None:
+            return None, None, shown.preview_attached
+        try:
+            data = await asyncio.wait_for(
+                provider.download(url, PREVIEW_MAX_BYTES), PREVIEW_TIMEOUT
+            )
+            limit = min(PREVIEW_MAX_BYTES, shown.limit or self.sender.upload_limit(job.guild_id))
+            image = await media.a_fit_to_limit(data, limit)
+        except (ProviderError, media.MediaError, TimeoutError) as err:
+            log.debug("skipping the preview of job %s: %s", job.id, err)
+            return None, None, shown.preview_attached
+        return None, [FileSpec(f"preview.{image.ext}", image.data)], url
+
+    async def _result_files(self, job: Job, limit: int) -> tuple[list[FileSpec], list[str]]:
+        """The images to attach, each re-encoded (only when needed) to fit `limit`."""
+        if job.grid:
+            picks = [("", job.grid)]
+        else:
+            picks = [(f"_{n}", rel) for n, rel in enumerate(job.images, 1) if rel][:10]
+        files: list[FileSpec] = []
+        notes: list[str] = []
+        stem = _slug(job.prompt) or job.action.value
+        for suffix, rel in picks:
+            try:
+                data = await asyncio.to_thread(self.engine.media_path(rel).read_bytes)
+                image = await media.a_fit_to_limit(data, limit)
+            except (OSError, media.MediaError) as err:
+                log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
+                notes.append(f"An image of this job could not be attached ({err}).")
+                continue
+            if image.note:
+                notes.append(
+                    f"Re-encoded to fit this channel's {_mib(limit)} upload limit "
+                    f"({image.note}); the original is kept by Atelier."
+                )
+            files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
+        return files, notes
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def pending_finals(self) -> int:
+        return sum(
+            1
+            for s in self._shown.values()
+            if s.announced and (s.job.finished or s.stage is Stage.CLOSING)
+        )
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Deliver the outcomes already known (briefly), then stop the workers."""
+        deadline = time.monotonic() + timeout
+        while self.pending_finals() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self._closing = True
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower().split("--")[0])
+    return "_".join(words)[:40].strip("_")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"

@@ -1,0 +1,105 @@
+"""/jobs (your recent jobs; server managers can list everyone's) and /cancel."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from discord.utils import escape_markdown
+
+from bot.engine.models import Job
+from bot.ui.actions import is_manager
+from bot.ui.context import ui_context
+from bot.ui.render import what
+from bot.ui.replies import UserError, guarded, tell
+from cogs.common import defer_private
+
+LISTED = 15
+CONTENT_LIMIT = 2000
+
+
+def job_line(job: Job, link: str | None) -> str:
+    kind = what(job) or job.action.value
+    prompt = job.prompt.strip()
+    prompt = escape_markdown(prompt if len(prompt) <= 40 else prompt[:39] + "…")
+    line = f"`{job.id}` <t:{int(job.created_at)}:R> **{job.status.value}** · {kind} · "
+    line += f"{job.provider}"
+    if prompt:
+        line += f" · {prompt}"
+    if job.user_id:
+        line += f" · <@{job.user_id}>"
+    if link:
+        line += f" · [message]({link})"
+    if job.failure and job.finished:
+        failure = escape_markdown(job.failure[:120])
+        line += f"\n-# ↳ {failure}"
+    return line
+
+
+class Admin(commands.Cog):
+    @app_commands.command(name="jobs", description="Your recent jobs (managers: everyone's)")
+    @app_commands.describe(everyone="List everyone's jobs in this server (Manage Server only)")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction, everyone: bool = False) -> None:
+        if not await defer_private(interaction):
+            return
+        async with guarded(interaction):
+            ctx = ui_context(interaction.client)
+            if everyone and not is_manager(interaction):
+                raise UserError("Listing everyone's jobs needs the Manage Server permission.")
+            guild_id = str(interaction.guild_id) if interaction.guild_id else None
+            user_id = None if everyone else str(interaction.user.id)
+            jobs = await ctx.engine.recent(LISTED, user_id=user_id, guild_id=guild_id)
+            if not jobs:
+                await tell(interaction, "No jobs yet. Start one with /imagine.")
+                return
+            title = "Recent jobs in this server" if everyone else "Your recent jobs"
+            lines = [f"**{title}**"]
+            for job in jobs:
+                link = None
+                if job.channel_id and job.message_id:
+                    link = ctx.sender.jump_url(
+                        job.guild_id, int(job.channel_id), int(job.message_id)
+                    )
+                line = job_line(job, link)
+                if sum(len(x) + 1 for x in lines) + len(line) > CONTENT_LIMIT:
+                    break
+                lines.append(line)
+            await tell(interaction, "\n".join(lines))
+
+    @app_commands.command(name="cancel", description="Cancel a running job")
+    @app_commands.describe(job_id="The job's id (shown on its message and in /jobs)")
+    @app_commands.guild_only()
+    async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        if not await defer_private(interaction):
+            return
+        async with guarded(interaction):
+            ctx = ui_context(interaction.client)
+            job = await ctx.engine.get(job_id.strip().lower())
+            same_guild = job is not None and job.guild_id == str(interaction.guild_id)
+            if job is None or not same_guild:
+                raise UserError(f"There is no job `{job_id.strip()[:20]}` in this server.")
+            if job.user_id != str(interaction.user.id) and not is_manager(interaction):
+                raise UserError("Only the person who started a job (or a manager) can cancel it.")
+            cancelled = await ctx.engine.cancel(job.id)
+            await tell(interaction, f"Job `{cancelled.id}` is cancelled. {cancelled.failure or ''}")
+
+    @cancel.autocomplete("job_id")
+    async def _running_jobs(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        ctx = ui_context(interaction.client)
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        jobs = await ctx.engine.recent(50, user_id=str(interaction.user.id), guild_id=guild_id)
+        typed = current.strip().lower()
+        choices = []
+        for job in jobs:
+            if job.finished or typed not in job.id:
+                continue
+            label = f"{job.id} · {what(job) or job.action.value} · {job.prompt}"[:100]
+            choices.append(app_commands.Choice(name=label, value=job.id))
+        return choices[:25]
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Admin())

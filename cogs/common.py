@@ -1,0 +1,122 @@
+"""Pieces shared by the cogs: provider autocomplete, and starting a job from a command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.engine.models import Action, ImageInput, JobRequest
+from bot.ui.actions import start_job
+from bot.ui.context import UiContext, ui_context
+from bot.ui.replies import UserError
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICES = 25
+
+
+def provider_names(ctx: UiContext, action: Action, current: str) -> list[str]:
+    """Configured providers that offer `action`, default first, filtered by what is typed."""
+    names = [n for n, p in ctx.engine.providers.items() if p.supports(action) is not None]
+    default = ctx.engine.default_provider
+    names.sort(key=lambda n: (n != default, n))
+    typed = current.strip().lower()
+    return [n for n in names if typed in n.lower()][:MAX_CHOICES]
+
+
+Completer = Callable[
+    [discord.Interaction, str], Coroutine[Any, Any, list[app_commands.Choice[str]]]
+]
+
+
+def provider_autocomplete(action: Action) -> Completer:
+    """Autocomplete of the configured provider names that offer `action`."""
+
+    async def complete(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        ctx = ui_context(interaction.client)
+        return [app_commands.Choice(name=n, value=n) for n in provider_names(ctx, action, current)]
+
+    return complete
+
+
+def check_channel(interaction: discord.Interaction) -> None:
+    """Refuse before any provider call when the job's message could not be posted here."""
+    if interaction.guild_id is None:
+        return
+    permissions = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    can_send = permissions.send_messages_in_threads if in_thread else permissions.send_messages
+    missing = [
+        name
+        for name, ok in (
+            ("View Channel", permissions.view_channel),
+            ("Send Messages", can_send),
+            ("Attach Files", permissions.attach_files),
+            ("Read Message History", permissions.read_message_history),
+        )
+        if not ok
+    ]
+    if missing:
+        raise UserError(
+            f"I cannot post results in this channel: I need {', '.join(missing)} here. "
+            "Ask a server admin, or use another channel."
+        )
+
+
+async def start_and_point(
+    interaction: discord.Interaction, request: JobRequest, *, what: str = "Your job"
+) -> None:
+    """Submit a request from a slash command (already deferred, ephemeral), post the
+    job's message in the channel, and point the private reply at it."""
+    ctx = ui_context(interaction.client)
+    job, message_id = await start_job(ctx, interaction, request, reply_to=None)
+    if message_id is None:
+        where = "this channel (as soon as Discord lets me post)"
+    else:
+        where = ctx.sender.jump_url(job.guild_id, interaction.channel_id or 0, message_id)
+    if job.failure and job.finished:
+        text = f"❌ Job `{job.id}` failed: {job.failure}\nDetails: {where}"
+    else:
+        text = f"✅ {what} `{job.id}` is on its way → {where}"
+    await interaction.edit_original_response(
+        content=text[:2000], allowed_mentions=discord.AllowedMentions.none()
+    )
+
+
+async def defer_private(interaction: discord.Interaction) -> bool:
+    """Acknowledge at once (ephemeral "thinking…"); False when Discord refused it."""
+    try:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    except discord.HTTPException as err:
+        log.warning("could not acknowledge interaction %s: %s", interaction.id, err)
+        return False
+    return True
+
+
+def make_request(
+    interaction: discord.Interaction,
+    action: Action,
+    *,
+    prompt: str = "",
+    provider: str | None = None,
+    images: Sequence[ImageInput] = (),
+    dimensions: str = "SQUARE",
+) -> JobRequest:
+    """A request from a slash command: who asked, where, and what."""
+    return JobRequest(
+        action,
+        prompt=prompt,
+        provider=provider or None,
+        images=images,
+        dimensions=dimensions,
+        origin="discord",
+        user_id=str(interaction.user.id),
+        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(interaction.channel_id),
+    )

@@ -1,0 +1,338 @@
+"""The presenter's pacing: per-message throttling, coalescing, the per-channel pacer
+shared by all jobs, finals that are never dropped, and errors that do not cascade.
+
+Units: a recording sender and a stub engine, real asyncio time with short intervals
+(a 0.5 s pacer window instead of 5 s), and a fake clock for the Pacer itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bot.engine.models import Action, FollowUp, Job, JobStatus, JobUpdate
+from bot.providers.base import How, Support
+from bot.ui.outgoing import MessageGone, Outgoing, Throttled, TooLarge
+from bot.ui.pacer import Pacer
+from bot.ui.presenter import Presenter
+
+CHANNEL = 500
+
+
+def png(size: int = 64, noise: bool = False) -> bytes:
+    image = (
+        Image.effect_noise((size, size), 80).convert("RGB")
+        if noise
+        else Image.new("RGB", (size, size), (200, 30, 30))
+    )
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+class StubProvider:
+    name = "stub"
+
+    def supports(self, action: Action) -> Support | None:
+        return Support(How.NATIVE)
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        return png()
+
+
+class StubEngine:
+    def __init__(self, media: Path) -> None:
+        self.providers: dict[str, Any] = {"stub": StubProvider()}
+        self.jobs: dict[str, Job] = {}
+        self.attached: list[tuple[str, str, str]] = []
+        self.media = media
+
+    async def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None:
+        self.attached.append((job.id, channel_id, message_id))
+
+    def media_path(self, relative: str) -> Path:
+        return self.media / relative
+
+
+@dataclass
+class Write:
+    at: float
+    kind: str  # "send" | "edit"
+    channel: int
+    message_id: int
+    message: Outgoing
+    reply_to: int | None = None
+
+
+@dataclass
+class RecordingSender:
+    writes: list[Write] = field(default_factory=list)
+    fail_edits: list[Exception] = field(default_factory=list)
+    fail_sends: list[Exception] = field(default_factory=list)
+    gone: set[int] = field(default_factory=set)
+    limit: int = 10 * 1024 * 1024
+    next_id: int = 1000
+
+    async def send(self, channel_id: int, message: Outgoing, *, reply_to: int | None) -> int:
+        await asyncio.sleep(0)
+        if self.fail_sends:
+            raise self.fail_sends.pop(0)
+        self.next_id += 1
+        self.writes.append(
+            Write(time.monotonic(), "send", channel_id, self.next_id, message, reply_to)
+        )
+        return self.next_id
+
+    async def edit(self, channel_id: int, message_id: int, message: Outgoing) -> None:
+        await asyncio.sleep(0)
+        if message_id in self.gone:
+            raise MessageGone("10008")
+        if self.fail_edits:
+            raise self.fail_edits.pop(0)
+        self.writes.append(Write(time.monotonic(), "edit", channel_id, message_id, message))
+
+    def upload_limit(self, guild_id: str | None) -> int:
+        return self.limit
+
+    def jump_url(self, guild_id: str | None, channel_id: int, message_id: int) -> str:
+        return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def make_job(job_id: str, **kw: Any) -> Job:
+    defaults: dict[str, Any] = {
+        "action": Action.IMAGINE,
+        "provider": "stub",
+        "status": JobStatus.RUNNING,
+        "prompt": "a cat",
+        "origin": "discord",
+        "user_id": "42",
+        "guild_id": "7",
+        "channel_id": str(CHANNEL),
+    }
+    defaults.update(kw)
+    return Job(id=job_id, **defaults)
+
+
+def copy(job: Job) -> Job:
+    return Job.from_json(job.to_json())
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def presenter_for(
+    engine: StubEngine, sender: RecordingSender, *, interval: float = 0.3, per_window: int = 4
+) -> Presenter:
+    pacer = Pacer(per_window, window=0.5)
+    return Presenter(
+        engine, sender, edit_interval=interval, channel_edits_per_5s=per_window, pacer=pacer
+    )
+
+
+def finish(engine: StubEngine, job: Job, media: Path) -> Job:
+    (media / job.id).mkdir(parents=True, exist_ok=True)
+    (media / job.id / "grid.png").write_bytes(png(256, noise=True))
+    job.status = JobStatus.SUCCEEDED
+    job.progress = 100
+    job.grid = f"{job.id}/grid.png"
+    job.followups = [FollowUp(Action.UPSCALE, i) for i in range(1, 5)]
+    engine.jobs[job.id] = copy(job)
+    return job
+
+
+async def wait_until(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+async def test_progress_is_throttled_and_coalesced(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender, interval=0.3)
+    job = make_job("aaaaaaaaaa", progress=0)
+    engine.jobs[job.id] = copy(job)
+    message_id = await presenter.announce(copy(job), CHANNEL, limit=1 << 20)
+    assert message_id is not None
+    started = time.monotonic()
+    for step in range(1, 61):  # 60 updates in ~1.2 s
+        job.progress = step
+        presenter.on_update(JobUpdate(copy(job), "progress"))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    edits = [w for w in sender.writes if w.kind == "edit"]
+    elapsed = time.monotonic() - started
+    # At most one edit per interval (plus the first), never one per update.
+    assert 2 <= len(edits) <= elapsed / 0.3 + 1
+    gaps = [b.at - a.at for a, b in itertools.pairwise(edits)]
+    assert all(gap >= 0.28 for gap in gaps), gaps
+    # Coalesced: the last edit shows the newest state, not an intermediate one.
+    assert "60%" in edits[-1].message.content
+    await presenter.close(1)
+
+
+async def test_channel_pacer_is_shared_and_finals_are_not_dropped(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender, interval=0.05, per_window=4)
+    jobs = [make_job(f"bbbbbbbbb{n}", progress=0) for n in range(6)]
+    for job in jobs:
+        engine.jobs[job.id] = copy(job)
+        await presenter.announce(copy(job), CHANNEL)
+    for step in range(1, 31):
+        for job in jobs:
+            job.progress = step * 3
+            presenter.on_update(JobUpdate(copy(job), "progress"))
+        await asyncio.sleep(0.03)
+    for job in jobs:
+        presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    results = lambda: [w for w in sender.writes if w.kind == "send" and w.message.files]  # noqa: E731
+    await wait_until(lambda: len(results()) == 6 and presenter.pending_finals() == 0, 20)
+    # Every result was posted, replying to its job's message, with its grid attached.
+    by_reply = {w.reply_to for w in results()}
+    assert len(by_reply) == 6
+    # Never more than 4 writes in any 0.5 s window in this channel.
+    times = sorted(w.at for w in sender.writes)
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t < start + 0.5 - 1e-3) <= 4
+    # The progress messages end as "finished" links.
+    finished = [w for w in sender.writes if w.kind == "edit" and "Finished" in w.message.content]
+    assert len(finished) == 6
+    await presenter.close(1)
+
+
+async def test_deleted_message_gets_result_anew_and_job_goes_on(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("cccccccccc", progress=10)
+    engine.jobs[job.id] = copy(job)
+    message_id = await presenter.announce(copy(job), CHANNEL, reply_to=77)
+    assert message_id is not None
+    sender.gone.add(message_id)
+    job.progress = 50
+    presenter.on_update(JobUpdate(copy(job), "progress"))
+    await asyncio.sleep(0.5)
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
+    result = next(w for w in sender.writes if w.message.files)
+    assert result.kind == "send" and result.reply_to == 77  # the parent, not the deleted one
+    await presenter.close(1)
+
+
+async def test_throttled_edits_back_off_without_cascading(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender, interval=0.05)
+    job = make_job("dddddddddd", progress=0)
+    engine.jobs[job.id] = copy(job)
+    await presenter.announce(copy(job), CHANNEL)
+    sender.fail_edits = [Throttled(0.6)]
+    attempts_before = len(sender.writes)
+    for step in range(1, 21):
+        job.progress = step * 5
+        presenter.on_update(JobUpdate(copy(job), "progress"))
+        await asyncio.sleep(0.025)
+    # During the 0.6 s block nothing else was tried in the channel.
+    assert len(sender.writes) == attempts_before
+    await asyncio.sleep(0.8)
+    edits = [w for w in sender.writes if w.kind == "edit"]
+    assert edits and "100%" in edits[-1].message.content
+    await presenter.close(1)
+
+
+async def test_too_large_upload_is_reencoded_smaller(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("eeeeeeeeee", progress=0)
+    engine.jobs[job.id] = copy(job)
+    await presenter.announce(copy(job), CHANNEL, limit=10 * 1024 * 1024)
+    sender.fail_sends = [TooLarge("40005")]
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
+    result = next(w for w in sender.writes if w.message.files)
+    assert result.message.files is not None
+    assert len(result.message.files[0].data) <= 6 * 1024 * 1024
+    await presenter.close(1)
+
+
+async def test_small_limit_reencodes_and_says_so(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("ffffffffff", progress=0)
+    engine.jobs[job.id] = copy(job)
+    await presenter.announce(copy(job), CHANNEL, limit=40_000)
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
+    result = next(w for w in sender.writes if w.message.files)
+    assert result.message.files and len(result.message.files[0].data) <= 40_000
+    assert "Re-encoded" in result.message.content
+    await presenter.close(1)
+
+
+async def test_failure_edits_the_job_message(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("gggggggggg", progress=0)
+    engine.jobs[job.id] = copy(job)
+    message_id = await presenter.announce(copy(job), CHANNEL)
+    job.status, job.failure = JobStatus.FAILED, "[Banned prompt detected] forbidden"
+    presenter.on_update(JobUpdate(copy(job), "failed"))
+    await wait_until(lambda: any("Failed" in w.message.content for w in sender.writes), 5)
+    failed = next(w for w in sender.writes if "Failed" in w.message.content)
+    assert failed.kind == "edit" and failed.message_id == message_id
+    assert failed.message.rows == []  # no Cancel button any more
+    await presenter.close(1)
+
+
+async def test_resumed_job_is_found_by_its_stored_message(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("hhhhhhhhhh", progress=30, message_id="4242")
+    job.created_at = time.time() - 3600  # from a previous process
+    presenter.on_update(JobUpdate(copy(job), "progress"))
+    await wait_until(lambda: bool(sender.writes), 5)
+    assert sender.writes[0].kind == "edit" and sender.writes[0].message_id == 4242
+    await presenter.close(1)
+
+
+async def test_unannounced_job_from_before_a_restart_gets_a_message(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("jjjjjjjjjj", progress=30)
+    job.created_at = time.time() - 3600
+    presenter.on_update(JobUpdate(copy(job), "progress"))
+    await wait_until(lambda: bool(sender.writes), 5)
+    assert sender.writes[0].kind == "send"
+    assert engine.attached and engine.attached[0][0] == job.id
+    await presenter.close(1)
+
+
+def test_pacer_with_fake_clock() -> None:
+    now = [100.0]
+    pacer = Pacer(2, window=5.0, global_per_second=3, clock=lambda: now[0])
+    assert pacer.try_take(1) and pacer.try_take(1)
+    assert not pacer.try_take(1)  # the channel's window is full
+    assert pacer.ready_in(1) == pytest.approx(5.0)
+    assert pacer.try_take(2)
+    assert not pacer.try_take(3)  # the global window (3 per second) is full
+    now[0] += 1.0
+    assert pacer.try_take(3)
+    now[0] += 4.0
+    assert pacer.try_take(1)
+    pacer.block(1, 10)
+    now[0] += 5.0
+    assert not pacer.try_take(1) and pacer.ready_in(1) == pytest.approx(5.0)
+    pacer._urgent_waiting[4] += 1  # an urgent write waits: progress must not take its slot
+    assert not pacer.try_take(4) and pacer.try_take(4, urgent=True)
