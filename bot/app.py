@@ -23,6 +23,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Config
+from bot.engine.models import JobUpdate
 from bot.engine.service import Engine
 from bot.ui import actions
 from bot.ui.buttons import JobButton, build_view
@@ -81,6 +82,10 @@ class AtelierBot(commands.AutoShardedBot):
             await self.engine.start()
         except Exception as err:
             raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
+        # Outcomes reached while no process was showing them (a kill -9 between a job
+        # finishing and its result being posted) are shown now.
+        for job in await self.engine.undelivered("discord"):
+            self.atelier.presenter.on_update(JobUpdate(job=job, kind=job.status.value))
         self.add_dynamic_items(JobButton)
         self.add_listener(actions.on_modal_submit, "on_interaction")
         for extension in EXTENSIONS:
@@ -96,6 +101,7 @@ class AtelierBot(commands.AutoShardedBot):
                     self.tree.copy_global_to(guild=guild)
                     synced = await self.tree.sync(guild=guild)
                     log.info("synced %d commands to guild %s", len(synced), guild_id)
+
             else:
                 synced = await self.tree.sync()
                 log.info("synced %d global commands", len(synced))

@@ -390,3 +390,25 @@ async def test_per_user_limit(tmp_path: Path) -> None:
         await engine.submit(JobRequest(Action.IMAGINE, prompt="c", user_id="u2"))
     finally:
         await engine.stop()
+
+
+async def test_front_end_patches_never_overwrite_newer_state(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider)
+    await engine.start()
+    try:
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat", origin="discord"))
+        stale = Job.from_json(job.to_json())  # a front end's old copy
+        done = await wait_done(engine, job.id)
+        await engine.attach_message(stale, "123", "456")
+        stored = await engine.store.get(job.id)
+        assert stored is not None
+        assert stored.status is JobStatus.SUCCEEDED and stored.images == done.images
+        assert (stored.channel_id, stored.message_id) == ("123", "456")
+
+        assert [j.id for j in await engine.undelivered("discord")] == [job.id]
+        assert await engine.undelivered("cli") == []
+        await engine.mark_delivered(job.id)
+        assert await engine.undelivered("discord") == []
+    finally:
+        await engine.stop()

@@ -118,6 +118,8 @@ class Job:
     guild_id: str | None = None
     channel_id: str | None = None
     message_id: str | None = None
+    # When a front end confirmed showing the outcome (a restart re-shows it otherwise).
+    delivered_at: float | None = None
     # Timestamps (epoch seconds).
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)

@@ -219,12 +219,23 @@ class Engine:
         return job
 
     async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None:
-        """Record where a front end shows this job (so edits survive restarts)."""
-        live = self.runner.get(job.id) or job
-        live.channel_id = channel_id
-        live.message_id = message_id
-        job.channel_id, job.message_id = channel_id, message_id
-        await self.store.save(live)
+        """Record where a front end shows this job (so edits survive restarts).
+
+        Only these two fields are written: the front end's copy of the job may be older
+        than the runner's, and must not overwrite it."""
+        for copy in (job, self.runner.get(job.id)):
+            if copy is not None:
+                copy.channel_id, copy.message_id = channel_id, message_id
+        await self.store.patch(job.id, channel_id=channel_id, message_id=message_id)
+
+    async def mark_delivered(self, job_id: str) -> None:
+        """A front end has shown the outcome of this finished job to its requester."""
+        await self.store.patch(job_id, delivered_at=self.clock())
+
+    async def undelivered(self, origin: str, *, within_hours: float = 24) -> list[Job]:
+        """Finished jobs whose outcome `origin` never confirmed showing (the process
+        stopped in between): a front end shows them again at start."""
+        return await self.store.undelivered(origin, self.clock() - within_hours * 3600)
 
     # ---- internals ----
 

@@ -55,6 +55,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # Everything not finished. QUEUED/SUBMITTING are included so that a restart can see
 # (and fail, never resubmit) jobs that died before the provider confirmed them.
 _ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
+_FINISHED = tuple(s.value for s in JobStatus if s.finished)
 
 
 class Store:
@@ -181,6 +182,41 @@ class Store:
         self.commits += 1
         for _, done in batch:
             done.set_result(None)
+
+    # Fields that also live in a column of their own.
+    _COLUMNS = frozenset({"channel_id", "message_id", "status", "task_id", "user_id"})
+
+    async def patch(self, job_id: str, **values: Any) -> None:
+        """Set a few fields of a stored job without rewriting the rest.
+
+        Front ends use this for what they own (where the job is shown, whether its
+        outcome was delivered), so that they never overwrite newer state from the runner
+        with an older copy of the job.
+        """
+        if not values:
+            return
+        paths = ", ".join(f"'$.{name}', ?" for name in values)
+        columns = "".join(f", {name} = ?" for name in values if name in self._COLUMNS)
+        args = [*values.values(), *(v for k, v in values.items() if k in self._COLUMNS)]
+        async with self._write_lock:
+            await self.db.execute(
+                f"UPDATE jobs SET data = json_set(data, {paths}){columns} WHERE id = ?",
+                (*args, job_id),
+            )
+            await self.db.commit()
+        self.writes += 1
+
+    async def undelivered(self, origin: str, since: float) -> list[Job]:
+        """Finished jobs of a front end whose outcome it never confirmed showing."""
+        marks = ",".join("?" * len(_FINISHED))
+        async with self.db.execute(
+            f"SELECT data FROM jobs WHERE status IN ({marks}) AND updated_at >= ? "
+            "AND json_extract(data, '$.origin') = ? "
+            "AND json_extract(data, '$.delivered_at') IS NULL ORDER BY created_at",
+            (*_FINISHED, since, origin),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [Job.from_json(json.loads(r[0])) for r in rows]
 
     async def get(self, job_id: str) -> Job | None:
         async with self.db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)) as cursor:

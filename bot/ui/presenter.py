@@ -69,6 +69,8 @@ class EngineView(Protocol):
 
     async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None: ...
 
+    async def mark_delivered(self, job_id: str) -> None: ...
+
     def media_path(self, relative: str) -> Path: ...
 
 
@@ -341,6 +343,7 @@ class Presenter:
                     return await self._finish(shown)
                 except SendError as err:
                     return self._retry_final(shown, err)
+                await self._delivered(job)
                 self._drop(shown)
                 return shown.message_id
             await self.pacer.acquire(shown.channel_id)
@@ -349,6 +352,7 @@ class Presenter:
             except SendError as err:
                 return self._retry_final(shown, err)
             await self._attach(job, shown.channel_id, posted)
+            await self._delivered(job)
             self._drop(shown)
             return posted
 
@@ -370,6 +374,7 @@ class Presenter:
             return self._retry_final(shown, err)
         shown.files = None  # the bytes are on Discord now
         await self._attach(job, shown.channel_id, posted)
+        await self._delivered(job)
         shown.result_link = self.sender.jump_url(job.guild_id, shown.channel_id, posted)
         if alive:
             shown.stage = Stage.CLOSING
@@ -443,6 +448,13 @@ class Presenter:
             await self.engine.attach_message(current or job, str(channel_id), str(message_id))
         except Exception:
             log.exception("could not record the message of job %s", job.id)
+
+    async def _delivered(self, job: Job) -> None:
+        """Confirm the outcome is shown, so that a restart does not show it again."""
+        try:
+            await self.engine.mark_delivered(job.id)
+        except Exception:
+            log.exception("could not record that job %s was delivered", job.id)
 
     def _support_of(self, job: Job) -> Callable[[Action], Support | None]:
         provider = self.engine.providers.get(job.provider)
