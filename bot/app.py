@@ -22,6 +22,7 @@ import sys
 import discord
 from discord.ext import commands
 
+from bot.callbacks import CallbackServer
 from bot.config import Config
 from bot.engine.models import JobUpdate
 from bot.engine.service import Engine
@@ -74,6 +75,11 @@ class AtelierBot(commands.AutoShardedBot):
         self.atelier = UiContext(config, self.engine, presenter, sender)
         self._unsubscribe: object = None
         self._shutting_down = False
+        self.callbacks: CallbackServer | None = None
+        if config.callbacks.public_url:
+            self.callbacks = CallbackServer(
+                self.engine, config.callbacks.listen_host, config.callbacks.listen_port
+            )
 
     async def setup_hook(self) -> None:
         # Subscribe before the engine starts: jobs failed at resume are announced then.
@@ -86,6 +92,14 @@ class AtelierBot(commands.AutoShardedBot):
         # finishing and its result being posted) are shown now.
         for job in await self.engine.undelivered("discord"):
             self.atelier.presenter.on_update(JobUpdate(job=job, kind=job.status.value))
+        if self.callbacks is not None:
+            try:
+                await self.callbacks.start()
+            except OSError as err:
+                raise StartupError(
+                    f"cannot listen for provider callbacks on {self.callbacks.host}:"
+                    f"{self.callbacks.port} ({err}); change [callbacks] listen_port."
+                ) from err
         self.add_dynamic_items(JobButton)
         self.add_listener(actions.on_modal_submit, "on_interaction")
         for extension in EXTENSIONS:
@@ -116,6 +130,9 @@ class AtelierBot(commands.AutoShardedBot):
         if not self._shutting_down:
             self._shutting_down = True
             log.info("shutting down: running jobs stay in the store and resume next start")
+            if self.callbacks is not None:
+                with contextlib.suppress(Exception):
+                    await self.callbacks.stop()
             with contextlib.suppress(Exception):
                 await self.engine.runner.stop()  # no new outcomes from here on
             await self.atelier.presenter.close(DRAIN_SECONDS)

@@ -63,6 +63,16 @@ class EngineConfig(_Section):
     max_active_per_user: int = Field(default=0, ge=0)
 
 
+class CallbacksConfig(_Section):
+    # Providers that can call back (midjourney-proxy's notifyHook) tell Atelier about
+    # progress at once instead of waiting for the next poll. Off unless public_url is set.
+    # The address providers reach Atelier at, e.g. "https://bot.example.com".
+    public_url: str = ""
+    # Where `atelier run` listens for those calls.
+    listen_host: str = "0.0.0.0"
+    listen_port: int = Field(default=8080, ge=0, le=65535)
+
+
 class _ProviderBase(_Section):
     name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
     # Seconds between polls of one running task (the runner batches across tasks).
@@ -131,6 +141,7 @@ class Config(_Section):
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     providers: list[ProviderConfig] = Field(
         default_factory=lambda: [SandboxConfig(name="sandbox", kind="sandbox")]
     )

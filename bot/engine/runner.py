@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # A provider that forgets a task this many polls in a row has lost it.
 NOT_FOUND_LIMIT = 3
 MAX_BACKOFF = 120.0
+POKE_GAP = 1.0  # seconds between two polls caused by callbacks
 # Fetches in flight per provider: enough to overlap slow answers, few enough to be polite.
 FETCHES_PER_PROVIDER = 4
 
@@ -52,6 +53,7 @@ class Runner:
         self._jobs: dict[str, Job] = {}
         self._due: dict[str, float] = {}
         self._busy: set[str] = set()  # being fetched or collected
+        self._last_poke: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -114,7 +116,23 @@ class Runner:
         self._due[job.id] = self.clock() + (provider.poll_interval if delay is None else delay)
         self._wake.set()
 
+    def poke(self, job_id: str) -> bool:
+        """News may be waiting for this job (a provider callback): poll it soon.
+
+        Pokes are hints and can come in floods, so a job is polled at most once a
+        second because of them. Returns whether the job is being followed."""
+        if job_id not in self._jobs:
+            return False
+        soonest = self._last_poke.get(job_id, -POKE_GAP) + POKE_GAP
+        now = self.clock()
+        if job_id not in self._busy and self._due.get(job_id, now) > max(now, soonest):
+            self._due[job_id] = max(now, soonest)
+            self._last_poke[job_id] = max(now, soonest)
+            self._wake.set()
+        return True
+
     def forget(self, job_id: str) -> None:
+        self._last_poke.pop(job_id, None)
         self._jobs.pop(job_id, None)
         self._due.pop(job_id, None)
 

@@ -24,6 +24,7 @@ from bot.providers import build_provider
 from bot.providers.base import (
     BLEND_DIMENSIONS,
     Action,
+    Feature,
     How,
     ImageInput,
     PromptRejected,
@@ -331,6 +332,7 @@ class Engine:
             ref=followup.ref if followup else "",
             regions=list(request.regions),
             dimensions=request.dimensions,
+            callback_url=self._callback_url(provider, job),
         )
         try:
             provider.validate(submit_request)
@@ -340,6 +342,12 @@ class Engine:
         for n, image in enumerate(request.images, 1):
             job.inputs.append(await self.results.save_input(job, n, image.data))
         return job, provider, support, submit_request
+
+    def _callback_url(self, provider: Provider, job: Job) -> str | None:
+        base = self.config.callbacks.public_url.rstrip("/")
+        if not base or Feature.CALLBACKS not in provider.features:
+            return None
+        return f"{base}/atelier/callback/{job.id}"
 
     def _parse(
         self, request: JobRequest, parent: Job | None, provider: Provider

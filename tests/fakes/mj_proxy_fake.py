@@ -544,6 +544,8 @@ class FakeMjProxy:
         }
         if task is not None:
             self._notify(task)
+            if task.notify_hook and self.step_seconds:
+                self._keep_time(task)
         return web.json_response(answer)
 
     def _new_id(self) -> str:
@@ -956,6 +958,20 @@ class FakeMjProxy:
         return web.Response(body=_png(spec["kind"], spec["size"]), content_type="image/png")
 
     # ------------------------------------------------------------------ callbacks
+
+    def _keep_time(self, task: FakeTask) -> None:
+        """With callbacks and timed steps, a real server moves (and calls back) on its
+        own, whether or not anyone polls."""
+
+        async def tick() -> None:
+            assert self.step_seconds
+            while task.status not in ("SUCCESS", "FAILURE", "CANCEL", "MODAL"):
+                await asyncio.sleep(self.step_seconds / 2)
+                self._advance(task)
+
+        ticker = asyncio.get_running_loop().create_task(tick())
+        self._background.add(ticker)
+        ticker.add_done_callback(self._background.discard)
 
     def _notify(self, task: FakeTask) -> None:
         # Like the real servers: POST the whole Task, no signature, no retries.
