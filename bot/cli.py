@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     jobs = commands.add_parser("jobs", parents=[common], help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    usage = commands.add_parser(
+        "usage", parents=[common], help="jobs sent to providers per user and provider"
+    )
+    usage.add_argument("--days", type=float, default=1, help="how far back (default 1)")
     commands.add_parser(
         "check", parents=[common], help="validate the config and reach every provider"
     )
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(imagine(config, args.prompt, args.provider, Path(args.out)))
         if args.command == "wait":
             return asyncio.run(wait(config, args.job_id, Path(args.out)))
+        if args.command == "usage":
+            return asyncio.run(show_usage(config, args.days))
         if args.command == "jobs":
             return asyncio.run(list_jobs(config, args.limit))
         return asyncio.run(check(config))
@@ -242,6 +248,23 @@ async def list_jobs(config: Config, limit: int) -> int:
         if job.failure and job.status is JobStatus.FAILED:
             line += f"\n            ↳ {job.failure}"
         print(line)
+    return EXIT_OK
+
+
+async def show_usage(config: Config, days: float) -> int:
+    engine = Engine(config)
+    await engine.start(run=False)
+    try:
+        rows = await engine.usage(days)
+    finally:
+        await engine.stop()
+    if not rows:
+        print(f"no jobs sent to providers in the last {days:g} day(s)")
+        return EXIT_OK
+    print(f"{'user':<22} {'provider':<14} {'jobs':>6} {'ok':>6} {'failed':>6}")
+    for row in rows:
+        who = row.user_id or "(terminal)"
+        print(f"{who:<22} {row.provider:<14} {row.jobs:>6} {row.succeeded:>6} {row.failed:>6}")
     return EXIT_OK
 
 

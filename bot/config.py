@@ -61,6 +61,8 @@ class EngineConfig(_Section):
     max_download_mib: float = Field(default=50, gt=0, le=500)
     # Jobs one user may have running at once (0 = no limit).
     max_active_per_user: int = Field(default=0, ge=0)
+    # Jobs one user may send to providers in any 24 hours (0 = no limit).
+    max_jobs_per_user_per_day: int = Field(default=0, ge=0)
 
 
 class CallbacksConfig(_Section):

@@ -67,6 +67,35 @@ class Admin(commands.Cog):
                 lines.append(line)
             await tell(interaction, "\n".join(lines))
 
+    @app_commands.command(name="usage", description="Who sent how many jobs (Manage Server)")
+    @app_commands.describe(days="How many days back (default 1)")
+    @app_commands.guild_only()
+    async def usage(
+        self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 90] = 1
+    ) -> None:
+        if not await defer_private(interaction):
+            return
+        async with guarded(interaction):
+            if not is_manager(interaction):
+                raise UserError("Usage figures need the Manage Server permission.")
+            ctx = ui_context(interaction.client)
+            guild_id = str(interaction.guild_id) if interaction.guild_id else None
+            rows = await ctx.engine.usage(days, guild_id=guild_id)
+            if not rows:
+                await tell(interaction, f"No jobs sent to providers in the last {days} day(s).")
+                return
+            lines = [f"**Jobs sent to providers, last {days} day(s)**"]
+            for row in rows:
+                who = f"<@{row.user_id}>" if row.user_id else "terminal"
+                line = (
+                    f"{who} · {row.provider}: **{row.jobs}** "
+                    f"({row.succeeded} succeeded, {row.failed} failed)"
+                )
+                if sum(len(x) + 1 for x in lines) + len(line) > CONTENT_LIMIT:
+                    break
+                lines.append(line)
+            await tell(interaction, "\n".join(lines))
+
     @app_commands.command(name="cancel", description="Cancel a running job")
     @app_commands.describe(job_id="The job's id (shown on its message and in /jobs)")
     @app_commands.guild_only()

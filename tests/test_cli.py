@@ -141,3 +141,21 @@ def test_example_config_is_valid() -> None:
     config = load_config(str(example), env={"DISCORD_TOKEN": "sekrit-token-value"})
     assert [p.kind for p in config.providers] == ["sandbox"]
     assert "sekrit" not in repr(config) + str(config.model_dump())  # the token is a secret
+
+
+async def test_usage_lists_jobs_per_user_and_provider(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        [
+            {
+                "name": "sandbox",
+                "kind": "sandbox",
+                "duration": 0.2,
+                "state_dir": str(tmp_path / "sb"),
+            }
+        ],
+    )
+    assert (await run_cli("imagine", "a small boat", cwd=tmp_path)).code == 0
+    ran = await run_cli("usage", "--days", "2", cwd=tmp_path)
+    assert ran.code == 0, ran.err
+    assert "(terminal)" in ran.out and "sandbox" in ran.out

@@ -567,3 +567,21 @@ async def test_restart_keeps_buttons_and_running_jobs(env: Env) -> None:
 async def test_no_body_violations_at_all(env: Env) -> None:
     assert env.fake.violations == [], env.why()
     assert "Traceback" not in env.bot.log_text(200_000), env.bot.log_text()
+
+
+async def test_usage_is_for_managers(env: Env) -> None:
+    fake = env.fake
+    where = await channel(env, "usage")
+    await imagine(env, where, "a counted lighthouse")
+    owner = int(fake.owner["id"])  # the guild owner may manage the server
+    rec = await fake.send_slash_command("usage", {"days": 7}, channel_id=where, user_id=owner)
+    await acked(rec, 5)
+    text = (await rec.wait_response(10)).content
+    assert "Jobs sent to providers" in text and "sandbox" in text, text
+    assert f"<@{fake.user_id}>" in text
+    # The default test user is a plain member.
+    rec = await fake.send_slash_command("usage", {}, channel_id=where)
+    await acked(rec, 5)
+    text = (await rec.wait_response(10)).content
+    assert "Manage Server" in text, text
+    env.clean()

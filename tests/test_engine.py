@@ -412,3 +412,19 @@ async def test_front_end_patches_never_overwrite_newer_state(tmp_path: Path) -> 
         assert await engine.undelivered("discord") == []
     finally:
         await engine.stop()
+
+
+async def test_daily_quota_and_usage_figures(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider, max_jobs_per_user_per_day=2)
+    await engine.start()
+    try:
+        for prompt in ("a", "b"):
+            await engine.submit(JobRequest(Action.IMAGINE, prompt=prompt, user_id="u1"))
+        with pytest.raises(RequestError, match="your 2 jobs for the last 24 hours"):
+            await engine.submit(JobRequest(Action.IMAGINE, prompt="c", user_id="u1"))
+        await engine.submit(JobRequest(Action.IMAGINE, prompt="d", user_id="u2"))
+        rows = {(r.user_id, r.provider): r.jobs for r in await engine.usage(1)}
+    finally:
+        await engine.stop()
+    assert rows == {("u1", provider.name): 2, ("u2", provider.name): 1}

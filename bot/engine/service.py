@@ -19,7 +19,7 @@ from bot.engine.models import Job, JobRequest, JobStatus, new_job_id
 from bot.engine.prompt import ParsedPrompt, PromptError, check_supported, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.runner import Runner
-from bot.engine.store import Store
+from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
     BLEND_DIMENSIONS,
@@ -152,6 +152,10 @@ class Engine:
     async def recent(self, limit: int = 20, **filters: str | None) -> list[Job]:
         return await self.store.recent(limit, **filters)
 
+    async def usage(self, days: float = 1, guild_id: str | None = None) -> list[Usage]:
+        """Jobs sent to providers per user and provider over the last `days`."""
+        return await self.store.usage(self.clock() - days * 86400, guild_id)
+
     def media_path(self, relative: str):
         return self.results.path(relative)
 
@@ -271,6 +275,13 @@ class Engine:
                 raise RequestError(
                     f"You already have {active} jobs running (the limit here is "
                     f"{self.config.engine.max_active_per_user}); wait for one to finish."
+                )
+        daily = self.config.engine.max_jobs_per_user_per_day
+        if daily and request.user_id:
+            used = await self.store.count_sent_since(request.user_id, self.clock() - 86400)
+            if used >= daily:
+                raise RequestError(
+                    f"You have used your {daily} jobs for the last 24 hours here; try again later."
                 )
         parsed = self._parse(request, parent, provider)
         lo, hi = _IMAGE_COUNTS.get(action, (0, provider.max_images))

@@ -13,12 +13,23 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.engine.models import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class Usage:
+    user_id: str  # "" for jobs from the terminal
+    provider: str
+    jobs: int  # sent to the provider
+    succeeded: int
+    failed: int
+
 
 # Each entry moves the schema from version i to i+1. Never edit a shipped entry:
 # append a new one.
@@ -247,6 +258,35 @@ class Store:
         ) as cursor:
             rows = await cursor.fetchall()
         return [Job.from_json(json.loads(r[0])) for r in rows]
+
+    async def count_sent_since(self, user_id: str, since: float) -> int:
+        """Jobs of a user that reached a provider (have a task id) since `since`."""
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ? "
+            "AND task_id IS NOT NULL",
+            (user_id, since),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def usage(self, since: float, guild_id: str | None = None) -> list[Usage]:
+        """Jobs per user and provider since `since`: who spends what."""
+        where = "created_at >= ? AND task_id IS NOT NULL"
+        args: list[Any] = [since]
+        if guild_id is not None:
+            where += " AND guild_id = ?"
+            args.append(guild_id)
+        async with self.db.execute(
+            "SELECT COALESCE(user_id, ''), provider, COUNT(*), "
+            "SUM(status = 'succeeded'), SUM(status = 'failed') "
+            f"FROM jobs WHERE {where} GROUP BY user_id, provider "
+            "ORDER BY COUNT(*) DESC",
+            args,
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            Usage(str(r[0]), str(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0)) for r in rows
+        ]
 
     async def count_active_for(self, user_id: str) -> int:
         marks = ",".join("?" * len(_ACTIVE))
