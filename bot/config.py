@@ -88,7 +88,8 @@ class MjProxyConfig(_ProviderBase):
     base_url: str
     api_key: SecretStr | None = None
     # How the key travels; the servers disagree (see README):
-    #   "bearer"        Authorization: Bearer <key>  (new-api relays, 佩奇/aigc369)
+    #   "bearer"        Authorization: Bearer <key> + mj-api-secret: <key>
+    #                   (new-api relays, 佩奇/aigc369, novicezk)
     #   "mj-api-secret" mj-api-secret: <key>         (novicezk)
     #   "authorization" Authorization: <key>         (trueai, verbatim)
     auth_style: Literal["bearer", "mj-api-secret", "authorization"] = "bearer"

@@ -180,10 +180,22 @@ async def test_auth_styles_that_work(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["novicezk", "relay"])
+async def test_default_bearer_style_also_works_where_only_mj_api_secret_is_read(
+    flavour: str, client: httpx.AsyncClient
+) -> None:
+    # novicezk reads mj-api-secret only; the default style sends it beside the Bearer.
+    async with FakeMjProxy(None, key=SECRET, flavour=flavour) as fake:
+        provider = make(fake, client, auth_style="bearer")
+        await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert (await provider.check()).status == "healthy"
+        assert fake.violations == []
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("flavour", "strict", "style"),
     [
-        ("novicezk", None, "bearer"),  # novicezk reads mj-api-secret only: 401, empty body
         ("trueai", None, "bearer"),  # trueai takes "Bearer <key>" verbatim as the token
         ("relay", "bearer", "authorization"),
         ("relay", "bearer", "mj-api-secret"),

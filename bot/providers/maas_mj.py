@@ -29,10 +29,8 @@ Choices made here, on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -41,20 +39,14 @@ import httpx
 from bot.config import MaasMjConfig
 from bot.providers.base import (
     Action,
-    BadKey,
     BadResponse,
-    CheckResult,
     Feature,
     FollowUp,
     How,
     HttpAnswer,
     NotOffered,
     PromptRejected,
-    Provider,
     ProviderError,
-    ProviderHttp,
-    ProviderUnavailable,
-    RateLimited,
     RetryPolicy,
     SubmitRequest,
     SubmitResult,
@@ -63,10 +55,11 @@ from bot.providers.base import (
     TaskSnapshot,
     TaskState,
 )
+from bot.providers.cloudsway import CloudswayProvider, said, vendor_words
+from bot.providers.cloudsway import http_error as http_error  # re-exported: moved there
 
 TEXT_MAX = 8192  # /tob/diffusion "text" and "remixPrompt": length 1-8192
 MASK_MIN, MASK_MAX = 500, 4096  # inpaint area width/height bounds, in pixels
-FETCH_CONCURRENCY = 4  # no batch API: this many GET /tob/job calls at once
 PAN_SCALE = 1.5  # how far a pan extends the image (Youchuan allows 1.1-3.0)
 PAN_DIRECTIONS = {"down": 0, "right": 1, "up": 2, "left": 3}
 ZOOM_SCALES = {"2": 2.0, "1.5": 1.5}  # Zoom Out 2x / 1.5x -> outpaint scale (1.1-2.0)
@@ -124,12 +117,13 @@ _STATIC_SUPPORT: dict[Action, Support] = {
 _MODE_FLAG = re.compile(r"(?:^|\s)(?:--|\u2014)(?:fast|relax|turbo)\b", re.IGNORECASE)
 
 
-class MaasMjProvider(Provider):
+class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     kind: ClassVar[str] = "maas-mj"
     features = frozenset({Feature.MODES})  # --fast/--relax/--turbo travel in the prompt
     accepted_params = ACCEPTED_PARAMS
-    batch_size = 1  # no batch API; several ids are still fetched concurrently
     max_images = 0  # no upload call: image prompts are URLs in the prompt text
+    default_poll_interval = 5.0
+    task_path = "/tob/job/"
 
     def __init__(
         self,
@@ -138,30 +132,7 @@ class MaasMjProvider(Provider):
         *,
         policy: RetryPolicy | None = None,
     ) -> None:
-        self.config = config
-        self.name = config.name
-        self.poll_interval = config.poll_interval or 5.0
-        self.policy = policy or RetryPolicy()
-        self._key = config.api_key.get_secret_value() if config.api_key else ""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        root = f"{config.base_url.rstrip('/')}/{config.endpoint.strip('/')}"
-        # One attempt per send: the retries are ours (below), so that 429 and 5xx answers
-        # keep the vendor's message instead of the generic one.
-        self._http = ProviderHttp(
-            client,
-            root,
-            headers,
-            provider=self.name,
-            policy=RetryPolicy(attempts=1),
-            timeout=config.request_timeout,
-        )
-        # Image downloads go to the vendor's CDN without our headers: never send the key
-        # to a host that does not need it.
-        self._media = ProviderHttp(
-            client, "", {}, provider=self.name, policy=self.policy, timeout=config.request_timeout
-        )
+        super().__init__(config, client, policy=policy)
         # Optional endpoint -> offered? (absent = not known yet: offered until a 404/405).
         self._offered: dict[str, bool] = {}
 
@@ -318,11 +289,11 @@ class MaasMjProvider(Provider):
 
     def _missing(self, answer: HttpAnswer, endpoint: str) -> ProviderError:
         """404/405 from an action endpoint: the parent job is gone, or the call is absent."""
-        message, reason, _ = _vendor_words(answer, self._secrets())
+        message, reason = vendor_words(answer, self._secrets())
         words = f"{message} {reason}".lower()
         if answer.status == 404 and "job" in words:
             return TaskNotFound(
-                f"{self.name} no longer knows the original job{_said(message)}; run the "
+                f"{self.name} no longer knows the original job{said(message)}; run the "
                 "prompt again.",
                 provider=self.name,
             )
@@ -332,7 +303,7 @@ class MaasMjProvider(Provider):
             # product choice, so do not hide its buttons for good.
             return NotOffered(
                 f"{self.name} did not offer {what} (its API answered HTTP {answer.status} "
-                f"for /tob/{endpoint}){_said(message)}.",
+                f"for /tob/{endpoint}){said(message)}.",
                 provider=self.name,
             )
         # An undocumented call that is not there: remember, so buttons stop offering it.
@@ -392,38 +363,7 @@ class MaasMjProvider(Provider):
 
     # ------------------------------------------------------------------ fetch
 
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
-        self._need_key()
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def one(task_id: str) -> tuple[str, TaskSnapshot | None]:
-            async with gate:
-                return task_id, await self._fetch_one(task_id)
-
-        ids = list(dict.fromkeys(task_ids))
-        results = await asyncio.gather(*(one(t) for t in ids), return_exceptions=True)
-        found: dict[str, TaskSnapshot] = {}
-        errors: list[ProviderError] = []
-        for result in results:
-            if isinstance(result, ProviderError):
-                errors.append(result)
-            elif isinstance(result, BaseException):
-                raise result
-            elif result[1] is not None:
-                found[result[0]] = result[1]
-        if errors:
-            # An id left out would read as "unknown to the provider"; rather fail the whole
-            # poll (the runner backs off and asks again). A bad key says most, so it wins.
-            raise next((e for e in errors if isinstance(e, BadKey)), errors[0])
-        return found
-
-    async def _fetch_one(self, task_id: str) -> TaskSnapshot | None:
-        path = f"/tob/job/{urllib.parse.quote(task_id, safe='')}"
-        answer = await self._send("GET", path, None, idempotent=True)
-        if answer.status == 404:
-            return None
-        if answer.status >= 300:
-            raise self._error(answer)
+    def _read_task(self, answer: HttpAnswer, task_id: str) -> TaskSnapshot:
         return self._snapshot(self._job_body(answer), task_id)
 
     def _snapshot(self, job: Mapping[str, Any], task_id: str) -> TaskSnapshot:
@@ -483,78 +423,10 @@ class MaasMjProvider(Provider):
         items.append(FollowUp(Action.REROLL))
         return items
 
-    # ------------------------------------------------------------------ check, download
-
-    async def check(self) -> CheckResult:
-        if not self._key:
-            return CheckResult("bad_key", "api_key is not set for this provider.")
-        try:
-            # A job id that cannot exist: 404 proves the key was accepted, at no cost.
-            # Transport failures are retried by the policy; every answer is read below.
-            answer = await self.policy.run(
-                lambda: self._http.send(
-                    "GET", "/tob/job/atelier-check-0000", idempotent=True, retry_statuses=False
-                ),
-                idempotent=True,
-            )
-        except ProviderUnavailable as err:
-            return CheckResult("unreachable", err.message)
-        except ProviderError as err:
-            return CheckResult("error", err.message)
-        if answer.status in (401, 403):
-            return CheckResult("bad_key", self._error(answer).message)
-        if answer.status in (200, 404):
-            _, _, readable = _vendor_words(answer, self._secrets())
-            if readable or not answer.body.strip():
-                return CheckResult("healthy", f"{self.name} accepted the API key.")
-            return CheckResult(
-                "error",
-                f"{self.name} answered HTTP {answer.status} with something that is not JSON; "
-                "check base_url and endpoint.",
-            )
-        return CheckResult("error", self._error(answer).message)
-
-    async def download(self, url: str, max_bytes: int) -> bytes:
-        return await self._media.download(url, max_bytes)
-
-    # ------------------------------------------------------------------ HTTP and errors
-
-    def _need_key(self) -> None:
-        if not self._key:
-            raise BadKey(
-                f"{self.name} has no api_key configured; ask the server owner to set it.",
-                provider=self.name,
-            )
-
-    def _secrets(self) -> tuple[str, ...]:
-        return (self._key, self.config.endpoint)
-
-    async def _send(self, method: str, path: str, body: Any, *, idempotent: bool) -> HttpAnswer:
-        async def attempt() -> HttpAnswer:
-            try:
-                answer = await self._http.send(
-                    method, path, json_body=body, idempotent=idempotent, retry_statuses=False
-                )
-            except ProviderUnavailable as err:
-                if type(err) is ProviderUnavailable and not idempotent:
-                    # Sent, but no answer (timeout, reset): the job may exist anyway.
-                    raise ProviderUnavailable(
-                        f"{err.message} The request may have reached {self.name}, so the "
-                        "job may have started anyway.",
-                        provider=self.name,
-                    ) from None
-                raise
-            if answer.status == 429 or answer.status >= 500:
-                raise self._error(answer)  # typed retryable errors: the policy decides
-            return answer
-
-        return await self.policy.run(attempt, idempotent=idempotent)
+    # ------------------------------------------------------------------ HTTP
 
     def _job_body(self, answer: HttpAnswer) -> dict[str, Any]:
-        try:
-            data = answer.json()
-        except BadResponse as err:
-            raise BadResponse(_redact(err.message, self._secrets()), provider=self.name) from None
+        data = self._json(answer)
         if isinstance(data, dict) and "id" not in data and _int(data.get("code"), 0) >= 400:
             # Some gateways answer errors with HTTP 200 and the error body.
             raise self._error(answer, status=_int(data.get("code"), 0))
@@ -565,84 +437,8 @@ class MaasMjProvider(Provider):
             )
         return data
 
-    def _error(self, answer: HttpAnswer, *, status: int | None = None) -> ProviderError:
-        """The typed error for an HTTP error answer, with the vendor's words kept."""
-        return http_error(answer, self.name, self._secrets(), status=status)
-
 
 # ---------------------------------------------------------------------- helpers
-
-
-def http_error(
-    answer: HttpAnswer, name: str, secrets: Sequence[str], *, status: int | None = None
-) -> ProviderError:
-    """Map a MaaS error answer ({code, message, reason}) to the typed error family."""
-    code = status or answer.status
-    message, _, _ = _vendor_words(answer, secrets)
-    said = _said(message)
-    if code == 400:
-        return PromptRejected(f"{name} refused the request{said or ' (invalid prompt)'}.",
-                              provider=name)  # fmt: skip
-    if code == 401:
-        return BadKey(
-            f"{name} refused the API key (HTTP 401); ask the server owner to check api_key.",
-            provider=name,
-        )
-    if code == 402:
-        return ProviderError(
-            f"The {name} account is out of credit (HTTP 402){said}; ask the server owner to "
-            "top it up.",
-            provider=name,
-        )
-    if code == 403:
-        return PromptRejected(
-            f"{name} does not allow this request (HTTP 403){said or ': sensitive prompt'}.",
-            provider=name,
-        )
-    if code == 404:
-        return TaskNotFound(f"{name} does not know that job{said}.", provider=name)
-    if code == 405:
-        return NotOffered(f"{name} does not offer that call (HTTP 405){said}.", provider=name)
-    if code == 429:
-        return RateLimited(
-            f"{name} is running as many jobs as its plan allows (HTTP 429){said}; try again "
-            "shortly.",
-            provider=name,
-            retry_after=answer.retry_after,
-        )
-    if code >= 500:
-        return ProviderUnavailable(
-            f"{name} is busy or having trouble (HTTP {code}){said}; try again in a few minutes.",
-            provider=name,
-            retry_after=answer.retry_after,
-        )
-    return ProviderError(f"{name} answered HTTP {code}{said}.", provider=name)
-
-
-def _vendor_words(answer: HttpAnswer, secrets: Sequence[str]) -> tuple[str, str, bool]:
-    """(message, reason, body was JSON) of an answer; never raises."""
-    try:
-        data = answer.json()
-    except BadResponse:
-        return "", "", False
-    if not isinstance(data, dict):
-        return "", "", data is not None
-    message = data.get("message") or data.get("msg") or data.get("error") or ""
-    if isinstance(message, dict):
-        message = message.get("message") or ""
-    reason = str(data.get("reason") or "")
-    return _redact(str(message).strip(), secrets)[:300], _redact(reason, secrets)[:80], True
-
-
-def _said(message: str) -> str:
-    return f": {message.rstrip('. ')}" if message else ""
-
-
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 def _failure_words(comment: str) -> str:

@@ -271,6 +271,9 @@ class MjProxyProvider(Provider):
         style = self.config.auth_style
         if style == "bearer":
             headers["Authorization"] = f"Bearer {key}"
+            # novicezk reads only mj-api-secret, and new-api relays fall back to it: with
+            # both, the default style works on either (trueai needs "authorization").
+            headers["mj-api-secret"] = key
         elif style == "mj-api-secret":
             headers["mj-api-secret"] = key
         else:  # "authorization": trueai takes the header verbatim as its token
