@@ -81,6 +81,9 @@ class _ProviderBase(_Section):
     poll_interval: float | None = Field(default=None, gt=0, le=300)
     # Seconds for one HTTP request to the provider.
     request_timeout: float = Field(default=30, gt=0, le=300)
+    # Jobs sent to this provider at once (0 = no limit); more wait in Atelier's queue,
+    # in order, instead of being refused (midjourney-proxy accounts queue ~10 each).
+    max_concurrent: int = Field(default=0, ge=0, le=10_000)
 
 
 class MjProxyConfig(_ProviderBase):

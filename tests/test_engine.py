@@ -25,6 +25,7 @@ from bot.providers.base import (
     How,
     Provider,
     ProviderUnavailable,
+    RateLimited,
     SubmitRequest,
     SubmitResult,
     Support,
@@ -428,3 +429,122 @@ async def test_daily_quota_and_usage_figures(tmp_path: Path) -> None:
     finally:
         await engine.stop()
     assert rows == {("u1", provider.name): 2, ("u2", provider.name): 1}
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+def limited_engine(tmp_path: Path, provider: ScriptedProvider, limit: int, **engine: Any) -> Engine:
+    config = parse_config(
+        {
+            "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "media")},
+            "engine": engine,
+            "providers": [{"name": provider.name, "kind": "sandbox", "max_concurrent": limit}],
+        }
+    )
+    return Engine(config, providers={provider.name: provider})
+
+
+class BusyProvider(ScriptedProvider):
+    """Turns the first `refusals` submissions away as busy (429 / queue full)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.attempts = 0
+        self.in_flight_peak = 0
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        self.attempts += 1
+        if self.refusals:
+            self.refusals -= 1
+            raise RateLimited("queue full", provider=self.name, retry_after=0.2)
+        return await super().submit(request)
+
+
+async def test_jobs_wait_in_order_for_a_free_slot(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    provider.polls_to_finish = 3
+    engine = limited_engine(tmp_path, provider, 2)
+    peak = 0
+
+    original = provider.fetch
+
+    async def watching(ids: Sequence[str]) -> dict[str, TaskSnapshot]:
+        nonlocal peak
+        peak = max(peak, engine.runner.count_for(provider.name))
+        return await original(ids)
+
+    provider.fetch = watching  # type: ignore[method-assign]
+    await engine.start()
+    try:
+        jobs = [
+            await engine.submit(JobRequest(Action.IMAGINE, prompt=f"cat {n}")) for n in range(5)
+        ]
+        assert [j.status for j in jobs[2:]] == [JobStatus.QUEUED] * 3
+        assert [j.queue_position for j in jobs[2:]] == [1, 2, 3]
+        done = [await wait_done(engine, j.id, timeout=10) for j in jobs]
+    finally:
+        await engine.stop()
+    assert all(j.status is JobStatus.SUCCEEDED for j in done)
+    assert peak <= 2
+    # Sent in the order asked.
+    assert [r.prompt for r in provider.submitted] == [f"cat {n}" for n in range(5)]
+
+
+async def test_a_busy_provider_means_waiting_not_failing(tmp_path: Path) -> None:
+    provider = BusyProvider(refusals=2)
+    engine = limited_engine(tmp_path, provider, 0)
+    kinds: list[str] = []
+    engine.subscribe(lambda u: kinds.append(u.kind))
+    await engine.start()
+    try:
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        assert job.status is JobStatus.QUEUED and "busy" in job.provider_status
+        done = await wait_done(engine, job.id, timeout=10)
+    finally:
+        await engine.stop()
+    assert done.status is JobStatus.SUCCEEDED
+    assert provider.attempts == 3 and len(provider.submitted) == 1
+    assert kinds.count("queued") == 2
+
+
+async def test_queued_jobs_survive_a_restart_and_cancel_costs_nothing(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    provider.polls_to_finish = 10**9
+    engine = limited_engine(tmp_path, provider, 1)
+    await engine.start()
+    first = await engine.submit(JobRequest(Action.IMAGINE, prompt="first"))
+    second = await engine.submit(JobRequest(Action.IMAGINE, prompt="second"))
+    third = await engine.submit(JobRequest(Action.IMAGINE, prompt="third"))
+    cancelled = await engine.cancel(third.id)
+    assert cancelled.status is JobStatus.CANCELLED and "nothing was charged" in (
+        cancelled.failure or ""
+    )
+    await engine.stop()
+    assert [r.prompt for r in provider.submitted] == ["first"]
+
+    provider = ScriptedProvider()
+    engine = limited_engine(tmp_path, provider, 1)
+    await engine.start()
+    try:
+        assert (await wait_done(engine, first.id)).status is JobStatus.SUCCEEDED
+        assert (await wait_done(engine, second.id)).status is JobStatus.SUCCEEDED
+    finally:
+        await engine.stop()
+    assert [r.prompt for r in provider.submitted] == ["second"]  # sent once, after restart
+
+
+async def test_a_job_that_waits_past_its_deadline_fails_unsent(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    provider.polls_to_finish = 10**9
+    engine = limited_engine(tmp_path, provider, 1, job_deadline_minutes=0.02)
+    await engine.start()
+    try:
+        await engine.submit(JobRequest(Action.IMAGINE, prompt="hog"))
+        waiting = await engine.submit(JobRequest(Action.IMAGINE, prompt="waits"))
+        done = await wait_done(engine, waiting.id, timeout=10)
+    finally:
+        await engine.stop()
+    assert done.status is JobStatus.FAILED and "never sent" in (done.failure or "")
+    assert [r.prompt for r in provider.submitted] == ["hog"]

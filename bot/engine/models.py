@@ -128,6 +128,7 @@ class Job:
     deadline_at: float = 0.0
     poll_errors: int = 0
     not_found: int = 0
+    submit_attempts: int = 0  # sends the provider turned away as busy
 
     @property
     def finished(self) -> bool:

@@ -65,10 +65,18 @@ class Runner:
 
     # ---- lifecycle ----
 
-    async def start(self) -> None:
-        """Resume the jobs the store holds as active, then start the loop."""
+    async def start(self) -> list[Job]:
+        """Resume the jobs the store holds as active, then start the loop.
+
+        Returns the jobs that were still waiting to be sent (QUEUED: never sent, so
+        safe to send now) for the dispatcher."""
         interrupted: list[Job] = []
+        waiting: list[Job] = []
         for job in await self.store.active():
+            never_sent = job.status is JobStatus.QUEUED and job.task_id is None
+            if never_sent and job.provider in self.providers:
+                waiting.append(job)
+                continue
             if job.task_id is None or job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
                 # We cannot know whether the provider got it; sending it again could
                 # charge twice, so it ends here, saying so.
@@ -94,6 +102,7 @@ class Runner:
             self.events.publish(job, "failed")
         self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="atelier-runner")
+        return waiting
 
     async def stop(self) -> None:
         self._stopping = True
@@ -142,6 +151,10 @@ class Runner:
     @property
     def active_count(self) -> int:
         return len(self._jobs)
+
+    def count_for(self, provider: str) -> int:
+        """Jobs of a provider in flight there (sent, not finished)."""
+        return sum(1 for job in self._jobs.values() if job.provider == provider)
 
     # ---- the loop ----
 

@@ -6,19 +6,21 @@ Front ends (the Discord cogs, the CLI) never talk to a provider themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 
+from bot import media
 from bot.config import Config
+from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
 from bot.engine.models import Job, JobRequest, JobStatus, new_job_id
 from bot.engine.prompt import ParsedPrompt, PromptError, check_supported, parse_prompt
 from bot.engine.results import ResultCollector
-from bot.engine.runner import Runner
+from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
@@ -30,8 +32,8 @@ from bot.providers.base import (
     PromptRejected,
     Provider,
     ProviderError,
+    RateLimited,
     SubmitRequest,
-    SubmitResult,
     Support,
 )
 
@@ -68,12 +70,6 @@ class RequestError(ValueError):
     """A request the engine refuses before anything is stored or sent. User-facing."""
 
 
-@dataclass(frozen=True)
-class Started:
-    job: Job
-    support: Support
-
-
 class Engine:
     def __init__(
         self,
@@ -102,6 +98,13 @@ class Engine:
             if provider_config.poll_interval and provider_config.name in self.providers:
                 self.providers[provider_config.name].poll_interval = provider_config.poll_interval
         self.runner = Runner(self.store, self.providers, self.events, self.results, clock=clock)
+        self.dispatcher = Dispatcher(
+            {p.name: p.max_concurrent for p in config.providers},
+            self.runner.count_for,
+            self._send,
+            self._expire_waiting,
+            clock=clock,
+        )
         self.deadline = config.engine.job_deadline_minutes * 60
 
     # ---- lifecycle ----
@@ -109,10 +112,14 @@ class Engine:
     async def start(self, *, run: bool = True) -> None:
         await self.store.open()
         if run:
-            await self.runner.start()
+            # Jobs that were waiting for room were never sent: they queue again, in order.
+            for job in await self.runner.start():
+                job.queue_position = self.dispatcher.enqueue(job)
+            self.dispatcher.start()
 
     async def stop(self) -> None:
         """Stop polling; active jobs stay in the store and resume at the next start."""
+        await self.dispatcher.stop()
         await self.runner.stop()
         for provider in self.providers.values():
             await provider.aclose()
@@ -146,7 +153,7 @@ class Engine:
             ) from None
 
     async def get(self, job_id: str) -> Job | None:
-        live = self.runner.get(job_id)
+        live = self.runner.get(job_id) or self.dispatcher.get(job_id)
         return live if live is not None else await self.store.get(job_id)
 
     async def recent(self, limit: int = 20, **filters: str | None) -> list[Job]:
@@ -162,45 +169,81 @@ class Engine:
     # ---- requests ----
 
     async def submit(self, request: JobRequest) -> Job:
-        """Validate, store, and send one request. Returns the job (possibly already
-        failed, with the provider's reason). Raises RequestError for bad input."""
-        job, provider, support, submit_request = await self._prepare(request)
-        job.status = JobStatus.SUBMITTING
-        await self.store.save(job)  # written before it is sent: a crash here is detectable
-        self.events.publish(job, "created")
-        try:
-            result = await self._send(provider, support, job, submit_request)
-        except ProviderError as err:
-            job.status = JobStatus.FAILED
-            job.failure = str(err)
-            job.finished_at = self.clock()
+        """Validate, store, and send one request (or queue it while its provider is
+        full). Returns the job, possibly already failed with the provider's reason.
+        Raises RequestError for bad input, before anything is stored or sent."""
+        job, support, submit_request = await self._prepare(request)
+        if support.how is How.SELECT:
+            await self._select(job, submit_request)
+        elif self.dispatcher.has_room(job.provider):
+            await self._send(job, submit_request, announce=True)
+        else:
+            job.queue_position = self.dispatcher.enqueue(job)
+            job.provider_status = "waiting for a free slot"
             await self.store.save(job)
-            self.events.publish(job, "failed")
-            return job
+            self.events.publish(job, "created")
+        return job
+
+    async def _send(
+        self, job: Job, submit_request: SubmitRequest | None = None, *, announce: bool = False
+    ) -> None:
+        """Send a stored job to its provider (the dispatcher calls this for queued jobs)."""
+        provider = self.providers[job.provider]
+        job.status = JobStatus.SUBMITTING
+        job.queue_position = None
+        await self.store.save(job)  # written before it is sent: a crash here is detectable
+        if announce:
+            self.events.publish(job, "created")
+        try:
+            if submit_request is None:
+                submit_request = await self._request_for(job)
+            result = await provider.submit(submit_request)
+        except RateLimited as err:
+            # Refused outright (429, queue full): nothing was accepted, so it is safe to
+            # send again later. The job keeps its place at the head of the queue.
+            job.submit_attempts += 1
+            delay = err.retry_after or min(300.0, 15.0 * 2 ** (job.submit_attempts - 1))
+            job.status = JobStatus.QUEUED
+            job.provider_status = f"{provider.name} is busy; trying again in {delay:.0f} s"
+            job.queue_position = self.dispatcher.enqueue(
+                job, not_before=self.clock() + delay, front=True
+            )
+            await self.store.save(job)
+            self.events.publish(job, "queued")
+            return
+        except ProviderError as err:
+            await self._fail(job, str(err))
+            return
         except Exception as err:
             log.exception("submitting %s to %s failed unexpectedly", job.id, provider.name)
-            job.status = JobStatus.FAILED
-            job.failure = f"Atelier could not submit this job ({type(err).__name__})."
-            job.finished_at = self.clock()
-            await self.store.save(job)
-            self.events.publish(job, "failed")
-            return job
+            await self._fail(job, f"Atelier could not submit this job ({type(err).__name__}).")
+            return
         job.task_id = result.task_id
         job.status = JobStatus.SUBMITTED
         job.submitted_at = self.clock()
-        if support.how is How.SELECT and result.snapshot is not None:
-            await self._finish_selection(job, request, result)
-            return job
+        job.provider_status = ""
         await self.store.save(job)
         self.events.publish(job, "submitted")
         if result.snapshot is not None and not result.snapshot.state.finished:
-            from bot.engine.runner import apply_snapshot
-
             apply_snapshot(job, result.snapshot)
         self.runner.track(
             job, delay=0 if result.snapshot and result.snapshot.state.finished else None
         )
-        return job
+
+    async def _fail(self, job: Job, reason: str) -> None:
+        job.status = JobStatus.FAILED
+        job.failure = reason
+        job.finished_at = self.clock()
+        await self.store.save(job)
+        self.events.publish(job, "failed")
+
+    async def _expire_waiting(self, job: Job) -> None:
+        minutes = max(1, round((job.deadline_at - job.created_at) / 60))
+        await self._fail(
+            job,
+            f"{job.provider} stayed busy for {minutes} minutes, so this job was never sent "
+            "(nothing was charged). Try again later.",
+        )
 
     async def cancel(self, job_id: str) -> Job:
         job = await self.get(job_id)
@@ -208,6 +251,13 @@ class Engine:
             raise RequestError(f"There is no job {job_id}.")
         if job.finished:
             raise RequestError(f"Job {job_id} has already {job.status.value}.")
+        if self.dispatcher.remove(job.id) is not None:
+            job.status = JobStatus.CANCELLED
+            job.failure = "Cancelled before it was sent (nothing was charged)."
+            job.finished_at = self.clock()
+            await self.store.save(job)
+            self.events.publish(job, "cancelled")
+            return job
         provider = self.providers.get(job.provider)
         note = ""
         if provider is not None and job.task_id:
@@ -244,7 +294,7 @@ class Engine:
 
     # ---- internals ----
 
-    async def _prepare(self, request: JobRequest) -> tuple[Job, Provider, Support, SubmitRequest]:
+    async def _prepare(self, request: JobRequest) -> tuple[Job, Support, SubmitRequest]:
         parent: Job | None = None
         if request.parent_id:
             parent = await self.get(request.parent_id)
@@ -317,18 +367,44 @@ class Engine:
         if not images and parent is not None and parent.inputs:
             # Follow-ups of an image-prompted job reuse its images (e.g. 🔄).
             job.inputs = list(parent.inputs)
-            images = [ImageInput(await self.results.read(p)) for p in parent.inputs]
-        followup = parent.offers(action, request.index, request.variant) if parent else None
+            images = None  # read from the stored inputs
+        submit_request = await self._request_for(job, parent, images)
+        try:
+            provider.validate(submit_request)
+        except PromptRejected as err:
+            raise RequestError(str(err)) from None
+        # Kept for follow-ups (and for sending a queued job later) once the request is valid.
+        for n, image in enumerate(request.images, 1):
+            job.inputs.append(await self.results.save_input(job, n, image.data))
+        return job, support, submit_request
+
+    async def _request_for(
+        self, job: Job, parent: Job | None = None, images: list[ImageInput] | None = None
+    ) -> SubmitRequest:
+        """The provider request for a stored job. Everything comes from the store, so a
+        job queued before a restart is sent exactly as it was asked for."""
+        if parent is None and job.parent_id:
+            parent = await self.get(job.parent_id)
+        parsed: ParsedPrompt | None = None
+        if job.prompt:
+            with contextlib.suppress(PromptError):  # validated when the job was made
+                parsed = parse_prompt(job.prompt)
+        if images is None:
+            images = []
+            for path in job.inputs:
+                data = await self.results.read(path)
+                images.append(ImageInput(data, media.sniff_mime(data) or "image/png"))
+        followup = parent.offers(job.action, job.index, job.variant) if parent else None
         size = None
         if parent is not None and parent.images:
             pick = (
-                parent.images[request.index - 1]
-                if 0 < request.index <= len(parent.images)
+                parent.images[job.index - 1]
+                if 0 < job.index <= len(parent.images)
                 else parent.images[0]
             )
             size = await self.results.image_size(pick) if pick else None
-        submit_request = SubmitRequest(
-            action=action,
+        return SubmitRequest(
+            action=job.action,
             prompt=parsed.raw if parsed else job.prompt,
             text=parsed.text if parsed else "",
             params=job.params,
@@ -338,21 +414,13 @@ class Engine:
             parent_task_id=parent.task_id if parent else None,
             parent_extra=dict(parent.provider_data) if parent else {},
             parent_image_size=size,
-            index=request.index,
-            variant=request.variant,
+            index=job.index,
+            variant=job.variant,
             ref=followup.ref if followup else "",
-            regions=list(request.regions),
-            dimensions=request.dimensions,
-            callback_url=self._callback_url(provider, job),
+            regions=list(job.regions),
+            dimensions=job.dimensions,
+            callback_url=self._callback_url(self.providers[job.provider], job),
         )
-        try:
-            provider.validate(submit_request)
-        except PromptRejected as err:
-            raise RequestError(str(err)) from None
-        # Kept for follow-ups (🔄 of an image-prompted job) only once the request is valid.
-        for n, image in enumerate(request.images, 1):
-            job.inputs.append(await self.results.save_input(job, n, image.data))
-        return job, provider, support, submit_request
 
     def _callback_url(self, provider: Provider, job: Job) -> str | None:
         base = self.config.callbacks.public_url.rstrip("/")
@@ -381,33 +449,29 @@ class Engine:
             raise RequestError(str(err)) from None
         return parsed
 
-    async def _send(
-        self, provider: Provider, support: Support, job: Job, request: SubmitRequest
-    ) -> SubmitResult:
-        if support.how is How.SELECT:
-            if not request.parent_task_id:
-                raise RequestError("There is no image to select from.")
-            snapshot = provider.select(request.parent_task_id, request.parent_extra, job.index)
-            return SubmitResult(request.parent_task_id, snapshot)
-        return await provider.submit(request)
-
-    async def _finish_selection(self, job: Job, request: JobRequest, result: SubmitResult) -> None:
+    async def _select(self, job: Job, request: SubmitRequest) -> None:
         """U1-U4 on providers that return four separate images: no provider call."""
-        assert result.snapshot is not None and request.parent_id is not None
-        parent = await self.get(request.parent_id)
-        assert parent is not None
-        source = parent.images[job.index - 1] if 0 < job.index <= len(parent.images) else ""
-        if not source:
+        provider = self.providers[job.provider]
+        parent = await self.get(job.parent_id or "")
+        source = ""
+        if parent is not None and 0 < job.index <= len(parent.images):
+            source = parent.images[job.index - 1]
+        if parent is None or not request.parent_task_id:
+            job.status = JobStatus.FAILED
+            job.failure = "There is no image to select from."
+        elif not source:
             job.status = JobStatus.FAILED
             job.failure = f"Image {job.index} of job {parent.id} was withheld by review."
         else:
+            snapshot = provider.select(request.parent_task_id, request.parent_extra, job.index)
+            job.task_id = request.parent_task_id
             job.images = [await self.results.copy_image(source, job)]
-            snapshot = result.snapshot
             job.followups = list(snapshot.followups)
             job.provider_data.update(snapshot.extra)
             job.seed = parent.seed
             job.status = JobStatus.SUCCEEDED
             job.progress = 100.0
-        job.finished_at = self.clock()
+        job.submitted_at = job.finished_at = self.clock()
         await self.store.save(job)
+        self.events.publish(job, "created")
         self.events.publish(job, job.status.value)

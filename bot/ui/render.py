@@ -68,7 +68,13 @@ def progress_bar(percent: float) -> str:
 
 def status_line(job: Job) -> str:
     started = int(job.submitted_at or job.created_at)
-    if job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+    if job.status is JobStatus.QUEUED:
+        # Waiting in Atelier's own queue for room at the provider (or for it to stop
+        # being busy): say where it stands, and why when the provider said.
+        place = f" — #{job.queue_position} in line" if job.queue_position else ""
+        why = f" ({job.provider_status})" if job.provider_status else ""
+        return f"⏳ Waiting for {job.provider}{place}{why}"
+    if job.status is JobStatus.SUBMITTING:
         return f"⏳ Sending to {job.provider}…"
     if job.status is JobStatus.NEEDS_INPUT:
         return "⌛ The provider is asking for input; continuing…"

@@ -1,0 +1,151 @@
+"""The dispatcher: jobs wait here, in order, until their provider has room.
+
+A provider has room while fewer of its jobs are in flight than its `max_concurrent`
+setting (0 = no limit), and while it is not refusing work (429, "queue full"). A job
+that waits is stored as QUEUED: it was never sent, so after a restart it can be sent
+without any risk of paying twice. Waiting jobs keep their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.engine.models import Job
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between looks at the queues while jobs wait
+
+
+@dataclass
+class Waiting:
+    job: Job
+    not_before: float = 0.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        limits: dict[str, int],
+        in_flight: Callable[[str], int],
+        send: Callable[[Job], Awaitable[None]],
+        expire: Callable[[Job], Awaitable[None]],
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.limits = limits
+        self.in_flight = in_flight
+        self.send = send
+        self.expire = expire
+        self.clock = clock
+        self._queues: dict[str, deque[Waiting]] = {}
+        self._sending: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._loop(), name="atelier-dispatcher")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # ---- queue ----
+
+    def has_room(self, provider: str) -> bool:
+        """Room now, and nobody ahead in the queue (order is kept)."""
+        return not self._queues.get(provider) and self._room(provider)
+
+    def _room(self, provider: str) -> bool:
+        limit = self.limits.get(provider, 0)
+        busy = self.in_flight(provider) + self._sending.get(provider, 0)
+        return limit <= 0 or busy < limit
+
+    def enqueue(self, job: Job, *, not_before: float = 0.0, front: bool = False) -> int:
+        """Add a job; returns its place in the queue (1 = next)."""
+        queue = self._queues.setdefault(job.provider, deque())
+        waiting = Waiting(job, not_before)
+        if front:
+            # A job the provider turned away keeps its place, and makes everyone wait.
+            queue.appendleft(waiting)
+        else:
+            queue.append(waiting)
+        self._wake.set()
+        return 1 if front else len(queue)
+
+    def remove(self, job_id: str) -> Job | None:
+        for queue in self._queues.values():
+            for waiting in queue:
+                if waiting.job.id == job_id:
+                    queue.remove(waiting)
+                    return waiting.job
+        return None
+
+    def get(self, job_id: str) -> Job | None:
+        for queue in self._queues.values():
+            for waiting in queue:
+                if waiting.job.id == job_id:
+                    return waiting.job
+        return None
+
+    @property
+    def waiting_count(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- the loop ----
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher turn failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK):
+                    await self._wake.wait()
+
+    async def _turn(self) -> None:
+        now = self.clock()
+        for provider, queue in self._queues.items():
+            for waiting in [w for w in queue if w.job.deadline_at and now >= w.job.deadline_at]:
+                queue.remove(waiting)
+                self._spawn(self.expire(waiting.job))
+            while queue and queue[0].not_before <= now and self._room(provider):
+                job = queue.popleft().job
+                self._sending[provider] = self._sending.get(provider, 0) + 1
+                self._spawn(self._send(provider, job))
+
+    async def _send(self, provider: str, job: Job) -> None:
+        try:
+            await self.send(job)
+        finally:
+            self._sending[provider] -= 1
+            self._wake.set()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
