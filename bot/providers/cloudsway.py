@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -25,6 +25,7 @@ from bot.providers.base import (
     BadKey,
     BadResponse,
     CheckResult,
+    FollowUp,
     HttpAnswer,
     NotOffered,
     PromptRejected,
@@ -36,6 +37,7 @@ from bot.providers.base import (
     RetryPolicy,
     TaskNotFound,
     TaskSnapshot,
+    TaskState,
 )
 
 FETCH_CONCURRENCY = 4  # no batch API: this many task reads at once
@@ -66,6 +68,9 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
     max_images = 0  # no upload call
     default_poll_interval: ClassVar[float] = 3.0  # when the config does not set one
     task_path: ClassVar[str]
+    # Where a finished snapshot's extra keeps the vendor's task id and its list of images.
+    id_key: ClassVar[str]
+    urls_key: ClassVar[str]
     error_words: ClassVar[ErrorWords] = ErrorWords()
 
     def __init__(
@@ -99,6 +104,42 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
         self._media = ProviderHttp(
             client, "", {}, provider=self.name, policy=self.policy, timeout=config.request_timeout
         )
+
+    # ------------------------------------------------------------------ select
+
+    def select(
+        self, parent_task_id: str, parent_extra: Mapping[str, Any], index: int
+    ) -> TaskSnapshot:
+        """U1-U4: image `index` of a finished task, with what one image offers here. Both
+        APIs return separate images, not a grid, so picking one needs no call."""
+        task_id = str(parent_extra.get(self.id_key) or parent_task_id)
+        urls = parent_extra.get(self.urls_key)
+        if not isinstance(urls, list) or not urls:
+            raise ProviderError(
+                "The images of the original job are no longer known; run the prompt again.",
+                provider=self.name,
+            )
+        if not 1 <= index <= len(urls):
+            raise ProviderError(f"There is no image {index} in that job.", provider=self.name)
+        url = str(urls[index - 1] or "")
+        if not url:
+            raise self._gap(index)
+        return TaskSnapshot(
+            task_id=f"{task_id}:{index}",
+            state=TaskState.SUCCEEDED,
+            image_urls=[url],
+            followups=self._image_followups(),
+            provider_status="selected",
+            extra={self.id_key: task_id, "imageNo": index - 1},
+        )
+
+    def _gap(self, index: int) -> ProviderError:
+        """The error for picking image `index` where the vendor's list has a gap ("")."""
+        return ProviderError(f"There is no image {index} in that job.", provider=self.name)
+
+    def _image_followups(self) -> list[FollowUp]:
+        """What one selected image offers: nothing, unless the API has calls for it."""
+        return []
 
     # ------------------------------------------------------------------ fetch
 

@@ -124,6 +124,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     max_images = 0  # no upload call: image prompts are URLs in the prompt text
     default_poll_interval = 5.0
     task_path = "/tob/job/"
+    id_key, urls_key = "jobId", "urls"
 
     def __init__(
         self,
@@ -322,31 +323,10 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
 
     # ------------------------------------------------------------------ select
 
-    def select(
-        self, parent_task_id: str, parent_extra: Mapping[str, Any], index: int
-    ) -> TaskSnapshot:
-        """U1-U4: image `index` of a finished job, with what one image offers here."""
-        job_id = str(parent_extra.get("jobId") or parent_task_id)
-        urls = parent_extra.get("urls")
-        if not isinstance(urls, list) or not urls:
-            raise ProviderError(
-                "The images of the original job are no longer known; run the prompt again.",
-                provider=self.name,
-            )
-        if not 1 <= index <= len(urls):
-            raise ProviderError(f"There is no image {index} in that job.", provider=self.name)
-        url = str(urls[index - 1] or "")
-        if not url:
-            raise PromptRejected(
-                f"Image {index} was withheld by {self.name}'s image review.", provider=self.name
-            )
-        return TaskSnapshot(
-            task_id=f"{job_id}:{index}",
-            state=TaskState.SUCCEEDED,
-            image_urls=[url],
-            followups=self._image_followups(),
-            provider_status="selected",
-            extra={"jobId": job_id, "imageNo": index - 1},
+    def _gap(self, index: int) -> ProviderError:
+        # An empty url is an image the vendor's review withheld, not a missing one.
+        return PromptRejected(
+            f"Image {index} was withheld by {self.name}'s image review.", provider=self.name
         )
 
     def _image_followups(self) -> list[FollowUp]:
