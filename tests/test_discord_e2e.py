@@ -182,6 +182,25 @@ def create_request_of(env: Env, message: FakeMessage) -> dict[str, object]:
     raise AssertionError(f"no create request for {message.id}")
 
 
+async def ensure_grid(env: Env) -> FakeMessage:
+    """The grid result of the first test, or a new one when that test did not run."""
+    if env.grid_result is None:
+        where = await channel(env, "grid")
+        _, job_id, _ = await imagine(env, where, "a grid to act on")
+        env.grid_job, env.grid_result = job_id, await result_of(env, job_id, where)
+    return env.grid_result
+
+
+async def ensure_upscale(env: Env) -> FakeMessage:
+    """An upscale result (made by an earlier test, or here)."""
+    if env.upscale_result is None:
+        grid = await ensure_grid(env)
+        await acked(await press(env, grid, "U2"), 6)
+        up_id, _ = await child_of(env, grid, "Image #2")
+        env.upscale_result = await result_of(env, up_id, grid.channel_id)
+    return env.upscale_result
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -219,9 +238,7 @@ async def test_imagine_shows_progress_then_result_with_buttons(env: Env) -> None
 
 
 async def test_u2_v3_and_reroll_start_child_jobs(env: Env) -> None:
-    if env.grid_result is None:
-        pytest.skip("needs the grid of the first test")
-    grid = env.grid_result
+    grid = await ensure_grid(env)
     recs = [await press(env, grid, label) for label in ("U2", "V3", "🔄")]
     for rec in recs:
         await acked(rec, 6)  # a silent acknowledgement: the new message is the answer
@@ -244,9 +261,7 @@ async def test_u2_v3_and_reroll_start_child_jobs(env: Env) -> None:
 
 
 async def test_upscale_creative_on_an_upscale(env: Env) -> None:
-    if env.upscale_result is None:
-        pytest.skip("needs the upscale of the previous test")
-    upscale = env.upscale_result
+    upscale = await ensure_upscale(env)
     await acked(await press(env, upscale, "Upscale (Creative)"), 6)
     child_id, _ = await child_of(env, upscale, "Upscale (Creative)")
     result = await result_of(env, child_id, upscale.channel_id)
@@ -255,9 +270,7 @@ async def test_upscale_creative_on_an_upscale(env: Env) -> None:
 
 
 async def test_vary_region_and_custom_zoom_open_forms(env: Env) -> None:
-    if env.upscale_result is None:
-        pytest.skip("needs the upscale of an earlier test")
-    fake, upscale = env.fake, env.upscale_result
+    fake, upscale = env.fake, await ensure_upscale(env)
 
     region = await acked(await press(env, upscale, "Vary (Region)"), 9)  # the modal first
     assert region.modal is not None and region.modal["custom_id"].startswith("at1m:inpaint:")
@@ -369,8 +382,6 @@ async def test_deleted_channel_keeps_the_job_for_jobs(env: Env) -> None:
 
 
 async def test_button_of_a_job_gone_from_the_store_says_so(env: Env) -> None:
-    if env.grid_result is None:
-        pytest.skip("needs a grid")
     fake = env.fake
     where = await channel(env, "forgotten")
     _, job_id, job_msg = await imagine(env, where, "a job that will be forgotten")
@@ -532,8 +543,7 @@ async def test_cancel_button_jobs_and_cancel_command(env: Env) -> None:
 
 
 async def test_restart_keeps_buttons_and_running_jobs(env: Env) -> None:
-    if env.grid_result is None:
-        pytest.skip("needs the grid of the first test")
+    grid = await ensure_grid(env)
     fake = env.fake
     where = await channel(env, "restart")
     _, job_id, job_msg = await imagine(env, where, "a job across a restart")
@@ -546,10 +556,10 @@ async def test_restart_keeps_buttons_and_running_jobs(env: Env) -> None:
     await asyncio.sleep(0.5)
 
     # A button from before the crash still works (its state is in the store).
-    rec = await press(env, env.grid_result, "U1")
+    rec = await press(env, grid, "U1")
     await acked(rec, 6)
-    child_id, _ = await child_of(env, env.grid_result, "Image #1")
-    await result_of(env, child_id, env.grid_result.channel_id)
+    child_id, _ = await child_of(env, grid, "Image #1")
+    await result_of(env, child_id, grid.channel_id)
 
     # The job that was running when the bot died is finished and shown where it began.
     result = await result_of(env, job_id, where)
