@@ -169,7 +169,7 @@ async def _serve(config: Config, token: str) -> int:
             stopping.append(loop.create_task(bot.close()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(sig, stop)
     try:
         async with bot:

@@ -37,6 +37,7 @@ import random
 import re
 import time
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ def png_bytes(width: int, height: int, seed: str) -> bytes:
     return out.getvalue()
 
 
-class _MaasFake:
+class _MaasFake(ABC):
     """aiohttp server with recording, auth, faults and an image store."""
 
     prefix = "/v1/ai"
@@ -140,8 +141,9 @@ class _MaasFake:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    @abstractmethod
     def _routes(self, router: web.UrlDispatcher) -> None:
-        raise NotImplementedError
+        """Each API's own endpoints."""
 
     @property
     def origin(self) -> str:
