@@ -8,18 +8,15 @@ without any risk of paying twice. Waiting jobs keep their deadline.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.engine.loop import BackgroundLoop
 from bot.engine.models import Job
 
 log = logging.getLogger(__name__)
-
-TICK = 1.0  # seconds between looks at the queues while jobs wait
 
 
 @dataclass
@@ -28,7 +25,9 @@ class Waiting:
     not_before: float = 0.0
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
+    name = "atelier-dispatcher"
+
     def __init__(
         self,
         limits: dict[str, int],
@@ -38,6 +37,7 @@ class Dispatcher:
         *,
         clock: Callable[[], float],
     ) -> None:
+        super().__init__()
         self.limits = limits
         self.in_flight = in_flight
         self.send = send
@@ -45,27 +45,9 @@ class Dispatcher:
         self.clock = clock
         self._queues: dict[str, deque[Waiting]] = {}
         self._sending: dict[str, int] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._stopping = False
 
     def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="atelier-dispatcher")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._start_loop()
 
     # ---- queue ----
 
@@ -109,24 +91,6 @@ class Dispatcher:
     def waiting_count(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    # ---- the loop ----
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self._turn()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("dispatcher turn failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK):
-                    await self._wake.wait()
-
     async def _turn(self) -> None:
         now = self.clock()
         for provider, queue in self._queues.items():
@@ -144,8 +108,3 @@ class Dispatcher:
         finally:
             self._sending[provider] -= 1
             self._wake.set()
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)

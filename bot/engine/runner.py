@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.engine.events import EventBus
+from bot.engine.loop import BackgroundLoop
 from bot.engine.models import Job, JobStatus
 from bot.engine.store import Store
 from bot.providers.base import Provider, ProviderError, TaskSnapshot, TaskState
@@ -35,7 +36,9 @@ FETCHES_PER_PROVIDER = 4
 Collector = Callable[[Provider, Job, TaskSnapshot], Awaitable[None]]
 
 
-class Runner:
+class Runner(BackgroundLoop):
+    name = "atelier-runner"
+
     def __init__(
         self,
         store: Store,
@@ -45,6 +48,7 @@ class Runner:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.store = store
         self.providers = providers
         self.events = events
@@ -54,10 +58,6 @@ class Runner:
         self._due: dict[str, float] = {}
         self._busy: set[str] = set()  # being fetched or collected
         self._last_poke: dict[str, float] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(FETCHES_PER_PROVIDER)
         )
@@ -100,22 +100,8 @@ class Runner:
         await self.store.save_many(interrupted)
         for job in interrupted:
             self.events.publish(job, "failed")
-        self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="atelier-runner")
+        self._start_loop()
         return waiting
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     # ---- jobs ----
 
@@ -158,22 +144,6 @@ class Runner:
 
     # ---- the loop ----
 
-    async def _loop(self) -> None:
-        # The flag, not only cancellation, ends the loop: on Python 3.11 a cancel that
-        # races with the wake event can be swallowed by a timeout helper.
-        while not self._stopping:
-            try:
-                await self._turn()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must survive anything one turn does
-                log.exception("runner turn failed")
-            self._wake.clear()
-            timeout = self._seconds_to_next()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-
     def _seconds_to_next(self) -> float:
         waiting = [t for job_id, t in self._due.items() if job_id not in self._busy]
         if not waiting:
@@ -201,11 +171,6 @@ class Runner:
                 batch = jobs[start : start + size]
                 self._busy.update(j.id for j in batch)
                 self._spawn(self._poll(provider, batch))
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
 
     async def _poll(self, provider: Provider, batch: Sequence[Job]) -> None:
         try:
