@@ -9,7 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.engine.models import Action, ImageInput, JobRequest
+from bot.engine.models import Action, ImageInput, Job, JobRequest
 from bot.ui.actions import start_job
 from bot.ui.context import UiContext, ui_context
 from bot.ui.replies import UserError
@@ -75,7 +75,18 @@ async def start_and_point(
     """Submit a request from a slash command (already deferred, ephemeral), post the
     job's message in the channel, and point the private reply at it."""
     ctx = ui_context(interaction.client)
-    job, message_id = await start_job(ctx, interaction, request, reply_to=None)
+
+    async def while_waiting(job: Job) -> None:
+        # The webhook edit does not count against the channel's limit: say it at once.
+        await interaction.edit_original_response(
+            content=f"✅ {what} `{job.id}` has started. This channel is busy, so its message "
+            "will appear here in a moment.",
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    job, message_id = await start_job(
+        ctx, interaction, request, reply_to=None, while_waiting=while_waiting
+    )
     if message_id is None:
         where = "this channel (as soon as Discord lets me post)"
     else:

@@ -322,13 +322,17 @@ async def test_unannounced_job_from_before_a_restart_gets_a_message(media: Path)
 def test_pacer_with_fake_clock() -> None:
     now = [100.0]
     pacer = Pacer(2, window=5.0, global_per_second=3, clock=lambda: now[0])
-    assert pacer.try_take(1) and pacer.try_take(1)
+    assert pacer.try_take(1)
+    assert not pacer.try_take(1)  # writes in a channel are spaced, not bursts
+    assert pacer.ready_in(1) == pytest.approx(2.5)  # window / per_channel
+    now[0] += 2.5
+    assert pacer.try_take(1)
     assert not pacer.try_take(1)  # the channel's window is full
-    assert pacer.ready_in(1) == pytest.approx(5.0)
-    assert pacer.try_take(2)
-    assert not pacer.try_take(3)  # the global window (3 per second) is full
+    assert pacer.ready_in(1) == pytest.approx(2.5)
+    assert pacer.try_take(2) and pacer.try_take(3)
+    assert not pacer.try_take(4)  # the global window (3 per second) is full
     now[0] += 1.0
-    assert pacer.try_take(3)
+    assert pacer.try_take(4)
     now[0] += 4.0
     assert pacer.try_take(1)
     pacer.block(1, 10)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 
@@ -114,13 +114,24 @@ def _request(
 
 
 async def start_job(
-    ctx: UiContext, interaction: discord.Interaction, request: JobRequest, *, reply_to: int | None
+    ctx: UiContext,
+    interaction: discord.Interaction,
+    request: JobRequest,
+    *,
+    reply_to: int | None,
+    while_waiting: Callable[[Job], Awaitable[None]] | None = None,
 ) -> tuple[Job, int | None]:
-    """Submit, then post the job's message in the channel. RequestError propagates."""
+    """Submit, then post the job's message in the channel. RequestError propagates.
+
+    In a busy channel the post may wait for Discord's per-channel limit; then
+    `while_waiting` is told first, so the person who asked is not left guessing."""
     job = await ctx.engine.submit(request)
     limit = interaction.filesize_limit
     ctx.sender.note_limit(request.guild_id, limit)
     assert interaction.channel_id is not None
+    busy = ctx.presenter.pacer.ready_in(interaction.channel_id) > BUSY_CHANNEL_SECONDS
+    if while_waiting is not None and busy:
+        await while_waiting(job)
     try:
         message_id = await ctx.presenter.announce(
             job, interaction.channel_id, reply_to=reply_to, limit=limit
@@ -131,6 +142,10 @@ async def start_job(
             "Messages, Attach Files and Read Message History). /jobs lists it."
         ) from None
     return job, message_id
+
+
+# A channel whose next write is further off than this counts as busy.
+BUSY_CHANNEL_SECONDS = 1.5
 
 
 async def press(interaction: discord.Interaction, target: Target) -> None:

@@ -5,7 +5,8 @@ as a whole (50 requests/s). discord.py waits out 429s, but it has no pacing of i
 many jobs in one channel would keep hitting the limit. Every presenter write takes a
 slot here first, so the limits are respected before Discord has to say so.
 
-Urgent writes (a new job's message, a result) go before droppable ones (progress):
+Writes in a channel are spaced evenly (window / per_channel apart) rather than sent in
+bursts. Urgent writes (a new job's message, a result) go before droppable ones (progress):
 while an urgent write waits for a channel, progress edits there do not take its slot.
 """
 
@@ -53,6 +54,11 @@ class Pacer:
         self._trim(now)
         waits = [self._blocked_until.get(key, 0.0) - now]
         times = self._sent.get(key)
+        if times:
+            # Evenly spaced, not in bursts at each window's edge: Discord's channel limit
+            # is unpublished and may be a sliding window, where arrival jitter would
+            # turn a burst of N into more than N.
+            waits.append(times[-1] + self.window / self.per_channel - now)
         if times is not None and len(times) >= self.per_channel:
             waits.append(times[0] + self.window - now)
         if len(self._global) >= self.global_per_second:
