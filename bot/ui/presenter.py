@@ -234,10 +234,12 @@ class Presenter:
         return [s for s in self._shown.values() if s.channel_id == channel_id]
 
     def _plan(self, channel_id: int) -> tuple[Coroutine[Any, Any, None] | None, float | None]:
-        """The next write for this channel (finals first), or how long to wait."""
+        """The next write for this channel, or how long to wait. Order: results and
+        failures, then the "finished →" edits of progress messages, then progress."""
         now = self.clock()
         waits: list[float] = []
         progress: list[Shown] = []
+        closing: list[Shown] = []
         for shown in self._jobs_in(channel_id):
             if shown.busy:
                 continue
@@ -253,7 +255,8 @@ class Presenter:
                     self._drop(shown)
                 continue
             if shown.stage is Stage.CLOSING:
-                return self._guarded(shown, self._close(shown)), None
+                closing.append(shown)  # after every result waiting in this channel
+                continue
             if job.finished:
                 return self._guarded(shown, self._finish(shown)), None
             if shown.progress_off or shown.message_id is None:
@@ -264,6 +267,8 @@ class Presenter:
                     waits.append(due - now)
                 else:
                     progress.append(shown)
+        if closing:
+            return self._guarded(closing[0], self._close(closing[0])), None
         if progress:
             if self.pacer.try_take(channel_id):
                 oldest = min(progress, key=lambda s: s.last_sent)
