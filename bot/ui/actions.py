@@ -129,7 +129,11 @@ async def start_job(
     limit = interaction.filesize_limit
     ctx.sender.note_limit(request.guild_id, limit)
     assert interaction.channel_id is not None
-    busy = ctx.presenter.pacer.ready_in(interaction.channel_id) > BUSY_CHANNEL_SECONDS
+    pacer = ctx.presenter.pacer
+    busy = (
+        pacer.has_urgent(interaction.channel_id)  # others already wait to post there
+        or pacer.ready_in(interaction.channel_id) > BUSY_CHANNEL_SECONDS
+    )
     if while_waiting is not None and busy:
         await while_waiting(job)
     try:
