@@ -340,3 +340,24 @@ def test_pacer_with_fake_clock() -> None:
     assert not pacer.try_take(1) and pacer.ready_in(1) == pytest.approx(5.0)
     pacer._urgent_waiting[4] += 1  # an urgent write waits: progress must not take its slot
     assert not pacer.try_take(4) and pacer.try_take(4, urgent=True)
+
+
+async def test_a_job_done_before_its_message_could_post_gets_only_its_result(
+    media: Path,
+) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender, per_window=1)  # one write per 0.5 s
+    first = make_job("eeeeeeeee0", progress=0)
+    late = make_job("eeeeeeeee1", progress=0)
+    for job in (first, late):
+        engine.jobs[job.id] = copy(job)
+    await presenter.announce(copy(first), CHANNEL)
+    waiting = asyncio.create_task(presenter.announce(copy(late), CHANNEL, reply_to=77))
+    await asyncio.sleep(0.05)  # `late` waits for the channel's next slot...
+    presenter.on_update(JobUpdate(copy(finish(engine, late, media)), "succeeded"))
+    posted = await waiting  # ...and by then it is done: just the result is posted
+    late_writes = [w for w in sender.writes if w.message_id == posted]
+    assert len(late_writes) == 1 and late_writes[0].message.files
+    assert late_writes[0].reply_to == 77
+    assert sum(1 for w in sender.writes if w.kind == "send") == 2  # no progress message
+    await presenter.close(1)

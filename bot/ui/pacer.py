@@ -78,13 +78,18 @@ class Pacer:
         return True
 
     async def acquire(self, key: int) -> None:
-        """Wait for a slot (urgent writes)."""
+        """Wait for a slot and take it (urgent writes)."""
+        await self.wait_turn(key, take=True)
+
+    async def wait_turn(self, key: int, *, take: bool = False) -> None:
+        """Wait, as an urgent write, until `key` may write (taking the slot if asked)."""
         self._urgent_waiting[key] += 1
         try:
             while True:
                 wait = self.ready_in(key)
                 if wait <= 0:
-                    self.try_take(key, urgent=True)
+                    if take:
+                        self.try_take(key, urgent=True)
                     return
                 await self.sleep(max(wait, 0.01))
         finally:

@@ -192,6 +192,11 @@ class Presenter:
             self._wake(channel_id)
 
     async def _post_progress(self, shown: Shown) -> int | None:
+        await self.pacer.wait_turn(shown.channel_id)
+        if shown.job.finished:
+            # In a busy channel the job may be done before its message could be posted:
+            # post just the outcome (one write instead of three).
+            return await self._finish(shown)
         await self.pacer.acquire(shown.channel_id)
         job, version = shown.job, shown.version
         try:

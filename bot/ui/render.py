@@ -112,6 +112,8 @@ def hint(job: Job) -> str:
         return "This is a problem with the provider account; tell a server admin."
     if any(w in failure for w in ("busy", "queue", "timeout", "time out", "later", "gave up")):
         return "The provider is busy: try again later, or pick another provider."
+    if "does not offer" in failure:  # NotOffered: trying again cannot help
+        return "This provider cannot do that; the job's other buttons still work."
     return "Try again; if it keeps failing, pick another provider or tell a server admin."
 
 
