@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -163,7 +164,7 @@ class Engine:
         """Jobs sent to providers per user and provider over the last `days`."""
         return await self.store.usage(self.clock() - days * 86400, guild_id)
 
-    def media_path(self, relative: str):
+    def media_path(self, relative: str) -> Path:
         return self.results.path(relative)
 
     # ---- requests ----
@@ -319,20 +320,8 @@ class Engine:
                 f"Job {parent.id} does not offer {label}"
                 f"{f' {request.index}' if request.index else ''} on {provider.name}."
             )
-        if self.config.engine.max_active_per_user and request.user_id:
-            active = await self.store.count_active_for(request.user_id)
-            if active >= self.config.engine.max_active_per_user:
-                raise RequestError(
-                    f"You already have {active} jobs running (the limit here is "
-                    f"{self.config.engine.max_active_per_user}); wait for one to finish."
-                )
-        daily = self.config.engine.max_jobs_per_user_per_day
-        if daily and request.user_id:
-            used = await self.store.count_sent_since(request.user_id, self.clock() - 86400)
-            if used >= daily:
-                raise RequestError(
-                    f"You have used your {daily} jobs for the last 24 hours here; try again later."
-                )
+        if request.user_id:
+            await self._check_limits(request.user_id)
         parsed = self._parse(request, parent, provider)
         lo, hi = _IMAGE_COUNTS.get(action, (0, provider.max_images))
         if not lo <= len(request.images) <= hi:
@@ -377,6 +366,24 @@ class Engine:
         for n, image in enumerate(request.images, 1):
             job.inputs.append(await self.results.save_input(job, n, image.data))
         return job, support, submit_request
+
+    async def _check_limits(self, user_id: str) -> None:
+        """The owner's spending limits per user (config [engine])."""
+        at_once = self.config.engine.max_active_per_user
+        if at_once:
+            active = await self.store.count_active_for(user_id)
+            if active >= at_once:
+                raise RequestError(
+                    f"You already have {active} jobs running (the limit here is {at_once}); "
+                    "wait for one to finish."
+                )
+        daily = self.config.engine.max_jobs_per_user_per_day
+        if daily:
+            used = await self.store.count_sent_since(user_id, self.clock() - 86400)
+            if used >= daily:
+                raise RequestError(
+                    f"You have used your {daily} jobs for the last 24 hours here; try again later."
+                )
 
     async def _request_for(
         self, job: Job, parent: Job | None = None, images: list[ImageInput] | None = None
