@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -1056,3 +1057,212 @@ async def test_callbacks_carry_the_task(client: httpx.AsyncClient) -> None:
         assert last.state == TaskState.SUCCEEDED and last.image_urls == done.image_urls
     finally:
         await runner.cleanup()
+
+
+# --------------------------------------------------------------------------- real-server quirks
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # trueai's queue-full is code 9, never 23 (DiscordService.RedisEnqueue).
+        {"code": 9, "description": "提交失败，队列已满，请稍后重试", "properties": {}},
+        # trueai's per-user caps: code 4 from imagine, {"success": false} elsewhere.
+        {"code": 4, "description": "并发数已达上限"},
+        {"success": False, "code": -1, "message": "队列数已达上限", "timestamp": "1"},
+    ],
+)
+async def test_busy_answers_are_rate_limited(
+    answer: dict[str, Any], client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.queue_answer(answer)
+        with pytest.raises(RateLimited):  # nothing was accepted: the engine sends it later
+            await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert fake.count("/submit/imagine") == 1 and not fake.tasks
+        fake.queue_answer({"success": False, "code": -1, "message": "今日绘图次数已达上限"})
+        with pytest.raises(ProviderError) as caught:  # a daily quota: no point waiting
+            await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert not isinstance(caught.value, RateLimited)
+
+
+def test_failure_reason_is_never_the_description() -> None:
+    provider = MjProxyProvider(
+        MjProxyConfig(name="mj", kind="mj-proxy", base_url="http://x"), httpx.AsyncClient()
+    )
+    # new-api keeps its submit answer in `description` (and fails rows without a reason);
+    # novicezk and trueai keep the command there.
+    for description in ("提交成功", "/imagine a red fox"):
+        snap = provider.snapshot(
+            {"id": "1", "status": "FAILURE", "progress": "100%", "description": description}
+        )
+        assert snap.state == TaskState.FAILED
+        assert snap.failure and description not in snap.failure
+    # trueai's cancel: FAILURE "取消任务" is a cancellation.
+    cancelled = provider.snapshot({"id": "2", "status": "FAILURE", "failReason": "取消任务"})
+    assert cancelled.state == TaskState.CANCELLED and cancelled.failure == "取消任务"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["trueai", "relay"])
+async def test_modal_status_after_the_modal_is_not_a_new_question(
+    flavour: str, client: httpx.AsyncClient
+) -> None:
+    async with FakeMjProxy(flavour=flavour) as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        upscaled = await press(provider, await imagine_done(provider), Action.UPSCALE, 1)
+        followup = next(f for f in upscaled.followups if f.action == Action.INPAINT)
+        request = SubmitRequest(
+            Action.INPAINT,
+            parent_task_id=upscaled.task_id,
+            parent_extra=upscaled.extra,
+            ref=followup.ref,
+            parent_image_size=(64, 64),
+            regions=[(0, 0, 0.5, 0.5)],
+        )
+        task_id = (await provider.submit(request)).task_id
+        raw = fake.tasks[task_id]
+        assert raw.status == "MODAL" and raw.modal is None  # answered, not started yet
+        snap = (await provider.fetch([task_id]))[task_id]
+        assert snap.state == TaskState.SUBMITTED and snap.provider_status == "MODAL"
+        assert (await finish(provider, task_id)).state == TaskState.SUCCEEDED
+        # A MODAL task whose modal was never sent still asks for input.
+        other = fake.add_task(script=[("MODAL", "0%")])
+        assert (await provider.fetch([other.id]))[other.id].state == TaskState.NEEDS_INPUT
+
+
+@pytest.mark.asyncio
+async def test_list_by_condition_with_one_id_twice(client: httpx.AsyncClient) -> None:
+    # new-api stores a second row for a task id after /submit/modal, and list-by-condition
+    # returns both (model.GetByMJIds): the stale MODAL row must not hide the live one.
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        task_id = fake.add_task().id
+        rows = [
+            {"id": task_id, "status": "IN_PROGRESS", "progress": "50%", "action": "MODAL"},
+            {"id": task_id, "status": "MODAL", "progress": "0%", "action": "INPAINT"},
+        ]
+        for order in (rows, rows[::-1]):
+            fake.fail_http(200, body=json.dumps(order), match="list-by-condition")
+            snap = (await provider.fetch([task_id]))[task_id]
+            assert snap.state == TaskState.RUNNING and snap.progress == 50.0
+
+
+@pytest.mark.asyncio
+async def test_relay_code_4_task_not_found(client: httpx.AsyncClient) -> None:
+    # new-api: 400 {"code": 4, "description": "task_not_found "} / "task_no_found ".
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        request = SubmitRequest(
+            Action.UPSCALE, parent_task_id="77", index=1, ref=f"MJ::JOB::upsample::1::{H}"
+        )
+        with pytest.raises(TaskNotFound):
+            await provider.submit(request)
+        with pytest.raises(TaskNotFound):
+            await provider.image_seed("999")
+        fake.queue_answer({"code": 4, "description": "prompt_is_required "}, status=400)
+        with pytest.raises(PromptRejected):  # other code-4 words stay a refusal
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+
+
+@pytest.mark.asyncio
+async def test_image_seed_not_found_is_not_an_account_problem(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        done = await imagine_done(provider)
+        # trueai TaskService.SubmitSeed: {"code": 3, "description": "未找到 seed"}
+        fake.fail_http(200, body='{"code": 3, "description": "未找到 seed"}', match="image-seed")
+        with pytest.raises(ProviderError, match="no seed") as caught:
+            await provider.image_seed(done.task_id)
+        assert not isinstance(caught.value, ProviderUnavailable)
+
+
+@pytest.mark.asyncio
+async def test_cancel_redirect_is_not_a_success(client: httpx.AsyncClient) -> None:
+    # new-api behind FRONTEND_BASE_URL: 301 to the front end, empty body for a POST.
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.fail_http(301, match="cancel")
+        with pytest.raises(NotOffered):
+            await make(fake, client).cancel("1")
+
+
+@pytest.mark.asyncio
+async def test_relay_web_page_for_a_missing_route(client: httpx.AsyncClient) -> None:
+    # A relay without /submit/action (older new-api/one-api) serves its web page with 200:
+    # U/V/🔄 still go through /submit/change; other buttons are not offered.
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        grid = await imagine_done(provider)
+        fake.send_html(match="/submit/action", times=2)
+        upscaled = await press(provider, grid, Action.UPSCALE, 2)
+        assert upscaled.state == TaskState.SUCCEEDED
+        assert fake.count("/submit/action") == 1 and fake.count("/submit/change") == 1
+        with pytest.raises(NotOffered):
+            await press(provider, upscaled, Action.PAN, 0, "left")
+        fake.send_html(match="/submit/shorten")
+        with pytest.raises(NotOffered):
+            await provider.submit(SubmitRequest(Action.SHORTEN, prompt="a long prompt"))
+
+
+@pytest.mark.asyncio
+async def test_describe_prompts_one_a_line(client: httpx.AsyncClient) -> None:
+    # trueai's official/partner accounts: unnumbered prompts joined with "\r\n".
+    prompts = [f"a red fox, style {n} --ar 1:1" for n in range(1, 5)]
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.describe_answer = "\r\n".join(prompts)
+        provider = make(fake, client)
+        request = SubmitRequest(Action.DESCRIBE, images=[image()])
+        done = await finish(provider, (await provider.submit(request)).task_id)
+        assert done.texts == prompts
+
+
+@pytest.mark.asyncio
+async def test_mode_path_on_a_server_without_it_says_how_to_fix_it(
+    client: httpx.AsyncClient,
+) -> None:
+    async with FakeMjProxy(flavour="novicezk") as fake:  # context path /mj only
+        provider = make(fake, client, mode_style="path", mode="relax")
+        with pytest.raises(NotOffered, match='mode_style = "prompt"'):
+            await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        await make(fake, client, mode_style="prompt", mode="relax").submit(
+            SubmitRequest(Action.IMAGINE, prompt="a fox")
+        )
+        assert fake.bodies("/submit/imagine")[-1]["prompt"] == "a fox --relax"
+
+
+@pytest.mark.asyncio
+async def test_image_seed_may_take_longer_than_a_request(client: httpx.AsyncClient) -> None:
+    # trueai's image-seed waits (up to 60 s) for a worker to ask Discord.
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client, request_timeout=0.2)
+        done = await imagine_done(provider)
+        fake.slow(0.5, match="image-seed", times=FAST.attempts)
+        assert await provider.image_seed(done.task_id) == fake.seed_value
+
+
+@pytest.mark.asyncio
+async def test_relay_key_without_the_model_is_not_a_bad_key(client: httpx.AsyncClient) -> None:
+    # new-api's distributor: 403 {"error": {"message": "该令牌无权访问模型 mj_shorten"}}.
+    async with FakeMjProxy(flavour="relay") as fake:
+        provider = make(fake, client)
+        forbidden = {"error": {"message": "该令牌无权访问模型 mj_shorten", "type": "new_api_error"}}
+        fake.queue_answer(forbidden, status=403)
+        with pytest.raises(NotOffered, match="mj_shorten"):
+            await provider.submit(SubmitRequest(Action.SHORTEN, prompt="a long prompt"))
+        fake.queue_answer({"error": {"message": "无效的令牌", "type": "new_api_error"}}, status=403)
+        with pytest.raises(BadKey):
+            await provider.submit(SubmitRequest(Action.SHORTEN, prompt="a long prompt"))
+
+
+@pytest.mark.asyncio
+async def test_relay_upstream_failure_is_unavailable(client: httpx.AsyncClient) -> None:
+    # new-api: 400 {"code": 5 (MjErrorUnknown), "description": "do_request_failed "}.
+    async with FakeMjProxy(flavour="relay") as fake:
+        answer = {"code": 5, "description": "do_request_failed ", "type": "upstream_error"}
+        fake.queue_answer(answer, status=400)
+        with pytest.raises(ProviderUnavailable, match="do_request_failed"):
+            await make(fake, client).submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
+        assert fake.count("/submit/imagine") == 1  # a submission is never sent twice

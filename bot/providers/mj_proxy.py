@@ -121,14 +121,32 @@ _CUSTOM_IDS: tuple[tuple[re.Pattern[str], Action, str], ...] = (
     (re.compile(r"MJ::JOB::pan_(left|right|up|down)::"), Action.PAN, "variant"),
 )
 
-# Codes of the submit answer (REFERENCE.md; 30: new-api's "group saturated", -1: trueai).
-_SUBMIT_CODES = frozenset({-1, 1, 3, 4, 9, 21, 22, 23, 24, 30})
+# Codes of the submit answer (REFERENCE.md; 30: new-api's "group saturated", 5: new-api's
+# MjErrorUnknown, its upstream failed (constant/midjourney.go); -1: trueai).
+_SUBMIT_CODES = frozenset({-1, 1, 3, 4, 5, 9, 21, 22, 23, 24, 30})
 
 # Describe and shorten number their answers with keycap emojis: 1️⃣ ... 5️⃣.
 _KEYCAP = re.compile(r"[1-9]\ufe0f?\u20e3")
 _ZOOM_PARAM = re.compile(r"\s--zoom\s+\S+", re.IGNORECASE)
 # Words servers use for "no such task" (code 3 means that, or "no account available").
 _TASK_MISSING = re.compile(r"任务|task|不存在|not[ _]?found|no[ _]found", re.IGNORECASE)
+# new-api's own "no such task" under code 4: task_not_found (submit), task_no_found (fetch,
+# image-seed), midjourney_task_not_found (relay/mjproxy_handler.go).
+_RELAY_TASK_MISSING = re.compile(r"task_not?_found", re.IGNORECASE)
+# "Full, come back later" in words, whatever the code: trueai never sends 23 but code 9
+# "提交失败，队列已满，请稍后重试" (DiscordService.RedisEnqueue) and, for its per-user caps,
+# code 4 or {"success": false} with "并发数已达上限" / "队列数已达上限" (SubmitController.NewTask).
+_BUSY = re.compile(
+    r"队列已满|队列数已达上限|并发数已达上限|负载已饱和|queue (?:is )?full|too many requests",
+    re.IGNORECASE,
+)
+# new-api's 403 for a key that may not use an action's model ("mj_imagine", "swap_face").
+_MODEL_FORBIDDEN = re.compile(r"模型|\bmodels?\b|\bmj_\w+|swap_face", re.IGNORECASE)
+# trueai's cancel marks the task FAILURE with this reason (TaskController.Cancel).
+_CANCEL_REASONS = frozenset({"取消任务"})
+# Which of two rows for one task id is further along (new-api keeps a second row after
+# /submit/modal and list-by-condition returns both).
+_STATUS_RANK = {"MODAL": 0, "": 1, "NOT_START": 2, "SUBMITTED": 3, "IN_PROGRESS": 4}
 
 
 def followup_for_custom_id(custom_id: str) -> FollowUp | None:
@@ -153,6 +171,19 @@ def split_numbered(text: str) -> list[str]:
     if len(parts) < 2:
         return []
     return [part.strip() for part in parts[1:] if part.strip()]
+
+
+def split_lines(text: str) -> list[str]:
+    """Describe prompts one a line, unnumbered (trueai's official/partner accounts join them
+    with "\r\n": TaskInfo.SetDescribeButtions). Fewer than two lines: not such a list."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines if len(lines) >= 2 else []
+
+
+def _rank(task: Mapping[str, Any]) -> tuple[int, float]:
+    status = str(task.get("status") or "").upper()
+    progress = parse_progress(task.get("progress")) or 0.0
+    return _STATUS_RANK.get(status, 5), progress
 
 
 def make_mask(size: tuple[int, int], regions: Sequence[tuple[float, float, float, float]]) -> str:
@@ -207,6 +238,7 @@ class MjProxyProvider(Provider):
     # How long `submit` waits for a Vary (Region) / Custom Zoom task to reach MODAL.
     modal_wait = 30.0
     modal_poll = 0.5
+    seed_timeout = 65.0  # image-seed lookups wait on Discord (see image_seed)
 
     def __init__(
         self,
@@ -245,6 +277,10 @@ class MjProxyProvider(Provider):
         # What we asked for per task id: tells grid from single image when the server's
         # `action` is the generic "ACTION" (trueai) and there are no buttons.
         self._asked: dict[str, Action] = {}
+        # Tasks whose modal we have sent: a MODAL status after that is stale, not a new
+        # question (trueai keeps MODAL until its queue starts the task; new-api answers
+        # /fetch from the task's first row, which stays MODAL until the job is done).
+        self._modal_sent: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return f"MjProxyProvider(name={self.name!r}, base_url={self._base_url!r})"
@@ -331,6 +367,12 @@ class MjProxyProvider(Provider):
             data = None
         words = self._error_text(data) or (self._snippet(answer) if data is None else "")
         said = f": {words}" if words else ""
+        if status == 403 and words and _MODEL_FORBIDDEN.search(words):
+            # new-api: the key works but may not use this action's model (mj_shorten,
+            # swap_face, ...): "该令牌无权访问模型 mj_shorten" (middleware/distributor.go).
+            return NotOffered(
+                f"{self.name} does not let this key use {what}{said}.", provider=self.name
+            )
         if status in (401, 403):
             return BadKey(
                 f"{self.name} rejected the API key (HTTP {status}{said}). Check api_key and "
@@ -360,6 +402,11 @@ class MjProxyProvider(Provider):
         """The error a submit-style answer stands for, or None when it is a success."""
         if data.get("success") is False:  # trueai: {"success": false, "code": -1, "message"}
             words = self._error_text(data) or "no reason given"
+            if _BUSY.search(words):
+                return RateLimited(
+                    f"{self.name} is full right now ({words}); try again in a few minutes.",
+                    provider=self.name,
+                )
             return ProviderError(f"{self.name} refused {what}: {words}", provider=self.name)
         raw = data.get("code")
         try:
@@ -370,9 +417,9 @@ class MjProxyProvider(Provider):
             return None
         words = self._error_text(data)
         props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
-        if code == 23:
+        if code == 23 or (words and _BUSY.search(words)):
             return RateLimited(
-                f"{self.name}'s queue is full ({words or 'queue full'}); try again in a few "
+                f"{self.name} is full right now ({words or 'queue full'}); try again in a few "
                 "minutes.",
                 provider=self.name,
             )
@@ -393,9 +440,19 @@ class MjProxyProvider(Provider):
                 f"{': ' + words if words else ''}; try again later.",
                 provider=self.name,
             )
+        if code == 4 and words and _RELAY_TASK_MISSING.search(words):
+            return TaskNotFound(
+                f"{self.name} does not know that task ({words}).", provider=self.name
+            )
         if code == 4:
             return PromptRejected(
                 f"{self.name} refused {what}: {words or 'invalid request'}", provider=self.name
+            )
+        if code == 5:  # new-api: do_request_failed, empty_response_body, ... (HTTP 400)
+            return ProviderUnavailable(
+                f"{self.name} could not get an answer from its upstream"
+                f"{': ' + words if words else ''}; try again later.",
+                provider=self.name,
             )
         if code == 9:
             return ProviderUnavailable(
@@ -424,14 +481,27 @@ class MjProxyProvider(Provider):
                 data = answer.json()
             except BadResponse:
                 data = None
-            if (
-                answer.status in (401, 403)
-                or not isinstance(data, dict)
-                or data.get("code") not in _SUBMIT_CODES
-            ):
+            coded = isinstance(data, dict) and data.get("code") in _SUBMIT_CODES
+            if answer.status == 404 and not coded and mode and self.config.mode_style == "path":
+                # novicezk serves only /mj (its servlet context path): /mj-relax/... is a
+                # plain 404 outside it. Say how to fix it rather than "not offered".
+                raise NotOffered(
+                    f"{self.name} has no {self._path(endpoint, mode)} (HTTP 404): it may not "
+                    'take the speed in the path; set mode_style = "prompt" for it.',
+                    provider=self.name,
+                )
+            if answer.status in (401, 403) or not coded:
                 raise self._status_error(answer, what)
             error = self._code_error(data, what)
             raise error or self._status_error(answer, what)
+        if endpoint != "/submit/imagine" and (
+            300 <= answer.status < 400 or (answer.body.strip() and self._looks_html(answer))
+        ):
+            # new-api serves its web page (200 HTML) for every route it lacks, or redirects
+            # to its front end (router/web-router.go, router/main.go): the route is absent,
+            # so /submit/action can fall back to /submit/change. Every server has imagine:
+            # a page there is a wrong base_url, which the BadResponse below says.
+            raise NotOffered(f"{self.name} does not offer {what}.", provider=self.name)
         data = answer.json()
         if not isinstance(data, dict):
             raise BadResponse(
@@ -743,6 +813,10 @@ class MjProxyProvider(Provider):
         task_id, code, data = await self._post_submit(
             "/submit/modal", body, what, self._mode(request)
         )
+        for done in {modal_task_id, task_id}:
+            self._modal_sent[done] = None
+        while len(self._modal_sent) > 10_000:
+            self._modal_sent.pop(next(iter(self._modal_sent)))
         return self._result(task_id or modal_task_id, code, data)
 
     # ------------------------------------------------------------------ fetch
@@ -791,8 +865,13 @@ class MjProxyProvider(Provider):
         wanted = set(ids)
         found: dict[str, dict[str, Any]] = {}
         for task in data:
-            if isinstance(task, dict) and str(task.get("id")) in wanted:
-                found[str(task["id"])] = task
+            if not isinstance(task, dict) or str(task.get("id")) not in wanted:
+                continue
+            task_id = str(task["id"])
+            # new-api may list one id twice (a second row after /submit/modal, the first
+            # stuck at MODAL): keep the row that is further along.
+            if task_id not in found or _rank(task) >= _rank(found[task_id]):
+                found[task_id] = task
         return found
 
     async def _fetch_each(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -859,6 +938,11 @@ class MjProxyProvider(Provider):
         task_id = str(task.get("id") or "")
         status = str(task.get("status") or "").upper()
         state = _STATES.get(status, TaskState.RUNNING)  # unknown words: still going
+        if state == TaskState.NEEDS_INPUT and task_id in self._modal_sent:
+            state = TaskState.SUBMITTED  # answered already; the server has not moved on yet
+        fail_reason = _text(task.get("failReason"))
+        if state == TaskState.FAILED and fail_reason in _CANCEL_REASONS:
+            state = TaskState.CANCELLED
         server_action = str(task.get("action") or "").upper()
         props = task.get("properties") if isinstance(task.get("properties"), dict) else {}
         raw_buttons = task.get("buttons") if isinstance(task.get("buttons"), list) else []
@@ -912,12 +996,13 @@ class MjProxyProvider(Provider):
                 # deadline ends it if the image never comes).
                 snap.state = TaskState.RUNNING
         elif state == TaskState.FAILED:
-            reason = _text(task.get("failReason")) or _text(task.get("description"))
+            # Only failReason: `description` is the command ("/imagine ...", novicezk and
+            # trueai) or the submit answer ("提交成功", new-api), never why it failed.
             snap.failure = (
-                self._scrub(reason) or f"{self.name} reported a failure without a reason."
+                self._scrub(fail_reason) or f"{self.name} reported a failure without a reason."
             )
         elif state == TaskState.CANCELLED:
-            snap.failure = self._scrub(_text(task.get("failReason"))) or "Cancelled."
+            snap.failure = self._scrub(fail_reason) or "Cancelled."
         elif image_url and state != TaskState.NEEDS_INPUT:
             snap.preview_url = image_url
         return snap
@@ -947,16 +1032,21 @@ class MjProxyProvider(Provider):
         asked = self._asked.get(snap.task_id)
         if server_action in ("DESCRIBE", "SHORTEN") or asked in (Action.DESCRIBE, Action.SHORTEN):
             # The answer is text; the image (describe's upload) is no result of ours.
-            for source in (
+            sources = (
                 final_prompt,
                 _text(task.get("description")),
                 _text(task.get("promptEn")),
                 _text(task.get("prompt")),
-            ):
+            )
+            for source in sources:
                 texts = split_numbered(source)
                 if texts:
                     snap.texts = texts
                     break
+            describe = server_action == "DESCRIBE" or asked == Action.DESCRIBE
+            if not snap.texts and describe:
+                # Unnumbered, one prompt a line (trueai's official/partner accounts).
+                snap.texts = split_lines(final_prompt) or split_lines(_text(task.get("promptEn")))
             if not snap.texts and final_prompt:
                 snap.texts = [final_prompt]
             return
@@ -1016,10 +1106,12 @@ class MjProxyProvider(Provider):
                     answer, "cancelling"
                 )
             raise self._status_error(answer, "cancelling a job")
+        if 300 <= answer.status < 400 or (answer.body.strip() and self._looks_html(answer)):
+            # A relay's web page, or (new-api behind FRONTEND_BASE_URL) a 301 to its front end
+            # with an empty body: the route does not exist there. Not a success.
+            raise NotOffered(f"{self.name} cannot cancel a running job.", provider=self.name)
         if answer.status == 204 or not answer.body.strip():
             return
-        if self._looks_html(answer):  # a relay's web page: the route does not exist there
-            raise NotOffered(f"{self.name} cannot cancel a running job.", provider=self.name)
         data = answer.json()
         if isinstance(data, dict) and ("code" in data or "success" in data):
             error = self._code_error(data, "cancelling")
@@ -1028,7 +1120,17 @@ class MjProxyProvider(Provider):
 
     async def image_seed(self, task_id: str) -> str:
         """Midjourney's seed of a finished task (GET /mj/task/{id}/image-seed)."""
-        answer = await self._http.send("GET", f"/mj/task/{task_id}/image-seed", idempotent=True)
+        # trueai may hold this request for up to 60 s while a worker asks Discord
+        # (TaskService.SubmitSeed); a shorter read timeout would always give up first.
+        http = ProviderHttp(
+            self._client,
+            self._base_url,
+            self._auth_headers(),
+            provider=self.name,
+            policy=self._http.policy,
+            timeout=max(self.config.request_timeout, self.seed_timeout),
+        )
+        answer = await http.send("GET", f"/mj/task/{task_id}/image-seed", idempotent=True)
         data: Any = None
         if answer.status >= 400:
             try:
@@ -1045,6 +1147,13 @@ class MjProxyProvider(Provider):
         data = answer.json()
         if not isinstance(data, dict):
             raise BadResponse(f"{self.name} sent no seed.", provider=self.name)
+        words = self._error_text(data)
+        if data.get("code") == 3 and "seed" in words.lower():
+            # trueai: {"code": 3, "description": "未找到 seed"} (TaskService.SubmitSeed) is
+            # "no seed for this job", not "no account available".
+            raise ProviderError(
+                f"{self.name} has no seed for that job ({words}).", provider=self.name
+            )
         error = self._code_error(data, "the seed lookup")
         if error is not None:
             raise error

@@ -9,11 +9,21 @@ the real servers (read from their public source):
 - ``trueai``: ``Authorization`` verbatim (``mj-api-secret`` only when there is no
   ``Authorization``; 403 "未登录" otherwise); buttons with customIds, no ``/submit/change``
   (an empty 404, as in v10), code 21 for tasks that wait for a modal, ``seed``/``imageUrls``/
-  ``width``/``height`` on results, 204 for an unknown task, mode prefixes.
+  ``width``/``height`` on results, 204 for an unknown task, mode prefixes. Its action words
+  for buttons are UPSCALE_HD (2x), ZOOM (Outpaint, Custom Zoom), VARIATION (Vary Subtle/Strong
+  /Region), PAN (SubmitController.Action); a cancelled task ends FAILURE "取消任务"
+  (TaskController.Cancel); after ``/submit/modal`` the task stays MODAL until its queue
+  starts it (SubmitController.Modal saves it unchanged).
 - ``relay`` (new-api, 佩奇/aigc369): ``Authorization: Bearer`` / verbatim / ``mj-api-secret``;
   rewrites 21 and 22 to 1, rejects ``/change`` without an index, answers an unknown task
   with 400 ``{"code": 4}``, serves its web page (200 HTML) for routes it lacks, forwards
-  images through ``/mj/image/{id}`` on its own host, task ids as JSON numbers.
+  images through ``/mj/image/{id}`` on its own host, task ids as JSON numbers. After
+  ``/submit/modal`` a fetch keeps showing MODAL for a while (new-api stores a second row for
+  the id and answers /fetch from the first). Two simplifications, kept on purpose: real
+  new-api passes 21 through for INPAINT/CUSTOM_ZOOM (relay/mjproxy_handler.go) while this
+  fake rewrites it too (an upstream that answers 1 there: the adapter must then wait for
+  MODAL), and real new-api's ``result`` is always a string (dto.MidjourneyResponse.Result)
+  while this fake sends numbers, as the aggregators' documents show.
 
 Tasks advance one scripted step each time they are fetched (or every ``step_seconds``).
 Finished images are real PNGs served by a second listener (the "CDN", another origin) at
@@ -121,6 +131,7 @@ class FakeTask:
     finish_time: int | None = None
     modal: str | None = None  # "inpaint" | "zoom" | "remix" while it needs /submit/modal
     modal_polls: int = 0  # polls left before a pending modal task shows MODAL
+    modal_linger: int = 0  # polls it still shows MODAL after /submit/modal
     hash: str = field(default_factory=lambda: str(uuid.uuid4()))
     seed: str = ""
     image_urls: list[str] = field(default_factory=list)
@@ -163,6 +174,8 @@ class FakeMjProxy:
         self.remix = False  # follow-ups wait for a remix modal (plus/trueai)
         self.modal_delay_polls = 1  # polls before a Vary (Region)/Custom Zoom shows MODAL
         self.modal_never = False  # ... or never
+        # Polls a task still shows MODAL after /submit/modal (see the module docstring).
+        self.modal_linger_polls = 0 if flavour == "novicezk" else 1
         self.upscale_version = "v6"  # "v6" | "v6r1" | "v7": Upscale (Subtle) customIds
         self.describe_answer = DEFAULT_DESCRIBE
         self.describe_in = "finalPrompt"  # "finalPrompt" | "description" | "prompt"
@@ -392,6 +405,14 @@ class FakeMjProxy:
         )
 
     def _no_route(self, path: str) -> web.Response:
+        if self.flavour == "novicezk" and not path.startswith("/mj/"):
+            # Outside the servlet context path /mj: Tomcat itself answers, with its page.
+            return web.Response(
+                status=404,
+                text='<!doctype html><html lang="en"><head><title>HTTP Status 404 – Not '
+                "Found</title></head><body><h1>HTTP Status 404 – Not Found</h1></body></html>",
+                content_type="text/html",
+            )
         if self.flavour == "novicezk":  # Spring Boot's error body
             return web.json_response(
                 {
@@ -736,7 +757,9 @@ class FakeMjProxy:
         self._banned(prompt)
         task.prompt = prompt
         task.modal = None
-        task.status, task.step = "SUBMITTED", -1
+        task.step, task.modal_linger = -1, self.modal_linger_polls
+        if not task.modal_linger:
+            task.status = "SUBMITTED"
         return self._submit_answer(task, None)
 
     # ------------------------------------------------------------------ tasks
@@ -776,7 +799,9 @@ class FakeMjProxy:
     async def _cancel(self, task_id: str) -> web.Response:
         task = self.tasks.get(task_id)
         if task is not None and task.status not in ("SUCCESS", "FAILURE", "CANCEL"):
-            task.status, task.fail_reason = "CANCEL", "取消任务"
+            # trueai: targetTask.Fail("取消任务"): FAILURE, not CANCEL.
+            task.status, task.fail_reason = "FAILURE", "取消任务"
+            task.progress, task.finish_time = "", int(time.time() * 1000)
             task.script = []
         return web.Response(status=200)
 
@@ -794,6 +819,9 @@ class FakeMjProxy:
 
     def _advance(self, task: FakeTask) -> None:
         before = (task.status, task.progress)
+        if task.modal is None and task.status == "MODAL" and task.modal_linger > 0:
+            task.modal_linger -= 1  # answered, but not started yet
+            return
         if task.modal is not None:
             if task.status == "MODAL":
                 pass
@@ -1003,26 +1031,30 @@ def _button(custom_id: str, label: str, emoji: str = "") -> dict[str, Any]:
 
 
 def _classify(custom_id: str, flavour: str) -> tuple[str, str, str | None]:
-    """(server action, "grid"|"single", modal kind) of pressing a button."""
-    generic = flavour == "trueai"  # trueai files zoom and 2x upscales under "ACTION"
+    """(server action, "grid"|"single", modal kind) of pressing a button. trueai's words
+    are those of its SubmitController.Action; new-api's those of CoverPlusActionToNormalAction
+    (service/midjourney.go)."""
+    trueai = flavour == "trueai"
     if custom_id.startswith("MJ::JOB::upsample::"):
         return "UPSCALE", "single", None
     if re.match(r"MJ::JOB::upsample_v\w+_2x_", custom_id):
-        return ("ACTION" if generic else "UPSCALE"), "single", None
-    if custom_id.startswith(
-        ("MJ::JOB::variation::", "MJ::JOB::low_variation::", "MJ::JOB::high_variation::")
-    ):
+        return ("UPSCALE_HD" if trueai else "UPSCALE"), "single", None
+    if custom_id.startswith("MJ::JOB::variation::"):
         return "VARIATION", "grid", None
+    if custom_id.startswith("MJ::JOB::low_variation::"):
+        return ("VARIATION" if trueai else "LOW_VARIATION"), "grid", None
+    if custom_id.startswith("MJ::JOB::high_variation::"):
+        return ("VARIATION" if trueai else "HIGH_VARIATION"), "grid", None
     if custom_id.startswith("MJ::JOB::reroll::"):
         return "REROLL", "grid", None
     if custom_id.startswith("MJ::JOB::pan_"):
         return "PAN", "grid", None
     if custom_id.startswith("MJ::Outpaint::"):
-        return ("ACTION" if generic else "ZOOM"), "grid", None
+        return "ZOOM", "grid", None
     if custom_id.startswith("MJ::CustomZoom::"):
-        return ("ACTION" if generic else "CUSTOM_ZOOM"), "grid", "zoom"
+        return ("ZOOM" if trueai else "CUSTOM_ZOOM"), "grid", "zoom"
     if custom_id.startswith("MJ::Inpaint::"):
-        return "INPAINT", "grid", "inpaint"
+        return ("VARIATION" if trueai else "INPAINT"), "grid", "inpaint"
     return "ACTION", "single", None
 
 
