@@ -1,4 +1,5 @@
-"""/describe, /blend and /shorten, registered only when a configured provider offers them."""
+"""/describe, /blend, /shorten and /faceswap, registered only when a configured provider
+offers them."""
 
 from __future__ import annotations
 
@@ -107,12 +108,41 @@ class Shorten(commands.Cog):
             await start_and_point(interaction, request, what="Shorten job")
 
 
+class FaceSwap(commands.Cog):
+    @app_commands.command(name="faceswap", description="Put the face of one image onto another")
+    @app_commands.describe(
+        face="The image with the face to use",
+        target="The image to put that face onto",
+        provider="Which provider to use",
+    )
+    @app_commands.autocomplete(provider=provider_autocomplete(Action.SWAP_FACE))
+    @app_commands.guild_only()
+    async def faceswap(
+        self,
+        interaction: discord.Interaction,
+        face: discord.Attachment,
+        target: discord.Attachment,
+        provider: str | None = None,
+    ) -> None:
+        if not await defer_private(interaction):
+            return
+        async with guarded(interaction):
+            ctx = ui_context(interaction.client)
+            check_channel(interaction)
+            # Order matters: providers take [face, target] (midjourney-proxy's
+            # sourceBase64 / targetBase64).
+            images = await read_images([face, target], _max_bytes(ctx))
+            request = make_request(interaction, Action.SWAP_FACE, provider=provider, images=images)
+            await start_and_point(interaction, request, what="Face swap job")
+
+
 async def setup(bot: commands.Bot) -> None:
     ctx = ui_context(bot)
     for action, cog in (
         (Action.DESCRIBE, Describe),
         (Action.BLEND, Blend),
         (Action.SHORTEN, Shorten),
+        (Action.SWAP_FACE, FaceSwap),
     ):
         if any(p.supports(action) is not None for p in ctx.engine.providers.values()):
             await bot.add_cog(cog())

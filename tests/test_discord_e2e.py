@@ -518,6 +518,40 @@ async def test_describe_blend_shorten(env: Env) -> None:
     env.clean()
 
 
+async def test_faceswap(env: Env) -> None:
+    fake = env.fake
+    where = await channel(env, "faces")
+    rec = await fake.send_slash_command(
+        "faceswap",
+        attachments={
+            "face": FakeFile("face.png", png_bytes((230, 180, 150))),
+            "target": FakeFile("target.png", png_bytes((40, 60, 90))),
+        },
+        channel_id=where,
+    )
+    await acked(rec, 5)
+    reply = await rec.wait_response(20)
+    match = re.search(r"`([0-9a-z]{10})`", reply.content)
+    assert match, reply.content
+    job_id = match.group(1)
+
+    def swapped() -> FakeMessage | None:  # a face swap result has no follow-up buttons
+        posts = channel_posts(env, where)
+        return next(
+            (
+                m
+                for m in posts
+                if job_id_in(m) == job_id
+                and any(a.filename.startswith("swap_face") for a in m.attachments)
+            ),
+            None,
+        )
+
+    result = await fake.wait_for(swapped, RESULT_TIMEOUT)
+    assert len(result.attachments) == 1 and not button_ids(result)
+    env.clean()
+
+
 async def test_cancel_button_jobs_and_cancel_command(env: Env) -> None:
     fake = env.fake
     where = await channel(env, "admin")
