@@ -343,6 +343,13 @@ class HttpAnswer:
                 "later or ask the server owner to run `atelier check`."
             ) from None
 
+    def json_or_none(self) -> Any:
+        """The body as JSON, or None when it is empty or not JSON (error answers)."""
+        try:
+            return self.json()
+        except BadResponse:
+            return None
+
     @property
     def retry_after(self) -> float | None:
         return parse_retry_after(self.headers.get("retry-after"))

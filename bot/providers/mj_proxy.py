@@ -357,14 +357,18 @@ class MjProxyProvider(Provider):
         text = answer.body[:160].decode("utf-8", "replace").strip().replace("\n", " ")
         return self._scrub(text)
 
+    def _answer_error(self, answer: HttpAnswer, doing: str, what: str) -> ProviderError:
+        """The error of a 4xx/5xx answer: the server's own code and words where it sent
+        a coded body (not for 401/403: those are about the key), else by status."""
+        data = answer.json_or_none()
+        if isinstance(data, dict) and "code" in data and answer.status not in (401, 403):
+            return self._code_error(data, doing) or self._status_error(answer, what)
+        return self._status_error(answer, what)
+
     def _status_error(self, answer: HttpAnswer, what: str) -> ProviderError:
         """The typed error for an HTTP answer that is not a usable 2xx."""
         status = answer.status
-        data: Any = None
-        try:
-            data = answer.json()
-        except BadResponse:
-            data = None
+        data = answer.json_or_none()
         words = self._error_text(data) or (self._snippet(answer) if data is None else "")
         said = f": {words}" if words else ""
         if status == 403 and words and _MODEL_FORBIDDEN.search(words):
@@ -477,10 +481,7 @@ class MjProxyProvider(Provider):
         if answer.status >= 400:
             # Some servers put a proper submit answer into 4xx (trueai: 404 + code 3 for an
             # unknown parent; relays: 400 + code 4); read it before judging by status.
-            try:
-                data = answer.json()
-            except BadResponse:
-                data = None
+            data = answer.json_or_none()
             coded = isinstance(data, dict) and data.get("code") in _SUBMIT_CODES
             if answer.status == 404 and not coded and mode and self.config.mode_style == "path":
                 # novicezk serves only /mj (its servlet context path): /mj-relax/... is a
@@ -906,10 +907,7 @@ class MjProxyProvider(Provider):
             return None
         data: Any = None
         if answer.status >= 400:
-            try:
-                data = answer.json()
-            except BadResponse:
-                data = None
+            data = answer.json_or_none()
             if isinstance(data, dict) and data.get("code") in (3, 4):
                 return None  # relays: 400 {"code": 4, "description": "task_no_found"}
             raise self._status_error(answer, "task lookups")
@@ -1096,16 +1094,7 @@ class MjProxyProvider(Provider):
             "POST", f"/mj/task/{task_id}/cancel", json_body={}, idempotent=False
         )
         if answer.status >= 400:
-            data: Any = None
-            try:
-                data = answer.json()
-            except BadResponse:
-                data = None
-            if isinstance(data, dict) and "code" in data and answer.status not in (401, 403):
-                raise self._code_error(data, "cancelling") or self._status_error(
-                    answer, "cancelling"
-                )
-            raise self._status_error(answer, "cancelling a job")
+            raise self._answer_error(answer, "cancelling", "cancelling a job")
         if 300 <= answer.status < 400 or (answer.body.strip() and self._looks_html(answer)):
             # A relay's web page, or (new-api behind FRONTEND_BASE_URL) a 301 to its front end
             # with an empty body: the route does not exist there. Not a success.
@@ -1131,17 +1120,8 @@ class MjProxyProvider(Provider):
             timeout=max(self.config.request_timeout, self.seed_timeout),
         )
         answer = await http.send("GET", f"/mj/task/{task_id}/image-seed", idempotent=True)
-        data: Any = None
         if answer.status >= 400:
-            try:
-                data = answer.json()
-            except BadResponse:
-                data = None
-            if isinstance(data, dict) and "code" in data and answer.status not in (401, 403):
-                raise self._code_error(data, "the seed lookup") or self._status_error(
-                    answer, "seed lookups"
-                )
-            raise self._status_error(answer, "seed lookups")
+            raise self._answer_error(answer, "the seed lookup", "seed lookups")
         if self._looks_html(answer):
             raise NotOffered(f"{self.name} does not offer seed lookups.", provider=self.name)
         data = answer.json()
