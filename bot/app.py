@@ -115,6 +115,10 @@ class AtelierBot(commands.AutoShardedBot):
                     self.tree.copy_global_to(guild=guild)
                     synced = await self.tree.sync(guild=guild)
                     log.info("synced %d commands to guild %s", len(synced), guild_id)
+                # Global copies left by an earlier global sync would show every command
+                # twice in these guilds: clear them (the guild copies stay).
+                self.tree.clear_commands(guild=None)
+                await self.tree.sync()
 
             else:
                 synced = await self.tree.sync()

@@ -635,3 +635,13 @@ async def test_usage_is_for_managers(env: Env) -> None:
     text = (await rec.wait_response(10)).content
     assert "Manage Server" in text, text
     env.clean()
+
+
+async def test_guild_sync_leaves_no_global_duplicates(env: Env) -> None:
+    fake = env.fake
+    in_guild = {c["name"] for c in fake.registered_commands.get(fake.guild_id, [])}
+    assert {"imagine", "describe", "blend", "jobs", "cancel", "usage"} <= in_guild
+    # With guild_ids set, global copies (from an earlier global sync) are cleared, or the
+    # guild would list every command twice.
+    assert fake.registered_commands.get(None, []) == []
+    env.clean()

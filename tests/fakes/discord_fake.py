@@ -3097,6 +3097,9 @@ class FakeDiscord:
             "type": 1,
             "options": built,
         }
+        if cmd is not None and cmd.get("guild_id"):
+            # As for the command itself: Discord names the guild of a guild command.
+            payload["data"]["guild_id"] = cmd["guild_id"]
         return await self._inject(payload, user, channel, name)
 
     def _component_payload(
