@@ -643,5 +643,7 @@ async def test_guild_sync_leaves_no_global_duplicates(env: Env) -> None:
     assert {"imagine", "describe", "blend", "jobs", "cancel", "usage"} <= in_guild
     # With guild_ids set, global copies (from an earlier global sync) are cleared, or the
     # guild would list every command twice.
+    global_puts = fake.requests_to("PUT /applications/{application_id}/commands")
+    assert global_puts and all(r.json == [] for r in global_puts)
     assert fake.registered_commands.get(None, []) == []
     env.clean()
