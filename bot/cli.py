@@ -23,19 +23,21 @@ from bot.engine.service import Engine, RequestError
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+CONFIG_HELP = (
+    "the TOML configuration (default: ./config.toml, else $ATELIER_CONFIG, else built-in "
+    "defaults with the offline sandbox provider)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before or after the command. The commands' copy must not have
+    # a default of its own, or it would overwrite one given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="the TOML configuration (default: ./config.toml, else $ATELIER_CONFIG, "
-        "else built-in defaults with the offline sandbox provider)",
-    )
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
     parser = argparse.ArgumentParser(
-        prog="atelier",
-        description="Midjourney's way of working, on your image provider.",
-        parents=[common],
+        prog="atelier", description="Midjourney's way of working, on your image provider."
     )
+    parser.add_argument("--config", metavar="PATH", default=None, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="start the Discord bot")
     imagine = commands.add_parser(

@@ -159,3 +159,13 @@ async def test_usage_lists_jobs_per_user_and_provider(tmp_path: Path) -> None:
     ran = await run_cli("usage", "--days", "2", cwd=tmp_path)
     assert ran.code == 0, ran.err
     assert "(terminal)" in ran.out and "sandbox" in ran.out
+
+
+async def test_config_before_or_after_the_command(tmp_path: Path) -> None:
+    (tmp_path / "my.toml").write_text(
+        '[[providers]]\nname = "mine"\nkind = "sandbox"\nduration = 0.1\n'
+    )
+    for args in (("--config", "my.toml", "check"), ("check", "--config", "my.toml")):
+        ran = await run_cli(*args, cwd=tmp_path)
+        assert ran.code == 0, ran.err
+        assert "my.toml is valid" in ran.out and "mine" in ran.out, (args, ran.out)
