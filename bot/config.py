@@ -266,7 +266,7 @@ def _key_path(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
             node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
         else:
             # Discriminated unions put the tag ("mj-proxy") in the path; skip it.
-            if isinstance(node, dict) and item not in node and parts and "[" in parts[-1]:
+            if isinstance(node, dict) and item == node.get("kind") and item not in node:
                 continue
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None
@@ -279,6 +279,8 @@ def _reason(problem: Mapping[str, Any]) -> str:
         return "unknown key (check its spelling against config.example.toml)"
     if kind == "missing":
         return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return "use only letters, digits, '-', '_' and '.' (no spaces)"
     if kind == "union_tag_invalid":
         return "kind must be one of mj-proxy, maas-mj, maas-flux, sandbox"
     return str(problem.get("msg", "invalid value"))

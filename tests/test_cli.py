@@ -53,6 +53,14 @@ async def test_bad_config_names_file_key_and_problem(tmp_path: Path) -> None:
     assert "Traceback" not in ran.err
 
 
+async def test_bad_provider_entry_names_the_missing_key(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[[providers]]\nname = "my mj"\nkind = "mj-proxy"\n')
+    ran = await run_cli("check", cwd=tmp_path)
+    assert ran.code == 2
+    assert "providers[0 'my mj'].base_url: required key is missing" in ran.err, ran.err
+    assert "providers[0 'my mj'].name: use only letters" in ran.err, ran.err
+
+
 async def test_missing_environment_variable_is_named(tmp_path: Path) -> None:
     write_config(
         tmp_path,
