@@ -167,3 +167,10 @@ def test_zoom_factor() -> None:
         with pytest.raises(RegionError):
             parse_zoom(bad)
     assert with_zoom("a cat --zoom 2 --ar 3:2", 1.3) == "a cat --ar 3:2 --zoom 1.3"
+
+
+def test_result_shows_the_seed_when_the_provider_gave_one() -> None:
+    with_seed = job_with(GRID, status=JobStatus.SUCCEEDED, seed="636646138")
+    assert "seed 636646138" in render.result(with_seed, native).content
+    without = job_with(GRID, status=JobStatus.SUCCEEDED, seed=None)
+    assert "seed" not in render.result(without, native).content

@@ -134,6 +134,9 @@ def result(job: Job, support_of: SupportOf, notes: Sequence[str] = ()) -> Outgoi
         lines.append(f"-# Image {n + 1} was withheld by {job.provider}'s review.")
     lines += [f"-# ℹ️ {note}" for note in layout.emulation_notes(job, support_of, ACTION_NAMES)]
     lines += [f"-# {note}" for note in notes]
+    if job.seed and job.seed != "0":
+        # Midjourney users ask for the seed (✉️) to reproduce a result with --seed.
+        lines.append(f"-# seed {job.seed}")
     content = "\n".join(lines)
     embeds = []
     rows = layout.followup_rows(job, support_of)
