@@ -11,8 +11,9 @@ from discord import app_commands
 
 from bot.engine.models import Action, ImageInput, Job, JobRequest
 from bot.ui.actions import start_job
+from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
-from bot.ui.replies import UserError
+from bot.ui.replies import UserError, guarded
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,36 @@ async def start_and_point(
     await interaction.edit_original_response(
         content=text[:2000], allowed_mentions=discord.AllowedMentions.none()
     )
+
+
+async def command_job(
+    interaction: discord.Interaction,
+    action: Action,
+    *,
+    what: str = "Your job",
+    provider: str | None = None,
+    prompt: str = "",
+    attachments: Sequence[discord.Attachment | None] = (),
+    dimensions: str = "SQUARE",
+) -> None:
+    """The whole of a job-starting slash command: acknowledge at once, check the channel
+    and the attachments, submit, and point the private reply at the job's message."""
+    if not await defer_private(interaction):
+        return
+    async with guarded(interaction):
+        ctx = ui_context(interaction.client)
+        check_channel(interaction)
+        max_bytes = int(ctx.config.discord.max_attachment_mib * 1024 * 1024)
+        images = await read_images(attachments, max_bytes) if attachments else []
+        request = make_request(
+            interaction,
+            action,
+            prompt=prompt,
+            provider=provider,
+            images=images,
+            dimensions=dimensions,
+        )
+        await start_and_point(interaction, request, what=what)
 
 
 async def defer_private(interaction: discord.Interaction) -> bool:

@@ -12,16 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine.models import Action
-from bot.ui.attachments import read_images
-from bot.ui.context import ui_context
-from bot.ui.replies import guarded
-from cogs.common import (
-    check_channel,
-    defer_private,
-    make_request,
-    provider_autocomplete,
-    start_and_point,
-)
+from cogs.common import command_job, provider_autocomplete
 
 
 class Imagine(commands.Cog):
@@ -44,17 +35,13 @@ class Imagine(commands.Cog):
         image3: discord.Attachment | None = None,
         provider: str | None = None,
     ) -> None:
-        if not await defer_private(interaction):
-            return
-        async with guarded(interaction):
-            ctx = ui_context(interaction.client)
-            check_channel(interaction)
-            max_bytes = int(ctx.config.discord.max_attachment_mib * 1024 * 1024)
-            images = await read_images((image1, image2, image3), max_bytes)
-            request = make_request(
-                interaction, Action.IMAGINE, prompt=prompt, provider=provider, images=images
-            )
-            await start_and_point(interaction, request)
+        await command_job(
+            interaction,
+            Action.IMAGINE,
+            prompt=prompt,
+            provider=provider,
+            attachments=(image1, image2, image3),
+        )
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -10,22 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine.models import Action
-from bot.ui.attachments import read_images
-from bot.ui.context import UiContext, ui_context
-from bot.ui.replies import guarded
-from cogs.common import (
-    check_channel,
-    defer_private,
-    make_request,
-    provider_autocomplete,
-    start_and_point,
-)
+from bot.ui.context import ui_context
+from cogs.common import command_job, provider_autocomplete
 
 Dimensions = Literal["square", "portrait", "landscape"]
-
-
-def _max_bytes(ctx: UiContext) -> int:
-    return int(ctx.config.discord.max_attachment_mib * 1024 * 1024)
 
 
 class Describe(commands.Cog):
@@ -39,14 +27,13 @@ class Describe(commands.Cog):
         image: discord.Attachment,
         provider: str | None = None,
     ) -> None:
-        if not await defer_private(interaction):
-            return
-        async with guarded(interaction):
-            ctx = ui_context(interaction.client)
-            check_channel(interaction)
-            images = await read_images([image], _max_bytes(ctx))
-            request = make_request(interaction, Action.DESCRIBE, provider=provider, images=images)
-            await start_and_point(interaction, request, what="Describe job")
+        await command_job(
+            interaction,
+            Action.DESCRIBE,
+            what="Describe job",
+            provider=provider,
+            attachments=[image],
+        )
 
 
 class Blend(commands.Cog):
@@ -73,20 +60,14 @@ class Blend(commands.Cog):
         dimensions: Dimensions = "square",
         provider: str | None = None,
     ) -> None:
-        if not await defer_private(interaction):
-            return
-        async with guarded(interaction):
-            ctx = ui_context(interaction.client)
-            check_channel(interaction)
-            images = await read_images([image1, image2, image3, image4, image5], _max_bytes(ctx))
-            request = make_request(
-                interaction,
-                Action.BLEND,
-                provider=provider,
-                images=images,
-                dimensions=dimensions.upper(),
-            )
-            await start_and_point(interaction, request, what="Blend job")
+        await command_job(
+            interaction,
+            Action.BLEND,
+            what="Blend job",
+            provider=provider,
+            attachments=[image1, image2, image3, image4, image5],
+            dimensions=dimensions.upper(),
+        )
 
 
 class Shorten(commands.Cog):
@@ -100,12 +81,9 @@ class Shorten(commands.Cog):
         prompt: app_commands.Range[str, 1, 4000],
         provider: str | None = None,
     ) -> None:
-        if not await defer_private(interaction):
-            return
-        async with guarded(interaction):
-            check_channel(interaction)
-            request = make_request(interaction, Action.SHORTEN, prompt=prompt, provider=provider)
-            await start_and_point(interaction, request, what="Shorten job")
+        await command_job(
+            interaction, Action.SHORTEN, what="Shorten job", provider=provider, prompt=prompt
+        )
 
 
 class FaceSwap(commands.Cog):
@@ -124,16 +102,15 @@ class FaceSwap(commands.Cog):
         target: discord.Attachment,
         provider: str | None = None,
     ) -> None:
-        if not await defer_private(interaction):
-            return
-        async with guarded(interaction):
-            ctx = ui_context(interaction.client)
-            check_channel(interaction)
-            # Order matters: providers take [face, target] (midjourney-proxy's
-            # sourceBase64 / targetBase64).
-            images = await read_images([face, target], _max_bytes(ctx))
-            request = make_request(interaction, Action.SWAP_FACE, provider=provider, images=images)
-            await start_and_point(interaction, request, what="Face swap job")
+        # Order matters: providers take [face, target] (midjourney-proxy's
+        # sourceBase64 / targetBase64).
+        await command_job(
+            interaction,
+            Action.SWAP_FACE,
+            what="Face swap job",
+            provider=provider,
+            attachments=[face, target],
+        )
 
 
 async def setup(bot: commands.Bot) -> None:
