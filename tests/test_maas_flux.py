@@ -36,12 +36,6 @@ FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
-        yield http
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FakeMaasFlux]:
     async with FakeMaasFlux(key=KEY, endpoint=ENDPOINT) as server:
         yield server

@@ -39,12 +39,6 @@ PROMPT = "a red racing car on a mountain road --ar 16:9 --v 7"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
-        yield http
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FakeMaasMj]:
     async with FakeMaasMj(key=KEY, endpoint=ENDPOINT) as server:
         yield server

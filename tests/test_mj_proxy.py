@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -62,12 +61,6 @@ def image(colour: tuple[int, int, int] = (200, 30, 30)) -> ImageInput:
 def decode_data_url(value: str) -> Image.Image:
     assert value.startswith("data:image/png;base64,")
     return Image.open(io.BytesIO(base64.b64decode(value.split(",", 1)[1])))
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
-        yield http
 
 
 def make(fake: FakeMjProxy, client: httpx.AsyncClient, **overrides: Any) -> MjProxyProvider:
