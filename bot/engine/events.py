@@ -32,7 +32,9 @@ class EventBus:
         return unsubscribe
 
     def publish(self, job: Job, kind: str) -> None:
-        update = JobUpdate(job=Job.from_json(job.to_json()), kind=kind)
+        if not self._listeners:
+            return  # no copy to make on the runner's hot path
+        update = JobUpdate(job=job.copy(), kind=kind)
         for listener in list(self._listeners):
             try:
                 listener(update)

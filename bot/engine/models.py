@@ -144,6 +144,10 @@ class Job:
                 return followup
         return None
 
+    def copy(self) -> Job:
+        """An independent copy (events hand these out, so listeners may keep them)."""
+        return Job.from_json(self.to_json())
+
     # ---- serialisation for the store (JSON-safe dict) ----
 
     def to_json(self) -> dict[str, Any]:

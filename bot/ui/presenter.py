@@ -177,9 +177,7 @@ class Presenter:
         (the result will still be posted). Raises ChannelGone when the channel refuses."""
         shown = self._shown.get(job.id)
         if shown is None:
-            shown = Shown(
-                job=Job.from_json(job.to_json()), channel_id=channel_id, seen_at=self.clock()
-            )
+            shown = Shown(job=job.copy(), channel_id=channel_id, seen_at=self.clock())
             self._shown[job.id] = shown
         shown.reply_to, shown.limit = reply_to, limit
         shown.busy = shown.announced = True
