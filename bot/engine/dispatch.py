@@ -87,10 +87,6 @@ class Dispatcher(BackgroundLoop):
                     return waiting.job
         return None
 
-    @property
-    def waiting_count(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     async def _turn(self) -> None:
         now = self.clock()
         for provider, queue in self._queues.items():

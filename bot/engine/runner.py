@@ -134,10 +134,6 @@ class Runner(BackgroundLoop):
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    @property
-    def active_count(self) -> int:
-        return len(self._jobs)
-
     def count_for(self, provider: str) -> int:
         """Jobs of a provider in flight there (sent, not finished)."""
         return sum(1 for job in self._jobs.values() if job.provider == provider)

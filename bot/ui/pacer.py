@@ -47,6 +47,8 @@ class Pacer:
                 times.popleft()
             if not times:
                 del self._sent[key]
+        for key in [k for k, until in self._blocked_until.items() if until <= now]:
+            del self._blocked_until[key]
 
     def ready_in(self, key: int) -> float:
         """Seconds until `key` may write again (0 when it may now)."""
@@ -101,8 +103,3 @@ class Pacer:
         """Discord said 429 anyway: nothing more for this channel for `seconds`."""
         until = self.clock() + max(0.0, seconds)
         self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), until)
-
-    def unblock_expired(self) -> None:
-        now = self.clock()
-        for key in [k for k, t in self._blocked_until.items() if t <= now]:
-            del self._blocked_until[key]
