@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import parse_config
-from bot.engine.models import Action, JobRequest, JobStatus
+from bot.engine.models import JobRequest, JobStatus
 from bot.engine.service import Engine
+from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
-from bot.engine.models import Action, Job, JobRequest, JobStatus, JobUpdate
+from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate
 from bot.engine.service import Engine, RequestError
+from bot.vocab import Action
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

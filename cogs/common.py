@@ -9,11 +9,12 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.engine.models import Action, ImageInput, Job, JobRequest
+from bot.engine.models import ImageInput, Job, JobRequest
 from bot.ui.actions import start_job
 from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
 from bot.ui.replies import UserError, guarded
+from bot.vocab import Action
 
 log = logging.getLogger(__name__)
 

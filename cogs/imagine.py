@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine.models import Action
+from bot.vocab import Action
 from cogs.common import command_job, provider_autocomplete
 
 

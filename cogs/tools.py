@@ -9,8 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine.models import Action
 from bot.ui.context import ui_context
+from bot.vocab import Action
 from cogs.common import command_job, provider_autocomplete
 
 Dimensions = Literal["square", "portrait", "landscape"]

@@ -11,8 +11,9 @@ import httpx
 
 from bot.callbacks import CallbackServer
 from bot.config import parse_config
-from bot.engine.models import Action, JobRequest, JobStatus
+from bot.engine.models import JobRequest, JobStatus
 from bot.engine.service import Engine
+from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
 

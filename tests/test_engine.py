@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.config import parse_config
-from bot.engine.models import Action, Job, JobRequest, JobStatus
+from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.service import Engine, RequestError
 from bot.engine.store import SCHEMA_VERSION, Store
 from bot.providers.base import (
@@ -29,9 +29,11 @@ from bot.providers.base import (
     SubmitRequest,
     SubmitResult,
     Support,
+    TaskRef,
     TaskSnapshot,
     TaskState,
 )
+from bot.vocab import Action
 
 
 def png(color: str = "red", size: tuple[int, int] = (64, 64)) -> bytes:
@@ -71,8 +73,9 @@ class ScriptedProvider(Provider):
         self._polls[task_id] = 0
         return SubmitResult(task_id)
 
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
-        self.fetch_batches.append(list(task_ids))
+    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        task_ids = [t.task_id for t in tasks]
+        self.fetch_batches.append(task_ids)
         if self.fetch_errors:
             self.fetch_errors -= 1
             raise ProviderUnavailable("scripted outage", provider=self.name)

@@ -13,7 +13,6 @@ from PIL import Image
 
 from bot.config import MaasFluxConfig
 from bot.providers.base import (
-    Action,
     BadKey,
     BadResponse,
     How,
@@ -26,8 +25,10 @@ from bot.providers.base import (
     SubmitRequest,
     TaskSnapshot,
     TaskState,
+    task_refs,
 )
 from bot.providers.maas_flux import ASPECT_RATIOS, MaasFluxProvider
+from bot.vocab import Action
 from tests.fakes.maas_fake import FakeMaasFlux
 
 KEY = "RWfluxSECRET77"
@@ -61,7 +62,7 @@ def words(text: str, **params: str) -> SubmitRequest:
 async def finish(provider: MaasFluxProvider, task_id: str) -> tuple[TaskSnapshot, list[TaskState]]:
     states: list[TaskState] = []
     for _ in range(20):
-        snap = (await provider.fetch([task_id]))[task_id]
+        snap = (await provider.fetch(task_refs([task_id])))[task_id]
         states.append(snap.state)
         if snap.state.finished:
             return snap, states
@@ -314,7 +315,7 @@ async def test_http_errors(fake: FakeMaasFlux, client: httpx.AsyncClient):
     fake.fail(400, path="/images/generations", message="prompts too long", reason="Bad")
     with pytest.raises(PromptRejected, match="prompts too long"):
         await provider.submit(words("a cat"))
-    assert await provider.fetch(["no-such-task"]) == {}
+    assert await provider.fetch(task_refs(["no-such-task"])) == {}
 
 
 @pytest.mark.asyncio
@@ -332,7 +333,7 @@ async def test_retries_and_transport_failures(fake: FakeMaasFlux, client: httpx.
     # Reads are retried (FAST allows 3 attempts): a 503, then a reset, then the answer.
     fake.fail(503, times=1, path="/images/tasks/")
     fake.fail(times=1, path="/images/tasks/", reset=True)
-    snap = (await provider.fetch([result.task_id]))[result.task_id]
+    snap = (await provider.fetch(task_refs([result.task_id])))[result.task_id]
     assert snap.state is TaskState.RUNNING
     fake.fail(times=1, path="/images/generations", reset=True)
     with pytest.raises(ProviderUnavailable, match="may have started"):
@@ -345,7 +346,7 @@ async def test_retries_and_transport_failures(fake: FakeMaasFlux, client: httpx.
         await provider.submit(words("a cat"))
     fake.fail(200, times=3, path="/images/tasks/", malformed=True)
     with pytest.raises(BadResponse):
-        await provider.fetch([result.task_id])
+        await provider.fetch(task_refs([result.task_id]))
 
 
 # ---------------------------------------------------------------------- check, secrets
@@ -379,7 +380,7 @@ async def test_no_secret_in_any_error(fake: FakeMaasFlux, client: httpx.AsyncCli
         except ProviderError as err:
             errors.append(err)
     try:
-        await make(fake.base_url, client, api_key="x" + KEY).fetch(["t"])
+        await make(fake.base_url, client, api_key="x" + KEY).fetch(task_refs(["t"]))
     except ProviderError as err:
         errors.append(err)
     assert len(errors) == 6

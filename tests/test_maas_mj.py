@@ -11,7 +11,6 @@ import pytest
 
 from bot.config import MaasMjConfig
 from bot.providers.base import (
-    Action,
     BadKey,
     BadResponse,
     FollowUp,
@@ -28,8 +27,10 @@ from bot.providers.base import (
     TaskNotFound,
     TaskSnapshot,
     TaskState,
+    task_refs,
 )
 from bot.providers.maas_mj import MaasMjProvider, inpaint_areas, mask_size
+from bot.vocab import Action
 from tests.fakes.maas_fake import FakeMaasMj
 
 KEY = "RWsecretKEY0Gd"
@@ -60,7 +61,7 @@ def make(base_url: str, client: httpx.AsyncClient, **overrides: Any) -> MaasMjPr
 async def finish(provider: MaasMjProvider, task_id: str) -> tuple[TaskSnapshot, list[TaskSnapshot]]:
     seen: list[TaskSnapshot] = []
     for _ in range(20):
-        snap = (await provider.fetch([task_id]))[task_id]
+        snap = (await provider.fetch(task_refs([task_id])))[task_id]
         seen.append(snap)
         if snap.state.finished:
             return snap, seen
@@ -486,7 +487,7 @@ async def test_http_401_bad_key(fake: FakeMaasMj, client: httpx.AsyncClient):
     with pytest.raises(BadKey, match="api_key"):
         await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a cat"))
     with pytest.raises(BadKey):
-        await provider.fetch(["whatever"])
+        await provider.fetch(task_refs(["whatever"]))
 
 
 @pytest.mark.asyncio
@@ -519,7 +520,7 @@ async def test_http_403_sensitive_prompt(fake: FakeMaasMj, client: httpx.AsyncCl
 async def test_unknown_job_is_absent_from_fetch(fake: FakeMaasMj, client: httpx.AsyncClient):
     provider = make(fake.base_url, client)
     grid = await imagine(provider)
-    found = await provider.fetch(["no-such-job", grid.task_id])
+    found = await provider.fetch(task_refs(["no-such-job", grid.task_id]))
     assert list(found) == [grid.task_id]
 
 
@@ -555,10 +556,12 @@ async def test_server_busy_keeps_the_vendor_message(fake: FakeMaasMj, client: ht
 
     grid = await imagine(provider)
     fake.fail(500, times=2, path="/tob/job/")
-    assert (await provider.fetch([grid.task_id]))[grid.task_id].state is TaskState.SUCCEEDED
+    assert (await provider.fetch(task_refs([grid.task_id])))[
+        grid.task_id
+    ].state is TaskState.SUCCEEDED
     fake.fail(500, times=5, path="/tob/job/")
     with pytest.raises(ProviderUnavailable, match="busy"):
-        await provider.fetch([grid.task_id])
+        await provider.fetch(task_refs([grid.task_id]))
 
 
 @pytest.mark.asyncio
@@ -585,7 +588,7 @@ async def test_html_and_malformed_answers(fake: FakeMaasMj, client: httpx.AsyncC
     grid = await imagine(provider)
     fake.fail(200, times=5, path="/tob/job/", html=True)
     with pytest.raises(BadResponse):
-        await provider.fetch([grid.task_id])
+        await provider.fetch(task_refs([grid.task_id]))
 
 
 @pytest.mark.asyncio
@@ -593,7 +596,9 @@ async def test_connection_reset_and_slow_answers(fake: FakeMaasMj, client: httpx
     provider = make(fake.base_url, client, request_timeout=0.3)
     grid = await imagine(provider)
     fake.fail(times=1, path="/tob/job/", reset=True)
-    assert (await provider.fetch([grid.task_id]))[grid.task_id].state is TaskState.SUCCEEDED
+    assert (await provider.fetch(task_refs([grid.task_id])))[
+        grid.task_id
+    ].state is TaskState.SUCCEEDED
     fake.fail(times=1, path="/tob/diffusion", reset=True)
     with pytest.raises(ProviderUnavailable, match="may have started"):
         await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a cat"))
@@ -623,7 +628,7 @@ async def test_many_ids_are_fetched_concurrently_but_bounded(
         for n in range(9)
     ]
     fake.delay = 0.05
-    found = await provider.fetch(ids)
+    found = await provider.fetch(task_refs(ids))
     assert set(found) == set(ids)
     assert 2 <= fake.peak_inflight <= 4
 
@@ -669,8 +674,8 @@ async def test_no_secret_in_any_error(fake: FakeMaasMj, client: httpx.AsyncClien
     for fault, path in scenarios:
         fake.fail(path=path, **fault)
         await collect(provider.submit(SubmitRequest(Action.IMAGINE, prompt="a cat")))
-    await collect(make(fake.base_url, client, api_key="x" + KEY).fetch(["a"]))
-    await collect(make(f"http://127.0.0.1:{closed_port()}/v1/ai", client).fetch(["a"]))
+    await collect(make(fake.base_url, client, api_key="x" + KEY).fetch(task_refs(["a"])))
+    await collect(make(f"http://127.0.0.1:{closed_port()}/v1/ai", client).fetch(task_refs(["a"])))
     assert len(errors) == len(scenarios) + 2
     for err in errors:
         assert KEY not in str(err) and ENDPOINT not in str(err), str(err)

@@ -16,7 +16,6 @@ from PIL import Image
 
 from bot.config import MjProxyConfig
 from bot.providers.base import (
-    Action,
     BadKey,
     BadResponse,
     Feature,
@@ -33,6 +32,7 @@ from bot.providers.base import (
     TaskNotFound,
     TaskSnapshot,
     TaskState,
+    task_refs,
 )
 from bot.providers.mj_proxy import (
     MJ_PARAM_NAMES,
@@ -41,6 +41,7 @@ from bot.providers.mj_proxy import (
     parse_progress,
     split_numbered,
 )
+from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import DEFAULT_SHORTEN, FakeMjProxy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -74,7 +75,7 @@ def make(fake: FakeMjProxy, client: httpx.AsyncClient, **overrides: Any) -> MjPr
 
 async def finish(provider: MjProxyProvider, task_id: str, polls: int = 12) -> TaskSnapshot:
     for _ in range(polls):
-        snap = (await provider.fetch([task_id]))[task_id]
+        snap = (await provider.fetch(task_refs([task_id])))[task_id]
         if snap.state.finished:
             return snap
     raise AssertionError(f"task {task_id} did not finish: {snap}")
@@ -121,12 +122,12 @@ async def test_imagine_progresses_to_a_grid(flavour: str, client: httpx.AsyncCli
         provider = make(fake, client)
         result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a red fox"))
         assert result.task_id.isdigit()  # relays send a JSON number: kept as a string
-        first = (await provider.fetch([result.task_id]))[result.task_id]
+        first = (await provider.fetch(task_refs([result.task_id])))[result.task_id]
         assert first.state == TaskState.SUBMITTED and first.progress == 0
-        running = (await provider.fetch([result.task_id]))[result.task_id]
+        running = (await provider.fetch(task_refs([result.task_id])))[result.task_id]
         assert running.state == TaskState.RUNNING and running.progress == 46
         assert running.preview_url and not running.image_urls
-        done = (await provider.fetch([result.task_id]))[result.task_id]
+        done = (await provider.fetch(task_refs([result.task_id])))[result.task_id]
         assert done.state == TaskState.SUCCEEDED and done.progress == 100
         assert done.grid and len(done.image_urls) == 1 and done.preview_url is None
         offered = {(f.action, f.index) for f in done.followups}
@@ -205,7 +206,7 @@ async def test_wrong_auth_style_is_a_bad_key(
         assert "auth_style" in str(caught.value) and SECRET not in repr(caught.value)
         assert (await provider.check()).status == "bad_key"
         with pytest.raises(BadKey):
-            await provider.fetch(["1"])
+            await provider.fetch(task_refs(["1"]))
 
 
 @pytest.mark.asyncio
@@ -644,7 +645,7 @@ async def test_cancel_and_image_seed(client: httpx.AsyncClient) -> None:
         provider = make(fake, client)
         task_id = (await provider.submit(SubmitRequest(Action.IMAGINE, prompt="fox"))).task_id
         await provider.cancel(task_id)
-        snap = (await provider.fetch([task_id]))[task_id]
+        snap = (await provider.fetch(task_refs([task_id])))[task_id]
         assert snap.state == TaskState.CANCELLED and snap.failure == "取消任务"
         done = await imagine_done(provider)
         assert await provider.image_seed(done.task_id) == fake.seed_value
@@ -669,7 +670,7 @@ async def test_batch_fetch_many_ids(client: httpx.AsyncClient) -> None:
         provider = make(fake, client)
         ids = [fake.add_task(prompt=f"fox {i}").id for i in range(45)]
         unknown = ["1", "2", "3", "4", "5"]
-        snaps = await provider.fetch(ids + unknown + ids[:3])  # duplicates asked once
+        snaps = await provider.fetch(task_refs(ids + unknown + ids[:3]))  # duplicates asked once
         assert set(snaps) == set(ids)
         assert all(s.state == TaskState.SUBMITTED for s in snaps.values())
         sizes = [len(b["ids"]) for b in fake.bodies("/task/list-by-condition")]
@@ -686,8 +687,8 @@ async def test_batch_fetch_falls_back_and_remembers(
         fake.list_by_condition = False
         provider = make(fake, client)
         ids = [fake.add_task().id for _ in range(3)]
-        first = await provider.fetch([*ids, "424242"])
-        second = await provider.fetch(ids)
+        first = await provider.fetch(task_refs([*ids, "424242"]))
+        second = await provider.fetch(task_refs(ids))
         assert set(first) == set(second) == set(ids)
         assert second[ids[0]].state == TaskState.RUNNING  # each fetch advanced the tasks
         assert fake.count("/task/list-by-condition") == 1  # not asked again
@@ -700,7 +701,7 @@ async def test_batch_fetch_off_by_config(client: httpx.AsyncClient) -> None:
         provider = make(fake, client, batch_fetch=False)
         assert Feature.BATCH_FETCH not in provider.features
         task = fake.add_task()
-        assert set(await provider.fetch([task.id])) == {task.id}
+        assert set(await provider.fetch(task_refs([task.id]))) == {task.id}
         assert fake.count("/task/list-by-condition") == 0
 
 
@@ -710,9 +711,9 @@ async def test_unknown_ids_are_absent(flavour: str, client: httpx.AsyncClient) -
     async with FakeMjProxy(flavour=flavour) as fake:
         provider = make(fake, client, batch_fetch=False)
         known = fake.add_task().id
-        assert set(await provider.fetch(["1", known, "2"])) == {known}
+        assert set(await provider.fetch(task_refs(["1", known, "2"]))) == {known}
         fake.fail_http(200, body='{"code": 4, "description": "task not found"}', match="/9/")
-        assert await provider.fetch(["9"]) == {}
+        assert await provider.fetch(task_refs(["9"])) == {}
 
 
 @pytest.mark.asyncio
@@ -730,7 +731,7 @@ async def test_every_status_and_odd_progress(client: httpx.AsyncClient) -> None:
             ("CANCEL", "12%"),
         ]
         task = fake.add_task(script=script)
-        seen = [(await provider.fetch([task.id]))[task.id] for _ in script]
+        seen = [(await provider.fetch(task_refs([task.id])))[task.id] for _ in script]
         assert [s.state for s in seen] == [
             TaskState.QUEUED,
             TaskState.SUBMITTED,
@@ -837,7 +838,7 @@ async def test_401_with_empty_body(client: httpx.AsyncClient) -> None:
         with pytest.raises(BadKey):
             await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a"))
         with pytest.raises(BadKey):
-            await provider.fetch(["1"])
+            await provider.fetch(task_refs(["1"]))
 
 
 @pytest.mark.asyncio
@@ -860,7 +861,7 @@ async def test_500_retried_for_reads_not_for_submissions(client: httpx.AsyncClie
         provider = make(fake, client)
         task = fake.add_task()
         fake.fail_http(500, times=2, match="list-by-condition")
-        assert set(await provider.fetch([task.id])) == {task.id}
+        assert set(await provider.fetch(task_refs([task.id]))) == {task.id}
         assert fake.count("/task/list-by-condition") == 3
         fake.fail_http(502, times=1, match="imagine")
         with pytest.raises(ProviderUnavailable):
@@ -880,7 +881,7 @@ async def test_html_and_malformed_answers(client: httpx.AsyncClient) -> None:
             await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a fox"))
         fake.send_html(match="fetch", times=10)
         with pytest.raises(BadResponse):
-            await make(fake, client, batch_fetch=False).fetch(["1"])
+            await make(fake, client, batch_fetch=False).fetch(task_refs(["1"]))
 
 
 @pytest.mark.asyncio
@@ -893,7 +894,7 @@ async def test_connection_reset(client: httpx.AsyncClient) -> None:
         assert fake.count("/submit/imagine") == 1
         task = fake.add_task()
         fake.reset_connection(match="list-by-condition")
-        assert set(await provider.fetch([task.id])) == {task.id}  # reads are retried
+        assert set(await provider.fetch(task_refs([task.id]))) == {task.id}  # reads are retried
 
 
 @pytest.mark.asyncio
@@ -961,7 +962,7 @@ async def test_no_secret_in_errors_or_reprs(client: httpx.AsyncClient) -> None:
                 errors.append(err)
         fake.send_html(times=10, match="fetch")
         try:
-            await make(fake, client, batch_fetch=False).fetch(["1"])
+            await make(fake, client, batch_fetch=False).fetch(task_refs(["1"]))
         except ProviderError as err:
             errors.append(err)
         assert len(errors) == 4
@@ -1118,12 +1119,14 @@ async def test_modal_status_after_the_modal_is_not_a_new_question(
         task_id = (await provider.submit(request)).task_id
         raw = fake.tasks[task_id]
         assert raw.status == "MODAL" and raw.modal is None  # answered, not started yet
-        snap = (await provider.fetch([task_id]))[task_id]
+        snap = (await provider.fetch(task_refs([task_id])))[task_id]
         assert snap.state == TaskState.SUBMITTED and snap.provider_status == "MODAL"
         assert (await finish(provider, task_id)).state == TaskState.SUCCEEDED
         # A MODAL task whose modal was never sent still asks for input.
         other = fake.add_task(script=[("MODAL", "0%")])
-        assert (await provider.fetch([other.id]))[other.id].state == TaskState.NEEDS_INPUT
+        assert (await provider.fetch(task_refs([other.id])))[
+            other.id
+        ].state == TaskState.NEEDS_INPUT
 
 
 @pytest.mark.asyncio
@@ -1139,7 +1142,7 @@ async def test_list_by_condition_with_one_id_twice(client: httpx.AsyncClient) ->
         ]
         for order in (rows, rows[::-1]):
             fake.fail_http(200, body=json.dumps(order), match="list-by-condition")
-            snap = (await provider.fetch([task_id]))[task_id]
+            snap = (await provider.fetch(task_refs([task_id])))[task_id]
             assert snap.state == TaskState.RUNNING and snap.progress == 50.0
 
 

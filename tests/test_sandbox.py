@@ -13,7 +13,6 @@ from PIL import Image, ImageChops, ImageStat
 from bot import media
 from bot.config import SandboxConfig
 from bot.providers.base import (
-    Action,
     BadResponse,
     Feature,
     FollowUp,
@@ -25,8 +24,10 @@ from bot.providers.base import (
     TaskNotFound,
     TaskSnapshot,
     TaskState,
+    task_refs,
 )
 from bot.providers.sandbox import ACCEPTED_PARAMS, SandboxProvider
+from bot.vocab import Action
 
 DURATION = 10.0
 START = 1_750_000_000.0
@@ -73,7 +74,7 @@ async def run(provider: SandboxProvider, clock: Clock, request: SubmitRequest) -
     """Submit, let the clock run past the job's duration, and fetch the result."""
     task_id = (await provider.submit(request)).task_id
     clock.now += DURATION + 1
-    snap = (await provider.fetch([task_id]))[task_id]
+    snap = (await provider.fetch(task_refs([task_id])))[task_id]
     assert snap.state is TaskState.SUCCEEDED, snap
     return snap
 
@@ -233,7 +234,7 @@ async def test_progress_moves_with_the_clock(sandbox: SandboxProvider, clock: Cl
 
     async def at(seconds: float) -> TaskSnapshot:
         clock.now = START + seconds
-        return (await sandbox.fetch([task_id]))[task_id]
+        return (await sandbox.fetch(task_refs([task_id])))[task_id]
 
     assert (await at(0.5)).state is TaskState.QUEUED
     early, late = await at(2), await at(8)
@@ -264,7 +265,7 @@ async def test_progress_with_the_real_clock(tmp_path: Path) -> None:
     assert provider.poll_interval <= 0.1
     task_id = (await provider.submit(imagine("quick"))).task_id
     await asyncio.sleep(0.5)
-    assert (await provider.fetch([task_id]))[task_id].state is TaskState.SUCCEEDED
+    assert (await provider.fetch(task_refs([task_id])))[task_id].state is TaskState.SUCCEEDED
 
 
 # --------------------------------------------------------------------------- state on disk
@@ -276,11 +277,11 @@ async def test_state_survives_a_new_instance(tmp_path: Path, clock: Clock) -> No
     grid_bytes = await first.download(grid_task.image_urls[0], 10**8)
     running = (await first.submit(imagine("still running"))).task_id
     clock.now += 3
-    before = (await first.fetch([running]))[running]
+    before = (await first.fetch(task_refs([running])))[running]
     del first
 
     second = make(tmp_path, clock)  # a new process, in effect: nothing in memory
-    again = await second.fetch([grid_task.task_id, running])
+    again = await second.fetch(task_refs([grid_task.task_id, running]))
     assert again[grid_task.task_id] == grid_task
     assert again[running].state is TaskState.RUNNING
     assert again[running].progress == before.progress
@@ -289,7 +290,7 @@ async def test_state_survives_a_new_instance(tmp_path: Path, clock: Clock) -> No
     upscale = await run(second, clock, follow(grid_task, Action.UPSCALE, index=2))
     assert (await picture(second, upscale)).size == (341, 512)
     clock.now += DURATION
-    assert (await second.fetch([running]))[running].state is TaskState.SUCCEEDED
+    assert (await second.fetch(task_refs([running])))[running].state is TaskState.SUCCEEDED
     files = sorted(p.name for p in (tmp_path / "tasks").iterdir())
     assert all(name.endswith(".json") for name in files)  # no temporary files left
 
@@ -298,19 +299,19 @@ async def test_fetch_many_reads_each_file_once(tmp_path: Path, clock: Clock) -> 
     writer = make(tmp_path, clock)
     ids = [(await writer.submit(imagine(f"job {n}"))).task_id for n in range(100)]
     reader = make(tmp_path, clock)
-    first = await reader.fetch(ids)
+    first = await reader.fetch(task_refs(ids))
     assert len(first) == 100
     for path in (tmp_path / "tasks").iterdir():
         path.unlink()
     # Specs are kept in memory after the first read; the clock gives the progress.
     clock.now += DURATION
-    again = await reader.fetch(ids)
+    again = await reader.fetch(task_refs(ids))
     assert len(again) == 100
     assert {s.state for s in again.values()} == {TaskState.SUCCEEDED}
 
 
 async def test_unknown_and_malformed_ids_are_absent(sandbox: SandboxProvider) -> None:
-    assert await sandbox.fetch(["1234567890123456", "../../etc/passwd", "", "abc"]) == {}
+    assert await sandbox.fetch(task_refs(["1234567890123456", "../../etc/passwd", "", "abc"])) == {}
     with pytest.raises(TaskNotFound):
         await sandbox.cancel("1234567890123456")
     with pytest.raises(TaskNotFound):
@@ -341,15 +342,19 @@ async def test_cancel(sandbox: SandboxProvider, clock: Clock, tmp_path: Path) ->
     task_id = (await sandbox.submit(imagine("to be cancelled"))).task_id
     clock.now += 3
     await sandbox.cancel(task_id)
-    snap = (await sandbox.fetch([task_id]))[task_id]
+    snap = (await sandbox.fetch(task_refs([task_id])))[task_id]
     assert snap.state is TaskState.CANCELLED and not snap.image_urls
     clock.now += DURATION
-    assert (await sandbox.fetch([task_id]))[task_id].state is TaskState.CANCELLED
-    assert (await make(tmp_path, clock).fetch([task_id]))[task_id].state is TaskState.CANCELLED
+    assert (await sandbox.fetch(task_refs([task_id])))[task_id].state is TaskState.CANCELLED
+    assert (await make(tmp_path, clock).fetch(task_refs([task_id])))[
+        task_id
+    ].state is TaskState.CANCELLED
     # Too late to cancel a finished job: it stays finished.
     done = await run(sandbox, clock, imagine("already done"))
     await sandbox.cancel(done.task_id)
-    assert (await sandbox.fetch([done.task_id]))[done.task_id].state is TaskState.SUCCEEDED
+    assert (await sandbox.fetch(task_refs([done.task_id])))[
+        done.task_id
+    ].state is TaskState.SUCCEEDED
 
 
 async def test_follow_ups_need_a_finished_grid(sandbox: SandboxProvider, clock: Clock) -> None:

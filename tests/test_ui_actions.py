@@ -9,11 +9,12 @@ import discord
 import pytest
 
 from bot.config import Config, DiscordConfig
-from bot.engine.models import Action, FollowUp, Job, JobStatus
+from bot.engine.models import FollowUp, Job, JobStatus
 from bot.providers.base import How, Support
 from bot.ui import modals
 from bot.ui.actions import check_press, opens_modal
 from bot.ui.custom_ids import CANCEL, Target
+from bot.vocab import Action
 
 JOB = "0123456789"
 

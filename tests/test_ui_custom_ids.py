@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from bot.engine.models import Action, new_job_id
-from bot.providers.base import PAN_VARIANTS, ZOOM_VARIANTS
+from bot.engine.models import new_job_id
 from bot.ui import custom_ids
 from bot.ui.custom_ids import Target
+from bot.vocab import PAN_VARIANTS, ZOOM_VARIANTS, Action
 
 
 def all_targets() -> list[Target]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.engine.models import Action, FollowUp, Job, JobStatus
+from bot.engine.models import FollowUp, Job, JobStatus
 from bot.providers.base import How, Support
 from bot.ui import custom_ids, layout, render
 from bot.ui.regions import RegionError, parse_boxes, parse_zoom, regions_from, with_zoom
+from bot.vocab import Action
 
 
 def native(action: Action) -> Support:

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.engine.models import Action, FollowUp, Job, JobStatus, JobUpdate
+from bot.engine.models import FollowUp, Job, JobStatus, JobUpdate
 from bot.providers.base import How, Support
 from bot.ui.outgoing import MessageGone, Outgoing, Throttled, TooLarge
 from bot.ui.pacer import Pacer
 from bot.ui.presenter import Presenter
+from bot.vocab import Action
 
 CHANNEL = 500
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from bot.providers.base import Action, FollowUp, ImageInput, TaskState
+from bot.providers.base import FollowUp, ImageInput, TaskState
+from bot.vocab import Action
 
 __all__ = ["Action", "FollowUp", "ImageInput", "Job", "JobRequest", "JobStatus", "JobUpdate"]
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from bot.vocab import ALL_PARAMS, MODES, Param
+
 __all__ = [
     "ALL_PARAM_NAMES",
     "MAX_PROMPT_CHARS",
@@ -137,54 +139,55 @@ def _fmt(number: int | float | None) -> str:
 
 # One line per parameter reads better as a table than as formatter-wrapped calls.
 # fmt: off
+P = Param  # short, so that each row still fits one line
 _SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("aspect", ("ar", "aspect"), Kind.RATIO, "--ar", "Aspect ratio, width:height."),
-    ParamSpec("chaos", ("chaos", "c"), Kind.INT, "--chaos", "How varied the 4 images are.", low=0,
+    ParamSpec(P.ASPECT, ("ar", "aspect"), Kind.RATIO, "--ar", "Aspect ratio, width:height."),
+    ParamSpec(P.CHAOS, ("chaos", "c"), Kind.INT, "--chaos", "How varied the 4 images are.", low=0,
         high=100),
-    ParamSpec("no", ("no",), Kind.TEXT, "--no", "Things to leave out of the image."),
-    ParamSpec("quality", ("quality", "q"), Kind.CHOICE, "--quality", "Rendering time and detail.",
+    ParamSpec(P.NO, ("no",), Kind.TEXT, "--no", "Things to leave out of the image."),
+    ParamSpec(P.QUALITY, ("quality", "q"), Kind.CHOICE, "--quality", "Rendering time and detail.",
         choices=("0.25", "0.5", "1", "2", "4"), numeric_choices=True),
-    ParamSpec("seed", ("seed",), Kind.INT, "--seed", "Starting noise; same seed, similar images.",
+    ParamSpec(P.SEED, ("seed",), Kind.INT, "--seed", "Starting noise; same seed, similar images.",
         low=0, high=4294967295),
-    ParamSpec("stop", ("stop",), Kind.INT, "--stop", "Stop rendering early, at this percent.",
+    ParamSpec(P.STOP, ("stop",), Kind.INT, "--stop", "Stop rendering early, at this percent.",
         low=10, high=100),
-    ParamSpec("stylize", ("stylize", "s"), Kind.INT, "--stylize", "Strength of the house style.",
+    ParamSpec(P.STYLIZE, ("stylize", "s"), Kind.INT, "--stylize", "Strength of the house style.",
         low=0, high=1000),
-    ParamSpec("sref", ("sref",), Kind.URLS, "--sref", "Style reference: image URLs or style codes.",
+    ParamSpec(P.SREF, ("sref",), Kind.URLS, "--sref", "Style reference: image URLs or style codes.",
         codes_allowed=True),
-    ParamSpec("sw", ("sw",), Kind.INT, "--sw", "Style reference weight.", low=0, high=1000),
-    ParamSpec("sv", ("sv",), Kind.INT, "--sv", "Style reference algorithm version.", low=1, high=6),
-    ParamSpec("cref", ("cref",), Kind.URLS, "--cref", "Character reference image URLs."),
-    ParamSpec("cw", ("cw",), Kind.INT, "--cw", "Character reference weight.", low=0, high=100),
-    ParamSpec("oref", ("oref",), Kind.URLS, "--oref", "Omni reference: one image URL.",
+    ParamSpec(P.SW, ("sw",), Kind.INT, "--sw", "Style reference weight.", low=0, high=1000),
+    ParamSpec(P.SV, ("sv",), Kind.INT, "--sv", "Style reference algorithm version.", low=1, high=6),
+    ParamSpec(P.CREF, ("cref",), Kind.URLS, "--cref", "Character reference image URLs."),
+    ParamSpec(P.CW, ("cw",), Kind.INT, "--cw", "Character reference weight.", low=0, high=100),
+    ParamSpec(P.OREF, ("oref",), Kind.URLS, "--oref", "Omni reference: one image URL.",
         max_items=1),
-    ParamSpec("ow", ("ow",), Kind.INT, "--ow", "Omni reference weight.", low=1, high=1000),
-    ParamSpec("tile", ("tile",), Kind.FLAG, "--tile", "Seamless, repeating pattern."),
-    ParamSpec("version", ("version", "v"), Kind.CHOICE, "--v", "Model version.",
+    ParamSpec(P.OW, ("ow",), Kind.INT, "--ow", "Omni reference weight.", low=1, high=1000),
+    ParamSpec(P.TILE, ("tile",), Kind.FLAG, "--tile", "Seamless, repeating pattern."),
+    ParamSpec(P.VERSION, ("version", "v"), Kind.CHOICE, "--v", "Model version.",
         choices=("1", "2", "3", "4", "5", "5.1", "5.2", "6", "6.1", "7"),
         numeric_choices=True),
-    ParamSpec("niji", ("niji",), Kind.CHOICE, "--niji", "The anime model, optionally its version.",
+    ParamSpec(P.NIJI, ("niji",), Kind.CHOICE, "--niji", "The anime model, optionally its version.",
         choices=("4", "5", "6"), numeric_choices=True, value_optional=True),
-    ParamSpec("raw", ("raw",), Kind.FLAG, "--raw", "Less house style (same as --style raw)."),
-    ParamSpec("style", ("style",), Kind.CHOICE, "--style", "Model style variant.",
+    ParamSpec(P.RAW, ("raw",), Kind.FLAG, "--raw", "Less house style (same as --style raw)."),
+    ParamSpec(P.STYLE, ("style",), Kind.CHOICE, "--style", "Model style variant.",
         choices=("raw", "4a", "4b", "4c", "cute", "expressive", "original", "scenic")),
-    ParamSpec("weird", ("weird", "w"), Kind.INT, "--weird", "Quirky, unconventional looks.", low=0,
+    ParamSpec(P.WEIRD, ("weird", "w"), Kind.INT, "--weird", "Quirky, unconventional looks.", low=0,
         high=3000),
-    ParamSpec("iw", ("iw",), Kind.FLOAT, "--iw", "Weight of the image prompts against the text.",
+    ParamSpec(P.IW, ("iw",), Kind.FLOAT, "--iw", "Weight of the image prompts against the text.",
         low=0, high=3),
-    ParamSpec("draft", ("draft",), Kind.FLAG, "--draft", "Draft mode: faster, cheaper, rougher."),
-    ParamSpec("exp", ("exp",), Kind.INT, "--exp", "Experimental aesthetics strength.", low=0,
+    ParamSpec(P.DRAFT, ("draft",), Kind.FLAG, "--draft", "Draft mode: faster, cheaper, rougher."),
+    ParamSpec(P.EXP, ("exp",), Kind.INT, "--exp", "Experimental aesthetics strength.", low=0,
         high=100),
-    ParamSpec("fast", ("fast",), Kind.FLAG, "--fast", "Run this job in fast mode."),
-    ParamSpec("relax", ("relax",), Kind.FLAG, "--relax", "Run this job in relax mode."),
-    ParamSpec("turbo", ("turbo",), Kind.FLAG, "--turbo", "Run this job in turbo mode."),
-    ParamSpec("zoom", ("zoom",), Kind.FLOAT, "--zoom", "Custom zoom-out factor.", low=1, high=2),
-    ParamSpec("steps", ("steps",), Kind.INT, "--steps", "Sampling steps (Flux).", low=4, high=10),
+    ParamSpec(P.FAST, ("fast",), Kind.FLAG, "--fast", "Run this job in fast mode."),
+    ParamSpec(P.RELAX, ("relax",), Kind.FLAG, "--relax", "Run this job in relax mode."),
+    ParamSpec(P.TURBO, ("turbo",), Kind.FLAG, "--turbo", "Run this job in turbo mode."),
+    ParamSpec(P.ZOOM, ("zoom",), Kind.FLOAT, "--zoom", "Custom zoom-out factor.", low=1, high=2),
+    ParamSpec(P.STEPS, ("steps",), Kind.INT, "--steps", "Sampling steps (Flux).", low=4, high=10),
 )
 # fmt: on
 
 PARAMS: dict[str, ParamSpec] = {spec.name: spec for spec in _SPECS}
-ALL_PARAM_NAMES: frozenset[str] = frozenset(PARAMS)
+ALL_PARAM_NAMES: frozenset[str] = ALL_PARAMS  # the table above has one row for each
 
 # Every accepted spelling -> canonical name.
 _ALIASES: dict[str, str] = {alias: spec.name for spec in _SPECS for alias in spec.aliases}
@@ -221,7 +224,6 @@ _EXCLUSIVE: tuple[tuple[frozenset[str], str], ...] = (
 # Weights that only mean something with their reference.
 _NEEDS: dict[str, str] = {"cw": "cref", "ow": "oref", "sw": "sref", "sv": "sref"}
 
-_MODES = ("fast", "relax", "turbo")
 
 # A token that starts a parameter: "--" or the em dash that phones make of "--", then a letter.
 # Extra dashes ("---ar", "—-ar") are tolerated as typing slips.
@@ -460,7 +462,7 @@ class ParsedPrompt:
     @property
     def mode(self) -> str | None:
         """The speed mode the prompt asks for ("fast", "relax", "turbo"), else None."""
-        for mode in _MODES:
+        for mode in MODES:
             if mode in self.params:
                 return mode
         return None

@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
+from bot.backoff import Backoff
 from bot.engine.events import EventBus
 from bot.engine.loop import BackgroundLoop
 from bot.engine.models import Job, JobStatus
 from bot.engine.store import Store
-from bot.providers.base import Provider, ProviderError, TaskSnapshot, TaskState
+from bot.providers.base import Provider, ProviderError, TaskRef, TaskSnapshot, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,13 @@ class Runner(BackgroundLoop):
         try:
             async with self._limits[provider.name]:
                 self.fetch_calls += 1
-                snapshots = await provider.fetch([j.task_id for j in batch if j.task_id])
+                snapshots = await provider.fetch(
+                    [
+                        TaskRef(j.task_id, j.action, dict(j.provider_data))
+                        for j in batch
+                        if j.task_id
+                    ]
+                )
         except ProviderError as err:
             self._back_off(provider, batch, err)
             return
@@ -191,10 +197,8 @@ class Runner(BackgroundLoop):
         for job in batch:
             job.poll_errors += 1
             job.provider_status = f"retrying: {err.kind}"
-            delay = min(MAX_BACKOFF, provider.poll_interval * (2 ** min(job.poll_errors, 8)))
-            if err.retry_after:
-                delay = max(delay, err.retry_after)
-            self._due[job.id] = now + random.uniform(delay * 0.8, delay)
+            backoff = Backoff(base=provider.poll_interval * 2, cap=MAX_BACKOFF, jitter=0.2)
+            self._due[job.id] = now + backoff.delay(job.poll_errors - 1, err.retry_after)
             self._busy.discard(job.id)
         log.warning(
             "polling %d job(s) on %s failed (%s); backing off", len(batch), provider.name, err

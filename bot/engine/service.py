@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from bot import media
+from bot.backoff import Backoff
 from bot.config import Config
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
@@ -25,8 +26,6 @@ from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
-    BLEND_DIMENSIONS,
-    Action,
     Feature,
     How,
     ImageInput,
@@ -37,26 +36,12 @@ from bot.providers.base import (
     SubmitRequest,
     Support,
 )
+from bot.vocab import BLEND_DIMENSIONS, Action, action_name
 
 log = logging.getLogger(__name__)
 
-ACTION_NAMES: dict[Action, str] = {
-    Action.IMAGINE: "Imagine",
-    Action.UPSCALE: "Upscale",
-    Action.VARIATION: "Variation",
-    Action.REROLL: "Reroll",
-    Action.UPSCALE_SUBTLE: "Upscale (Subtle)",
-    Action.UPSCALE_CREATIVE: "Upscale (Creative)",
-    Action.VARY_SUBTLE: "Vary (Subtle)",
-    Action.VARY_STRONG: "Vary (Strong)",
-    Action.ZOOM: "Zoom Out",
-    Action.PAN: "Pan",
-    Action.INPAINT: "Vary (Region)",
-    Action.DESCRIBE: "Describe",
-    Action.BLEND: "Blend",
-    Action.SHORTEN: "Shorten",
-    Action.SWAP_FACE: "Face swap",
-}
+# A busy provider's refused job is sent again after this wait (15 s, doubling to 5 min).
+RESUBMIT_BACKOFF = Backoff(base=15.0, cap=300.0, jitter=0.2)
 
 # Actions that take a prompt of their own (not a follow-up of a job).
 _PROMPTED = {Action.IMAGINE, Action.SHORTEN}
@@ -203,7 +188,7 @@ class Engine:
             # Refused outright (429, queue full): nothing was accepted, so it is safe to
             # send again later. The job keeps its place at the head of the queue.
             job.submit_attempts += 1
-            delay = err.retry_after or min(300.0, 15.0 * 2 ** (job.submit_attempts - 1))
+            delay = RESUBMIT_BACKOFF.delay(job.submit_attempts - 1, err.retry_after)
             job.status = JobStatus.QUEUED
             job.provider_status = f"{provider.name} is busy; trying again in {delay:.0f} s"
             job.queue_position = self.dispatcher.enqueue(
@@ -310,7 +295,7 @@ class Engine:
                 )
         provider = self.provider(parent.provider if parent else request.provider)
         action = request.action
-        label = ACTION_NAMES[action]
+        label = action_name(action)
         support = provider.supports(action)
         if support is None:
             raise RequestError(f"{provider.name} does not offer {label}.")

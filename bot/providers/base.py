@@ -12,7 +12,6 @@ import asyncio
 import email.utils
 import enum
 import json
-import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,27 +20,10 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
+from bot.backoff import Backoff
+from bot.vocab import Action
+
 # --------------------------------------------------------------------------- vocabulary
-
-
-class Action(enum.StrEnum):
-    """Everything a user can ask for. A job has exactly one action."""
-
-    IMAGINE = "imagine"
-    UPSCALE = "upscale"  # U1-U4: index 1-4
-    VARIATION = "variation"  # V1-V4: index 1-4
-    REROLL = "reroll"  # 🔄
-    UPSCALE_SUBTLE = "upscale_subtle"
-    UPSCALE_CREATIVE = "upscale_creative"
-    VARY_SUBTLE = "vary_subtle"
-    VARY_STRONG = "vary_strong"
-    ZOOM = "zoom"  # variant: "2" | "1.5" | "custom"
-    PAN = "pan"  # variant: "left" | "right" | "up" | "down"
-    INPAINT = "inpaint"  # Vary (Region): regions (+ optional prompt)
-    DESCRIBE = "describe"
-    BLEND = "blend"
-    SHORTEN = "shorten"
-    SWAP_FACE = "swap_face"
 
 
 class Feature(enum.StrEnum):
@@ -80,11 +62,6 @@ class TaskState(enum.StrEnum):
     @property
     def finished(self) -> bool:
         return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
-
-
-ZOOM_VARIANTS = ("2", "1.5", "custom")
-PAN_VARIANTS = ("left", "right", "up", "down")
-BLEND_DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 
 
 @dataclass(frozen=True)
@@ -132,6 +109,22 @@ class TaskSnapshot:
     queue_position: int | None = None
     provider_status: str = ""  # the raw status word, for logs and `jobs`
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-safe data kept with the job
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task to read, with what the store already knows of it, so an adapter needs no
+    memory of its own to read it right (and a restart loses nothing)."""
+
+    task_id: str
+    action: Action = Action.IMAGINE  # what the job asked for
+    data: Mapping[str, Any] = field(default_factory=dict)  # the provider's own data, kept
+    # with the job: every `TaskSnapshot.extra` and `SubmitResult.data` merged
+
+
+def task_refs(task_ids: Sequence[str]) -> list[TaskRef]:
+    """Refs that carry only ids (a reader that knows nothing else, such as `check`)."""
+    return [TaskRef(task_id) for task_id in task_ids]
 
 
 @dataclass(frozen=True)
@@ -271,11 +264,14 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 20.0
 
+    @property
+    def backoff(self) -> Backoff:
+        # A Retry-After longer than this is not waited out inside one call: the caller's
+        # own loop (runner, dispatcher) waits longer between calls.
+        return Backoff(self.base_delay, self.max_delay, retry_after_cap=self.max_delay * 3)
+
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_delay * 3)
-        capped = min(self.max_delay, self.base_delay * (2**attempt))
-        return random.uniform(capped / 2, capped)  # "equal jitter"
+        return self.backoff.delay(attempt, retry_after)
 
     async def run(
         self,
@@ -527,8 +523,8 @@ class Provider(ABC):
         or that we cannot know (then the error says so)."""
 
     @abstractmethod
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
-        """Current state of these tasks; ids the provider does not know are absent."""
+    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        """Current state of these tasks by id; tasks the provider does not know are absent."""
 
     async def cancel(self, task_id: str) -> None:
         raise NotOffered(f"{self.name} cannot cancel a running job.", provider=self.name)

@@ -36,6 +36,7 @@ from bot.providers.base import (
     RateLimited,
     RetryPolicy,
     TaskNotFound,
+    TaskRef,
     TaskSnapshot,
     TaskState,
 )
@@ -143,7 +144,7 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
 
     # ------------------------------------------------------------------ fetch
 
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
+    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
         self._need_key()
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
 
@@ -151,7 +152,7 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
             async with gate:
                 return task_id, await self._fetch_one(task_id)
 
-        ids = list(dict.fromkeys(task_ids))
+        ids = list(dict.fromkeys(t.task_id for t in tasks))
         results = await asyncio.gather(*(one(t) for t in ids), return_exceptions=True)
         found: dict[str, TaskSnapshot] = {}
         errors: list[ProviderError] = []

@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 from bot.config import MaasFluxConfig
 from bot.providers.base import (
-    Action,
     BadResponse,
     FollowUp,
     How,
@@ -39,6 +38,7 @@ from bot.providers.base import (
     TaskState,
 )
 from bot.providers.cloudsway import CloudswayProvider, ErrorWords, vendor_message
+from bot.vocab import Action, Param
 
 # Aspect ratio -> output size, as the vendor documents them.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -52,7 +52,9 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 }
 STEPS_MIN, STEPS_MAX = 4, 10
 SEED_MAX = 4294967295
-ACCEPTED_PARAMS = frozenset({"aspect", "seed", "steps"})  # the only ones with a field here
+ACCEPTED_PARAMS = frozenset(
+    {Param.ASPECT, Param.SEED, Param.STEPS}
+)  # the only ones with a field here
 
 _SUPPORT: dict[Action, Support] = {
     Action.IMAGINE: Support(How.NATIVE),

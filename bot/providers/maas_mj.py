@@ -38,7 +38,6 @@ import httpx
 
 from bot.config import MaasMjConfig
 from bot.providers.base import (
-    Action,
     BadResponse,
     Feature,
     FollowUp,
@@ -57,6 +56,7 @@ from bot.providers.base import (
 )
 from bot.providers.cloudsway import CloudswayProvider, said, vendor_words
 from bot.providers.cloudsway import http_error as http_error  # re-exported: moved there
+from bot.vocab import MIDJOURNEY_PARAMS, Action
 
 TEXT_MAX = 8192  # /tob/diffusion "text" and "remixPrompt": length 1-8192
 MASK_MIN, MASK_MAX = 500, 4096  # inpaint area width/height bounds, in pixels
@@ -67,13 +67,7 @@ ZOOM_SCALES = {"2": 2.0, "1.5": 1.5}  # Zoom Out 2x / 1.5x -> outpaint scale (1.
 # The parameters of the vendor's list (seeds/000): not --repeat, --profile, {} or
 # --public/--stealth, which it refuses, and not --steps or --zoom, which are not Midjourney
 # prompt parameters there. Canonical names, as the prompt rules use them.
-ACCEPTED_PARAMS = frozenset(
-    {
-        "aspect", "chaos", "no", "quality", "seed", "stop", "stylize", "sref", "sw", "sv",
-        "cref", "cw", "oref", "ow", "tile", "version", "niji", "raw", "style", "weird", "iw",
-        "draft", "exp", "fast", "relax", "turbo",
-    }
-)  # fmt: skip
+ACCEPTED_PARAMS = MIDJOURNEY_PARAMS
 
 # `comment` of a failed job -> words for users. Checked in order: "TextReject" before
 # "Reject", since the short key is part of the long one.

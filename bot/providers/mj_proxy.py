@@ -23,8 +23,6 @@ from PIL import Image, ImageDraw
 
 from bot.config import MjProxyConfig
 from bot.providers.base import (
-    BLEND_DIMENSIONS,
-    Action,
     BadKey,
     BadResponse,
     CheckResult,
@@ -45,24 +43,18 @@ from bot.providers.base import (
     SubmitResult,
     Support,
     TaskNotFound,
+    TaskRef,
     TaskSnapshot,
     TaskState,
 )
+from bot.vocab import BLEND_DIMENSIONS, MIDJOURNEY_PARAMS, MODES, Action, Param
 
 log = logging.getLogger(__name__)
 
-# Canonical Midjourney parameter names this provider passes through in the prompt. Kept here
-# (not imported from bot.engine.prompt) because providers must not depend on the engine.
+# Passed through in the prompt: Midjourney's own, and --zoom for Custom Zoom's modal.
 # Not `steps`: that is a Flux setting Midjourney rejects.
-MJ_PARAM_NAMES: frozenset[str] = frozenset(
-    {
-        "aspect", "chaos", "no", "quality", "seed", "stop", "stylize", "sref", "sw", "sv",
-        "cref", "cw", "oref", "ow", "tile", "version", "niji", "raw", "style", "weird", "iw",
-        "draft", "exp", "fast", "relax", "turbo", "zoom",
-    }
-)  # fmt: skip
+MJ_PARAM_NAMES: frozenset[str] = MIDJOURNEY_PARAMS | {Param.ZOOM}
 
-_MODES = ("fast", "relax", "turbo")
 
 # Actions served by pressing one of the task's own buttons.
 _BUTTON_ACTIONS = frozenset(
@@ -323,7 +315,7 @@ class MjProxyProvider(Provider):
 
     def _mode(self, request: SubmitRequest) -> str | None:
         mode = request.mode or self.config.mode
-        return mode if mode in _MODES else None
+        return mode if mode in MODES else None
 
     def _path(self, endpoint: str, mode: str | None = None) -> str:
         # trueai and the aggregators pick the speed by path prefix; plain /mj is the default.
@@ -822,8 +814,8 @@ class MjProxyProvider(Provider):
 
     # ------------------------------------------------------------------ fetch
 
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
-        ids = list(dict.fromkeys(str(task_id) for task_id in task_ids if str(task_id)))
+    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        ids = list(dict.fromkeys(t.task_id for t in tasks if t.task_id))
         tasks: dict[str, dict[str, Any]] = {}
         rest = ids
         if self._batch_ok and ids:

@@ -51,10 +51,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageStat
 from bot import media
 from bot.config import SandboxConfig
 from bot.providers.base import (
-    BLEND_DIMENSIONS,
-    PAN_VARIANTS,
-    ZOOM_VARIANTS,
-    Action,
     BadResponse,
     CheckResult,
     Feature,
@@ -67,19 +63,17 @@ from bot.providers.base import (
     SubmitResult,
     Support,
     TaskNotFound,
+    TaskRef,
     TaskSnapshot,
     TaskState,
 )
+from bot.vocab import ALL_PARAMS, BLEND_DIMENSIONS, KEYCAPS, PAN_VARIANTS, ZOOM_VARIANTS, Action
 
 log = logging.getLogger(__name__)
 
-# Every Midjourney parameter, by the engine's canonical names. The sandbox reads aspect,
-# seed, no and zoom; the rest are accepted so that prompts written for Midjourney run.
-ACCEPTED_PARAMS = frozenset({
-    "aspect", "chaos", "no", "quality", "seed", "stop", "stylize", "sref", "sw", "sv",
-    "cref", "cw", "oref", "ow", "tile", "version", "niji", "raw", "style", "weird", "iw",
-    "draft", "exp", "fast", "relax", "turbo", "zoom", "steps",
-})  # fmt: skip
+# Every parameter: the sandbox reads aspect, seed, no and zoom; the rest are accepted so
+# that prompts written for Midjourney run.
+ACCEPTED_PARAMS = ALL_PARAMS
 
 URL_SCHEME = "sandbox://"
 MAX_UPSCALE_SIDE = 4096  # Upscale (Subtle/Creative) doubles, up to this long side
@@ -113,7 +107,6 @@ _UPSCALE_FOLLOWUPS = (
 
 _BLEND_RATIOS = {"PORTRAIT": 2 / 3, "SQUARE": 1.0, "LANDSCAPE": 3 / 2}
 _VARY_STRENGTH = {"variation": 0.35, "vary_subtle": 0.12, "vary_strong": 0.5}
-_KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
 
 HSV = tuple[float, float, float]  # hue, saturation, value, each 0-1
 RGB = tuple[int, int, int]
@@ -919,7 +912,7 @@ def shorten_texts(words: str, params: str = "") -> list[str]:
     for share in (0.7, 0.45, 0.25):
         options.append(render(set(ranked[: max(1, round(len(ranked) * share))])))
     unique = [o for o in dict.fromkeys(options) if o] or [words.strip()]
-    return [f"{_KEYCAPS[n]} {o}{' ' + params if params else ''}" for n, o in enumerate(unique)]
+    return [f"{KEYCAPS[n]} {o}{' ' + params if params else ''}" for n, o in enumerate(unique)]
 
 
 _HUE_NAMES = ((15, "red"), (40, "orange"), (65, "yellow"), (95, "lime"), (160, "green"),
@@ -1005,7 +998,7 @@ def describe_texts(image: Image.Image) -> list[str]:
         f"{c2} and {c1} gradients with geometric shapes, digital art, {colour}, {tone}",
     ]
     ratio = _nearest_ratio(*image.size)
-    return [f"{_KEYCAPS[n]} {p} --ar {ratio}" for n, p in enumerate(prompts)]
+    return [f"{KEYCAPS[n]} {p} --ar {ratio}" for n, p in enumerate(prompts)]
 
 
 # --------------------------------------------------------------------------- storage
@@ -1159,8 +1152,8 @@ class SandboxProvider(Provider):
 
     # -- the protocol: tasks
 
-    async def fetch(self, task_ids: Sequence[str]) -> dict[str, TaskSnapshot]:
-        wanted = [t for t in dict.fromkeys(task_ids) if _TASK_ID.fullmatch(t)]
+    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        wanted = [t for t in dict.fromkeys(r.task_id for r in tasks) if _TASK_ID.fullmatch(t)]
         missing = [t for t in wanted if t not in self._specs]
         if missing:
             # One trip to a worker thread for all of them, and only for ids not yet seen:

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import discord
 
-from bot.engine.models import Action, Job, JobRequest, Region
-from bot.engine.service import ACTION_NAMES
+from bot.engine.models import Job, JobRequest, Region
 from bot.ui import custom_ids, modals
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ChannelGone
 from bot.ui.regions import parse_zoom, regions_from, with_zoom
 from bot.ui.replies import UserError, guarded, tell
+from bot.vocab import Action, action_name
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def check_press(
         if not 0 < target.index <= len(job.texts):
             return f"Job `{job.id}` has no prompt number {target.index}."
         return None
-    label = ACTION_NAMES.get(action, action.value)
+    label = action_name(action)
     if provider.supports(action) is None or not job.offers(action, target.index, target.variant):
         return f"{label} is not offered for job `{job.id}` on {job.provider}."
     return None

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.engine.models import Action, FollowUp, Job
+from bot.engine.models import FollowUp, Job
 from bot.providers.base import How, Support
 from bot.ui import custom_ids
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ButtonSpec
+from bot.vocab import KEYCAPS, PAN_VARIANTS, ZOOM_VARIANTS, Action, action_name, button_label
 
 SupportOf = Callable[[Action], Support | None]
 
 MAX_ROWS = 5
 MAX_PER_ROW = 5
-KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
-PAN_EMOJI = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}
-_PAN_ORDER = ("left", "right", "up", "down")
-_ZOOM_ORDER = ("2", "1.5", "custom")
 
 # One row each, in this order: a grid gets rows 1-2 (U1-U4 🔄 / V1-V4), an upscale the
 # rest. Anything a provider offers beyond these is appended after them.
@@ -37,44 +34,16 @@ _GROUPS: tuple[tuple[Action, ...], ...] = (
 
 def _sort_key(followup: FollowUp) -> tuple[int, int]:
     if followup.action is Action.ZOOM:
-        order = _ZOOM_ORDER.index(followup.variant) if followup.variant in _ZOOM_ORDER else 9
+        order = ZOOM_VARIANTS.index(followup.variant) if followup.variant in ZOOM_VARIANTS else 9
     elif followup.action is Action.PAN:
-        order = _PAN_ORDER.index(followup.variant) if followup.variant in _PAN_ORDER else 9
+        order = PAN_VARIANTS.index(followup.variant) if followup.variant in PAN_VARIANTS else 9
     else:
         order = 0
     return (followup.index, order)
 
 
-def label_for(followup: FollowUp) -> tuple[str | None, str | None]:
-    """(label, emoji) of one follow-up button."""
-    action, index, variant = followup.action, followup.index, followup.variant
-    if action is Action.UPSCALE:
-        return f"U{index}", None
-    if action is Action.VARIATION:
-        return f"V{index}", None
-    if action is Action.REROLL:
-        return None, "🔄"
-    if action is Action.UPSCALE_SUBTLE:
-        return "Upscale (Subtle)", None
-    if action is Action.UPSCALE_CREATIVE:
-        return "Upscale (Creative)", None
-    if action is Action.VARY_SUBTLE:
-        return "Vary (Subtle)", "🪄"
-    if action is Action.VARY_STRONG:
-        return "Vary (Strong)", "🪄"
-    if action is Action.INPAINT:
-        return "Vary (Region)", "🖌️"
-    if action is Action.ZOOM:
-        if variant == "custom":
-            return "Custom Zoom", "🔍"
-        return f"Zoom Out {variant}x", "🔍"
-    if action is Action.PAN:
-        return None, PAN_EMOJI.get(variant, "↔️")
-    return action.value.replace("_", " ").title(), None
-
-
 def _button(job: Job, followup: FollowUp, support: Support | None) -> ButtonSpec:
-    label, emoji = label_for(followup)
+    label, emoji = button_label(followup.action, followup.index, followup.variant)
     if support is not None and support.how is How.EMULATED:
         # Emulated: the label says so, the message's note line says how.
         label = f"{label} (emulated)" if label else "(emulated)"
@@ -117,14 +86,14 @@ def _pack(rows: list[list[ButtonSpec]]) -> list[list[ButtonSpec]]:
     return rows
 
 
-def emulation_notes(job: Job, support_of: SupportOf, names: dict[Action, str]) -> list[str]:
+def emulation_notes(job: Job, support_of: SupportOf) -> list[str]:
     """One line per emulated follow-up action: what the provider does instead."""
     notes: list[str] = []
     for action in dict.fromkeys(f.action for f in job.followups):
         support = support_of(action)
         if support is not None and support.how is How.EMULATED:
             how = f": {support.note}" if support.note else ""
-            notes.append(f"{names.get(action, action.value)} is emulated on {job.provider}{how}.")
+            notes.append(f"{action_name(action)} is emulated on {job.provider}{how}.")
     return notes
 
 

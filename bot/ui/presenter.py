@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot import media
-from bot.engine.models import Action, Job, JobStatus, JobUpdate
+from bot.backoff import Backoff
+from bot.engine.models import Job, JobStatus, JobUpdate
 from bot.providers.base import Provider, ProviderError, Support
 from bot.ui import render
 from bot.ui.outgoing import (
@@ -50,6 +51,7 @@ from bot.ui.outgoing import (
     TooLarge,
 )
 from bot.ui.pacer import Pacer
+from bot.vocab import Action
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ PREVIEW_MAX_BYTES = 8 * 1024 * 1024
 PREVIEW_TIMEOUT = 10.0
 FINAL_ATTEMPTS = 8  # tries to post a result before giving up (the job stays in /jobs)
 IDLE_EXIT = 60.0  # a channel worker with nothing to show ends after this many seconds
+# A failed Discord write is tried again after 2 s, doubling to a minute. No jitter: the
+# pacer already spreads a channel's writes, and Discord's Retry-After is a block of its own.
+SHOW_BACKOFF = Backoff(base=2.0, cap=60.0, jitter=0.0)
 PENDING_TTL = 600.0  # a finished job never announced is forgotten after this long
 
 
@@ -293,7 +298,7 @@ class Presenter:
             if shown.attempts >= FINAL_ATTEMPTS:
                 self._drop(shown)
             else:
-                shown.retry_at = self.clock() + min(60.0, 2.0**shown.attempts)
+                shown.retry_at = self.clock() + SHOW_BACKOFF.delay(shown.attempts - 1)
         finally:
             shown.busy = False
 
@@ -422,7 +427,7 @@ class Presenter:
             self.pacer.block(shown.channel_id, err.retry_after)
             delay = err.retry_after
         if delay is None:
-            delay = min(60.0, 2.0 * 2 ** (shown.attempts - 1))
+            delay = SHOW_BACKOFF.delay(shown.attempts - 1)
         shown.retry_at = self.clock() + delay
         log.info(
             "showing the outcome of job %s failed (%s); retrying in %.1f s",

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 from discord.utils import escape_markdown
 
-from bot.engine.models import Action, Job, JobStatus
-from bot.engine.service import ACTION_NAMES
+from bot.engine.models import Job, JobStatus
 from bot.ui import layout
 from bot.ui.layout import SupportOf
 from bot.ui.outgoing import Outgoing
+from bot.vocab import Action, action_name, numbered
 
 BAR_CELLS = 20
 PROMPT_CHARS = 1200
@@ -41,14 +41,14 @@ def what(job: Job) -> str:
         return "Zoom Out (custom)" if job.variant == "custom" else f"Zoom Out {job.variant}x"
     if action is Action.PAN:
         return f"Pan {job.variant}"
-    name = ACTION_NAMES.get(action, action.value)
+    name = action_name(action)
     return f"{name} (Image #{index})" if index else name
 
 
 def header(job: Job) -> str:
     """Who asked, the prompt, the provider and mode, the job id: on every message."""
     if job.action in (Action.DESCRIBE, Action.BLEND) and not job.prompt:
-        title = f"**{ACTION_NAMES[job.action]}**"
+        title = f"**{action_name(job.action)}**"
     else:
         prompt = escape_markdown(_short(job.prompt.strip() or "(no prompt)", PROMPT_CHARS))
         title = f"**{prompt}**"
@@ -132,7 +132,7 @@ def result(job: Job, support_of: SupportOf, notes: Sequence[str] = ()) -> Outgoi
     lines = [header(job)]
     for n in job.withheld:
         lines.append(f"-# Image {n + 1} was withheld by {job.provider}'s review.")
-    lines += [f"-# ℹ️ {note}" for note in layout.emulation_notes(job, support_of, ACTION_NAMES)]
+    lines += [f"-# ℹ️ {note}" for note in layout.emulation_notes(job, support_of)]
     lines += [f"-# {note}" for note in notes]
     if job.seed and job.seed != "0":
         # Midjourney users ask for the seed (✉️) to reproduce a result with --seed.
@@ -141,11 +141,7 @@ def result(job: Job, support_of: SupportOf, notes: Sequence[str] = ()) -> Outgoi
     embeds = []
     rows = layout.followup_rows(job, support_of)
     if job.texts:
-        body = "\n\n".join(
-            f"{layout.KEYCAPS[n] if n < len(layout.KEYCAPS) else f'{n + 1}.'} "
-            f"{escape_markdown(_short(text, TEXT_CHARS))}"
-            for n, text in enumerate(job.texts)
-        )
+        body = "\n\n".join(numbered([escape_markdown(_short(t, TEXT_CHARS)) for t in job.texts]))
         embeds.append({"description": _short(body, 4000)})
         rows = layout.text_rows(job) + rows
         rows = rows[: layout.MAX_ROWS]

@@ -1,0 +1,141 @@
+"""The shared words: actions, Midjourney's parameter names, and the labels users see.
+
+The engine, the providers and the Discord layer all import this module, and it imports
+nothing of theirs, so a new action or `--param` is one edit here (plus the rules that
+give it meaning: `bot.engine.prompt` for a parameter's values, an adapter for how it is
+sent), never a list copied by hand into three modules.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Action(enum.StrEnum):
+    """Everything a user can ask for. A job has exactly one action."""
+
+    IMAGINE = "imagine"
+    UPSCALE = "upscale"  # U1-U4: index 1-4
+    VARIATION = "variation"  # V1-V4: index 1-4
+    REROLL = "reroll"  # 🔄
+    UPSCALE_SUBTLE = "upscale_subtle"
+    UPSCALE_CREATIVE = "upscale_creative"
+    VARY_SUBTLE = "vary_subtle"
+    VARY_STRONG = "vary_strong"
+    ZOOM = "zoom"  # variant: "2" | "1.5" | "custom"
+    PAN = "pan"  # variant: "left" | "right" | "up" | "down"
+    INPAINT = "inpaint"  # Vary (Region): regions (+ optional prompt)
+    DESCRIBE = "describe"
+    BLEND = "blend"
+    SHORTEN = "shorten"
+    SWAP_FACE = "swap_face"
+
+
+ZOOM_VARIANTS = ("2", "1.5", "custom")
+PAN_VARIANTS = ("left", "right", "up", "down")
+BLEND_DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
+MODES = ("fast", "relax", "turbo")
+
+
+class Param(enum.StrEnum):
+    """Midjourney's prompt parameters by their canonical names (`--ar` is `aspect`).
+
+    `bot.engine.prompt` gives each its spellings and ranges; adapters say which they take.
+    """
+
+    ASPECT = "aspect"
+    CHAOS = "chaos"
+    NO = "no"
+    QUALITY = "quality"
+    SEED = "seed"
+    STOP = "stop"
+    STYLIZE = "stylize"
+    SREF = "sref"
+    SW = "sw"
+    SV = "sv"
+    CREF = "cref"
+    CW = "cw"
+    OREF = "oref"
+    OW = "ow"
+    TILE = "tile"
+    VERSION = "version"
+    NIJI = "niji"
+    RAW = "raw"
+    STYLE = "style"
+    WEIRD = "weird"
+    IW = "iw"
+    DRAFT = "draft"
+    EXP = "exp"
+    FAST = "fast"
+    RELAX = "relax"
+    TURBO = "turbo"
+    ZOOM = "zoom"  # Custom Zoom's factor, sent with the zoom button's form
+    STEPS = "steps"  # a Flux setting, not a Midjourney one
+
+
+ALL_PARAMS: frozenset[str] = frozenset(Param)
+MODE_PARAMS: frozenset[str] = frozenset({Param.FAST, Param.RELAX, Param.TURBO})
+# What Midjourney itself takes in a prompt: everything but the Flux-only --steps and
+# --zoom, which only Custom Zoom's form sends.
+MIDJOURNEY_PARAMS: frozenset[str] = ALL_PARAMS - {Param.STEPS, Param.ZOOM}
+
+
+# --------------------------------------------------------------------------- labels
+
+ACTION_NAMES: dict[Action, str] = {
+    Action.IMAGINE: "Imagine",
+    Action.UPSCALE: "Upscale",
+    Action.VARIATION: "Variation",
+    Action.REROLL: "Reroll",
+    Action.UPSCALE_SUBTLE: "Upscale (Subtle)",
+    Action.UPSCALE_CREATIVE: "Upscale (Creative)",
+    Action.VARY_SUBTLE: "Vary (Subtle)",
+    Action.VARY_STRONG: "Vary (Strong)",
+    Action.ZOOM: "Zoom Out",
+    Action.PAN: "Pan",
+    Action.INPAINT: "Vary (Region)",
+    Action.DESCRIBE: "Describe",
+    Action.BLEND: "Blend",
+    Action.SHORTEN: "Shorten",
+    Action.SWAP_FACE: "Face swap",
+}
+
+KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
+PAN_EMOJI = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}
+
+# Button (label, emoji) per action where neither depends on the index or variant.
+_BUTTONS: dict[Action, tuple[str | None, str | None]] = {
+    Action.REROLL: (None, "🔄"),
+    Action.UPSCALE_SUBTLE: ("Upscale (Subtle)", None),
+    Action.UPSCALE_CREATIVE: ("Upscale (Creative)", None),
+    Action.VARY_SUBTLE: ("Vary (Subtle)", "🪄"),
+    Action.VARY_STRONG: ("Vary (Strong)", "🪄"),
+    Action.INPAINT: ("Vary (Region)", "🖌️"),
+}
+
+
+def action_name(action: Action) -> str:
+    """How users read an action's name: "Upscale (Subtle)", "Vary (Region)"."""
+    return ACTION_NAMES.get(action, action.value.replace("_", " ").title())
+
+
+def button_label(
+    action: Action, index: int = 0, variant: str = ""
+) -> tuple[str | None, str | None]:
+    """(label, emoji) of one follow-up button, Midjourney's way: U1, V2, 🔄, Zoom Out 2x."""
+    if action is Action.UPSCALE:
+        return f"U{index}", None
+    if action is Action.VARIATION:
+        return f"V{index}", None
+    if action is Action.ZOOM:
+        return ("Custom Zoom", "🔍") if variant == "custom" else (f"Zoom Out {variant}x", "🔍")
+    if action is Action.PAN:
+        return None, PAN_EMOJI.get(variant, "↔️")
+    return _BUTTONS.get(action, (action_name(action), None))
+
+
+def numbered(texts: list[str]) -> list[str]:
+    """Texts prefixed 1️⃣ 2️⃣ ... the way Midjourney lists describe and shorten results."""
+    return [
+        f"{KEYCAPS[n] if n < len(KEYCAPS) else f'{n + 1}.'} {text}" for n, text in enumerate(texts)
+    ]
