@@ -159,6 +159,29 @@ async def test_migration_keeps_jobs_and_adds_indexes(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_migration_renames_queued_to_waiting(tmp_path: Path) -> None:
+    # A store written before "queued" became "waiting": its never-sent jobs stay
+    # never-sent (and so are sent after the upgrade), in the column and in the JSON.
+    path = tmp_path / "old.db"
+    store = Store(path)
+    await store.open(upto=2)
+    await store.save(Job(id="abcdefghjk", action=Action.IMAGINE, provider="p", prompt="a"))
+    await store.db.execute(
+        "UPDATE jobs SET status = 'queued', data = json_set(data, '$.status', 'queued')"
+    )
+    await store.db.commit()
+    await store.close()
+
+    store = Store(path)
+    await store.open()
+    try:
+        again = await store.get("abcdefghjk")
+        assert again is not None and again.status is JobStatus.WAITING
+        assert [j.id for j in await store.active()] == ["abcdefghjk"]
+    finally:
+        await store.close()
+
+
 async def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     async with aiosqlite.connect(path) as db:
@@ -484,7 +507,7 @@ async def test_jobs_wait_in_order_for_a_free_slot(tmp_path: Path) -> None:
         jobs = [
             await engine.submit(JobRequest(Action.IMAGINE, prompt=f"cat {n}")) for n in range(5)
         ]
-        assert [j.status for j in jobs[2:]] == [JobStatus.QUEUED] * 3
+        assert [j.status for j in jobs[2:]] == [JobStatus.WAITING] * 3
         assert [j.queue_position for j in jobs[2:]] == [1, 2, 3]
         done = [await wait_done(engine, j.id, timeout=10) for j in jobs]
     finally:
@@ -503,7 +526,7 @@ async def test_a_busy_provider_means_waiting_not_failing(tmp_path: Path) -> None
     await engine.start()
     try:
         job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
-        assert job.status is JobStatus.QUEUED and "busy" in job.provider_status
+        assert job.status is JobStatus.WAITING and "busy" in job.provider_status
         done = await wait_done(engine, job.id, timeout=10)
     finally:
         await engine.stop()

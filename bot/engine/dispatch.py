@@ -2,7 +2,7 @@
 
 A provider has room while fewer of its jobs are in flight than its `max_concurrent`
 setting (0 = no limit), and while it is not refusing work (429, "queue full"). A job
-that waits is stored as QUEUED: it was never sent, so after a restart it can be sent
+that waits is stored as WAITING: it was never sent, so after a restart it can be sent
 without any risk of paying twice. Waiting jobs keep their deadline.
 """
 

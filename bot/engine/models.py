@@ -30,7 +30,9 @@ def is_job_id(value: str) -> bool:
 
 
 class JobStatus(enum.StrEnum):
-    QUEUED = "queued"  # stored, not yet sent
+    # Stored, waiting in Atelier's own queue, never sent: safe to send after a restart.
+    # (A task in the *provider's* queue is TaskState.QUEUED, which is SUBMITTED here.)
+    WAITING = "waiting"
     SUBMITTING = "submitting"  # being sent; no task id yet
     SUBMITTED = "submitted"  # the provider has it (task id recorded)
     RUNNING = "running"
@@ -88,7 +90,7 @@ class Job:
     id: str
     action: Action
     provider: str
-    status: JobStatus = JobStatus.QUEUED
+    status: JobStatus = JobStatus.WAITING
     parent_id: str | None = None
     index: int = 0
     variant: str = ""
@@ -169,7 +171,7 @@ class Job:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["action"] = Action(kwargs["action"])
-        kwargs["status"] = JobStatus(kwargs.get("status", "queued"))
+        kwargs["status"] = JobStatus(kwargs.get("status", JobStatus.WAITING.value))
         kwargs["followups"] = [FollowUp.from_json(f) for f in kwargs.get("followups", [])]
         kwargs["regions"] = [tuple(r) for r in kwargs.get("regions", [])]
         return cls(**kwargs)

@@ -68,16 +68,16 @@ class Runner(BackgroundLoop):
     async def start(self) -> list[Job]:
         """Resume the jobs the store holds as active, then start the loop.
 
-        Returns the jobs that were still waiting to be sent (QUEUED: never sent, so
+        Returns the jobs that were still waiting to be sent (WAITING: never sent, so
         safe to send now) for the dispatcher."""
         interrupted: list[Job] = []
         waiting: list[Job] = []
         for job in await self.store.active():
-            never_sent = job.status is JobStatus.QUEUED and job.task_id is None
+            never_sent = job.status is JobStatus.WAITING and job.task_id is None
             if never_sent and job.provider in self.providers:
                 waiting.append(job)
                 continue
-            if job.task_id is None or job.status in (JobStatus.QUEUED, JobStatus.SUBMITTING):
+            if job.task_id is None or job.status in (JobStatus.WAITING, JobStatus.SUBMITTING):
                 # We cannot know whether the provider got it; sending it again could
                 # charge twice, so it ends here, saying so.
                 job.status = JobStatus.FAILED
@@ -218,7 +218,7 @@ class Runner(BackgroundLoop):
             if snapshot is None:
                 job.not_found += 1
                 if job.not_found >= NOT_FOUND_LIMIT:
-                    self._finish(
+                    self._end(
                         job,
                         JobStatus.FAILED,
                         f"{provider.name} no longer knows this job (task "
@@ -252,10 +252,10 @@ class Runner(BackgroundLoop):
         try:
             await self.collect(provider, job, snapshot)
         except ProviderError as err:
-            self._finish(job, JobStatus.FAILED, f"The job finished but {err}")
+            self._end(job, JobStatus.FAILED, f"The job finished but {err}")
         except Exception as err:
             log.exception("collecting the results of %s failed", job.id)
-            self._finish(
+            self._end(
                 job,
                 JobStatus.FAILED,
                 f"The job finished but its images could not be saved ({err}).",
@@ -270,7 +270,8 @@ class Runner(BackgroundLoop):
         await self.store.save(job)
         self.events.publish(job, job.status.value)
 
-    def _finish(self, job: Job, status: JobStatus, failure: str | None) -> None:
+    def _end(self, job: Job, status: JobStatus, failure: str | None) -> None:
+        """Mark a job finished and stop following it (the caller saves and announces)."""
         job.status = status
         job.failure = failure
         job.finished_at = self.clock()
@@ -279,7 +280,7 @@ class Runner(BackgroundLoop):
     async def _expire(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             minutes = max(1, round((job.deadline_at - job.created_at) / 60))
-            self._finish(
+            self._end(
                 job,
                 JobStatus.FAILED,
                 f"No result after {minutes} minutes, so Atelier gave up on this job "

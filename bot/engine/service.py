@@ -189,7 +189,7 @@ class Engine:
             # send again later. The job keeps its place at the head of the queue.
             job.submit_attempts += 1
             delay = RESUBMIT_BACKOFF.delay(job.submit_attempts - 1, err.retry_after)
-            job.status = JobStatus.QUEUED
+            job.status = JobStatus.WAITING
             job.provider_status = f"{provider.name} is busy; trying again in {delay:.0f} s"
             job.queue_position = self.dispatcher.enqueue(
                 job, not_before=self.clock() + delay, front=True

@@ -59,11 +59,18 @@ MIGRATIONS: list[Sequence[str]] = [
         "CREATE INDEX jobs_created ON jobs (created_at)",
         "CREATE INDEX jobs_user_created ON jobs (user_id, created_at)",
     ),
+    # 3: the status "queued" (waiting in Atelier, never sent) is now "waiting", so that it
+    # no longer shares a word with a task in the provider's queue.
+    (
+        "UPDATE jobs SET status = 'waiting' WHERE status = 'queued'",
+        """UPDATE jobs SET data = json_set(data, '$.status', 'waiting')
+            WHERE json_extract(data, '$.status') = 'queued'""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Everything not finished. QUEUED/SUBMITTING are included so that a restart can see
+# Everything not finished. WAITING/SUBMITTING are included so that a restart can see
 # (and fail, never resubmit) jobs that died before the provider confirmed them.
 _ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
 _FINISHED = tuple(s.value for s in JobStatus if s.finished)

@@ -188,7 +188,7 @@ class Presenter:
         shown.busy = shown.announced = True
         try:
             if shown.job.finished:
-                return await self._finish(shown)
+                return await self._show_outcome(shown)
             return await self._post_progress(shown)
         finally:
             shown.busy = False
@@ -199,7 +199,7 @@ class Presenter:
         if shown.job.finished:
             # In a busy channel the job may be done before its message could be posted:
             # post just the outcome (one write instead of three).
-            return await self._finish(shown)
+            return await self._show_outcome(shown)
         await self.pacer.acquire(shown.channel_id)
         job, version = shown.job, shown.version
         try:
@@ -266,7 +266,7 @@ class Presenter:
                 closing.append(shown)  # after every result waiting in this channel
                 continue
             if job.finished:
-                return self._guarded(shown, self._finish(shown)), None
+                return self._guarded(shown, self._show_outcome(shown)), None
             if shown.progress_off or shown.message_id is None:
                 continue
             if shown.version > shown.sent_version:
@@ -305,7 +305,7 @@ class Presenter:
     async def _self_announce(self, shown: Shown) -> None:
         shown.announced = True
         if shown.job.finished:
-            await self._finish(shown)
+            await self._show_outcome(shown)
         else:
             with contextlib.suppress(ChannelGone):
                 await self._post_progress(shown)
@@ -339,7 +339,7 @@ class Presenter:
             shown.preview_attached = attached
         shown.last_sent = self.clock()
 
-    async def _finish(self, shown: Shown) -> int | None:
+    async def _show_outcome(self, shown: Shown) -> int | None:
         """Post the result (or show the failure). Returns the id of the message that
         now shows the outcome, or None when it has to be retried."""
         job = shown.job
@@ -353,7 +353,7 @@ class Presenter:
                     await self._edit(shown, shown.message_id, message)
                 except MessageGone:
                     shown.progress_off = True
-                    return await self._finish(shown)
+                    return await self._show_outcome(shown)
                 except SendError as err:
                     return self._retry_final(shown, err)
                 await self._delivered(job)

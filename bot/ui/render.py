@@ -68,7 +68,7 @@ def progress_bar(percent: float) -> str:
 
 def status_line(job: Job) -> str:
     started = int(job.submitted_at or job.created_at)
-    if job.status is JobStatus.QUEUED:
+    if job.status is JobStatus.WAITING:
         # Waiting in Atelier's own queue for room at the provider (or for it to stop
         # being busy): say where it stands, and why when the provider said.
         place = f" — #{job.queue_position} in line" if job.queue_position else ""
