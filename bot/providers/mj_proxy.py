@@ -814,8 +814,8 @@ class MjProxyProvider(Provider):
 
     # ------------------------------------------------------------------ fetch
 
-    async def fetch(self, tasks: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
-        ids = list(dict.fromkeys(t.task_id for t in tasks if t.task_id))
+    async def fetch(self, refs: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        ids = list(dict.fromkeys(ref.task_id for ref in refs if ref.task_id))
         tasks: dict[str, dict[str, Any]] = {}
         rest = ids
         if self._batch_ok and ids:
