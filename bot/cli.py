@@ -19,6 +19,7 @@ from typing import TextIO
 from bot.config import Config, ConfigError, load_config
 from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate
 from bot.engine.service import Engine, RequestError
+from bot.providers.base import CheckResult, CheckStatus
 from bot.vocab import Action
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -280,11 +281,9 @@ async def check(config: Config) -> int:
             try:
                 result = await asyncio.wait_for(provider.check(), 60)
             except TimeoutError:
-                status, detail = "unreachable", "no answer within 60 s"
-            else:
-                status, detail = result.status, result.detail
-            ok = ok and status == "healthy"
-            print(f"{name:<16} {provider.kind:<10} {status:<12} {detail}")
+                result = CheckResult(CheckStatus.UNREACHABLE, "no answer within 60 s")
+            ok = ok and result.ok
+            print(f"{name:<16} {provider.kind:<10} {result.status:<12} {result.detail}")
     finally:
         await engine.stop()
     return EXIT_OK if ok else EXIT_FAILED

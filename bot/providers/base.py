@@ -3,25 +3,85 @@
 Adapters are plain classes. They know nothing of Discord or of the database: the
 engine hands them a `SubmitRequest`, they answer with task ids and normalised
 `TaskSnapshot`s, and they raise the typed `ProviderError` family with messages fit
-for users. The HTTP plumbing and the retry policy live here, in one place.
+for users. The error family lives in `bot.providers.errors`; the HTTP plumbing, the
+retry policy, the one HTTP-answer -> error mapping and the secret scrubber live in
+`bot.providers.http`. Both are re-exported here, so adapters import one module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import enum
-import json
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import httpx
-
-from bot.backoff import Backoff
+from bot.providers.errors import (
+    BadKey,
+    BadResponse,
+    ImageGone,
+    ImageTooLarge,
+    NotOffered,
+    PromptRejected,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    TaskNotFound,
+)
+from bot.providers.http import (
+    Failure,
+    Hook,
+    HttpAnswer,
+    ProviderHttp,
+    RetryPolicy,
+    answer_error,
+    clip,
+    json_words,
+    parse_retry_after,
+    safe_text,
+    said,
+    scrub,
+)
 from bot.vocab import Action
+
+__all__ = [
+    "BadKey",
+    "BadResponse",
+    "CheckResult",
+    "CheckStatus",
+    "Failure",
+    "Feature",
+    "FollowUp",
+    "Hook",
+    "How",
+    "HttpAnswer",
+    "ImageGone",
+    "ImageInput",
+    "ImageTooLarge",
+    "NotOffered",
+    "PromptRejected",
+    "Provider",
+    "ProviderError",
+    "ProviderHttp",
+    "ProviderUnavailable",
+    "RateLimited",
+    "RetryPolicy",
+    "SubmitRequest",
+    "SubmitResult",
+    "Support",
+    "TaskNotFound",
+    "TaskRef",
+    "TaskSnapshot",
+    "TaskState",
+    "answer_error",
+    "clip",
+    "json_words",
+    "parse_retry_after",
+    "safe_text",
+    "said",
+    "scrub",
+    "task_refs",
+]
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -168,331 +228,29 @@ class SubmitResult:
     snapshot: TaskSnapshot | None = None  # when the submit answer already is a snapshot
 
 
+class CheckStatus(enum.StrEnum):
+    """What `check()` found. The values are printed by `atelier check` and documented in
+    the README: keep them."""
+
+    HEALTHY = "healthy"
+    BAD_KEY = "bad_key"  # the provider refused the key, or none is configured
+    UNREACHABLE = "unreachable"  # no answer: wrong host, down, timed out
+    ERROR = "error"  # an answer, but not the API we expect (wrong URL, proxy page, 5xx)
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    status: str  # "healthy" | "bad_key" | "unreachable" | "error"
-    detail: str
+    status: CheckStatus
+    detail: str  # fit for the person who runs `atelier check`: scrubbed of secrets
+
+    def __post_init__(self) -> None:
+        # A bare word from an adapter not yet on the enum still becomes (and is checked
+        # to be) one of the four.
+        object.__setattr__(self, "status", CheckStatus(self.status))
 
     @property
     def ok(self) -> bool:
-        return self.status == "healthy"
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ProviderError(Exception):
-    """Base of the typed error family. `str(err)` is fit for users; never holds secrets."""
-
-    retryable: ClassVar[bool] = False
-    kind: ClassVar[str] = "error"
-
-    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.provider = provider
-        self.retry_after = retry_after
-
-
-class BadKey(ProviderError):
-    kind = "bad_key"
-
-
-class PromptRejected(ProviderError):
-    """The provider refused this prompt or input (banned word, invalid parameter)."""
-
-    kind = "rejected"
-
-
-class RateLimited(ProviderError):
-    """429, plan concurrency cap, queue full: try again later."""
-
-    retryable = True
-    kind = "rate_limited"
-
-
-class ProviderUnavailable(ProviderError):
-    """Unreachable host, timeouts, 5xx, no account available."""
-
-    retryable = True
-    kind = "unavailable"
-
-
-class BadResponse(ProviderError):
-    """The provider answered something we cannot read (HTML, malformed JSON)."""
-
-    retryable = True
-    kind = "bad_response"
-
-
-class NotOffered(ProviderError):
-    """This provider does not offer that action (declared, or found out at run time)."""
-
-    kind = "not_offered"
-
-
-class TaskNotFound(ProviderError):
-    kind = "not_found"
-
-
-class ImageGone(ProviderError):
-    """A 4xx on an image URL: expired or removed; asking again will not help."""
-
-    kind = "image_gone"
-
-
-class ImageTooLarge(ProviderError):
-    kind = "too_large"
-
-
-# --------------------------------------------------------------------------- retry policy
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Capped, jittered exponential backoff that honours Retry-After.
-
-    Reads (fetch, download, check) are retried on connection errors, 429 and 5xx.
-    Submissions are retried only when the request certainly never reached the
-    provider (connection refused) or was refused outright (429): a submission that
-    may have been accepted is never sent twice.
-    """
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-
-    @property
-    def backoff(self) -> Backoff:
-        # A Retry-After longer than this is not waited out inside one call: the caller's
-        # own loop (runner, dispatcher) waits longer between calls.
-        return Backoff(self.base_delay, self.max_delay, retry_after_cap=self.max_delay * 3)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        return self.backoff.delay(attempt, retry_after)
-
-    async def run(
-        self,
-        call: Callable[[], Awaitable[T]],
-        *,
-        idempotent: bool,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> T:
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except ProviderError as err:
-                attempt += 1
-                if attempt >= self.attempts or not _may_retry(err, idempotent):
-                    raise
-                await sleep(self.delay(attempt - 1, err.retry_after))
-
-
-class _NotSent(ProviderUnavailable):
-    """The connection failed before the request was sent: safe to retry any call."""
-
-
-def _may_retry(err: ProviderError, idempotent: bool) -> bool:
-    if isinstance(err, _NotSent | RateLimited):
-        return True
-    return idempotent and err.retryable
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-# --------------------------------------------------------------------------- HTTP
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-    def json(self) -> Any:
-        """The body as JSON, or None when empty. Raises BadResponse on anything else."""
-        if not self.body.strip():
-            return None
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            snippet = self.body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
-            raise BadResponse(
-                f"The provider answered something that is not JSON (HTTP {self.status}: "
-                f"{snippet!r}). It may be down or behind a misconfigured proxy; try again "
-                "later or ask the server owner to run `atelier check`."
-            ) from None
-
-    def json_or_none(self) -> Any:
-        """The body as JSON, or None when it is empty or not JSON (error answers)."""
-        try:
-            return self.json()
-        except BadResponse:
-            return None
-
-    @property
-    def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("retry-after"))
-
-
-class ProviderHttp:
-    """A small JSON-over-HTTP helper shared by the HTTP adapters.
-
-    It turns transport failures into typed errors and applies the retry policy;
-    status codes are left to the adapter, whose API gives them meaning.
-    """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        headers: Mapping[str, str],
-        *,
-        provider: str,
-        policy: RetryPolicy | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.client = client
-        self.base_url = base_url.rstrip("/")
-        self.headers = dict(headers)
-        self.provider = provider
-        self.policy = policy or RetryPolicy()
-        self.timeout = timeout
-        self.requests_sent = 0  # for benchmarks and `check`
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        idempotent: bool,
-        retry_statuses: bool = True,
-    ) -> HttpAnswer:
-        """Send one request, with retries per the policy.
-
-        When `retry_statuses` is set, 429 and 5xx answers raise RateLimited /
-        ProviderUnavailable (so the policy can retry them); otherwise every HTTP
-        answer is returned for the adapter to read.
-        """
-
-        async def attempt() -> HttpAnswer:
-            answer = await self._send_once(method, path, json_body)
-            if retry_statuses:
-                if answer.status == 429:
-                    raise RateLimited(
-                        f"{self.provider} is rate limiting us (HTTP 429); try again shortly.",
-                        provider=self.provider,
-                        retry_after=answer.retry_after,
-                    )
-                if answer.status >= 500:
-                    raise ProviderUnavailable(
-                        f"{self.provider} is having trouble (HTTP {answer.status}); "
-                        "try again in a few minutes.",
-                        provider=self.provider,
-                        retry_after=answer.retry_after,
-                    )
-            return answer
-
-        return await self.policy.run(attempt, idempotent=idempotent)
-
-    async def _send_once(self, method: str, path: str, json_body: Any) -> HttpAnswer:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        self.requests_sent += 1
-        try:
-            response = await self.client.request(
-                method, url, json=json_body, headers=self.headers, timeout=self.timeout
-            )
-        except httpx.ConnectError as err:
-            # Connection refused / DNS failure: the request never left. Safe to retry.
-            raise _NotSent(
-                f"Cannot reach {self.provider} ({_describe_transport(err)}); "
-                "check its base_url and that the server is up.",
-                provider=self.provider,
-            ) from None
-        except httpx.TimeoutException:
-            raise ProviderUnavailable(
-                f"{self.provider} did not answer in time; try again in a few minutes.",
-                provider=self.provider,
-            ) from None
-        except httpx.HTTPError as err:
-            raise ProviderUnavailable(
-                f"The connection to {self.provider} failed ({_describe_transport(err)}); "
-                "try again in a few minutes.",
-                provider=self.provider,
-            ) from None
-        return HttpAnswer(response.status_code, response.headers, response.content)
-
-    async def download(self, url: str, max_bytes: int) -> bytes:
-        """Fetch image bytes with a byte cap (reads are retried)."""
-
-        async def attempt() -> bytes:
-            self.requests_sent += 1
-            try:
-                async with self.client.stream("GET", url, timeout=self.timeout) as response:
-                    if response.status_code == 429:
-                        raise RateLimited(
-                            f"{self.provider}'s image host is rate limiting us.",
-                            provider=self.provider,
-                            retry_after=parse_retry_after(response.headers.get("retry-after")),
-                        )
-                    if response.status_code >= 500:
-                        raise ProviderUnavailable(
-                            f"{self.provider}'s image host failed (HTTP {response.status_code}).",
-                            provider=self.provider,
-                        )
-                    if response.status_code >= 400:
-                        raise ImageGone(
-                            f"The image could not be downloaded (HTTP {response.status_code}); "
-                            "its link may have expired.",
-                            provider=self.provider,
-                        )
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ImageTooLarge(
-                                f"The image is larger than the {max_bytes // (1024 * 1024)} MiB "
-                                "Atelier accepts.",
-                                provider=self.provider,
-                            )
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-            except httpx.ConnectError as err:
-                raise _NotSent(
-                    f"Cannot reach the image host ({_describe_transport(err)}).",
-                    provider=self.provider,
-                ) from None
-            except httpx.HTTPError as err:
-                raise ProviderUnavailable(
-                    f"Downloading the image failed ({_describe_transport(err)}).",
-                    provider=self.provider,
-                ) from None
-
-        return await self.policy.run(attempt, idempotent=True)
-
-
-def _describe_transport(err: httpx.HTTPError) -> str:
-    # The exception text may contain the URL, which never holds secrets here (keys travel
-    # in headers), but keep it short for users.
-    return type(err).__name__
+        return self.status is CheckStatus.HEALTHY
 
 
 # --------------------------------------------------------------------------- the protocol

@@ -3,7 +3,8 @@
 Both APIs live under ``{base_url}/{endpoint}/...`` with ``Authorization: Bearer <key>``,
 answer errors with ``{code, message, reason}``, have no batch read (one GET per task) and
 serve their images from a CDN that needs no key. The endpoint is part of the URL and as
-secret as the key, so both are scrubbed from every message.
+secret as the key, so both are handed to the shared HTTP layer, which scrubs them from
+every message.
 
 Each adapter keeps only what is its own: endpoints, request bodies, reading a task, and
 what it offers.
@@ -25,7 +26,10 @@ from bot.providers.base import (
     BadKey,
     BadResponse,
     CheckResult,
+    CheckStatus,
+    Failure,
     FollowUp,
+    Hook,
     HttpAnswer,
     NotOffered,
     PromptRejected,
@@ -49,8 +53,9 @@ ConfigT = TypeVar("ConfigT", MaasMjConfig, MaasFluxConfig)
 
 @dataclass(frozen=True)
 class ErrorWords:
-    """The parts of an error message in which the two APIs differ; the mapping of HTTP
-    statuses to typed errors is shared (see `http_error`). The defaults are MaaS-MJ's."""
+    """The parts of an error message in which the two APIs differ; which statuses mean
+    something of Cloudsway's own is shared (see `CloudswayProvider._overrides`), the rest
+    is the shared mapping of `bot.providers.http`. The defaults are MaaS-MJ's."""
 
     noun: str = "job"  # what the vendor calls one run, as a 404 names it
     bare_400: str = " (invalid prompt)"  # added to a 400 that carries no words of theirs
@@ -73,6 +78,7 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
     id_key: ClassVar[str]
     urls_key: ClassVar[str]
     error_words: ClassVar[ErrorWords] = ErrorWords()
+    config: ConfigT
 
     def __init__(
         self,
@@ -90,20 +96,26 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         root = f"{config.base_url.rstrip('/')}/{config.endpoint.strip('/')}"
-        # One attempt per send: the retries are ours (`_send`), so that 429 and 5xx answers
-        # keep the vendor's message instead of the generic one.
         self._http = ProviderHttp(
             client,
             root,
             headers,
             provider=self.name,
-            policy=RetryPolicy(attempts=1),
+            policy=self.policy,
             timeout=config.request_timeout,
+            secrets=self._secrets(),
+            overrides=self._overrides(),
         )
         # Image downloads go to the vendor's CDN without our headers: never send the key
         # to a host that does not need it.
         self._media = ProviderHttp(
-            client, "", {}, provider=self.name, policy=self.policy, timeout=config.request_timeout
+            client,
+            "",
+            {},
+            provider=self.name,
+            policy=self.policy,
+            timeout=config.request_timeout,
+            secrets=self._secrets(),
         )
 
     # ------------------------------------------------------------------ select
@@ -188,35 +200,32 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
 
     async def check(self) -> CheckResult:
         if not self._key:
-            return CheckResult("bad_key", "api_key is not set for this provider.")
+            return CheckResult(CheckStatus.BAD_KEY, "api_key is not set for this provider.")
         try:
             # A task id that cannot exist: any answer but 401/403 proves the key was
             # accepted, at no cost. Transport failures are retried by the policy; every
             # answer is read below.
-            answer = await self.policy.run(
-                lambda: self._http.send(
-                    "GET", self._task_url(CHECK_TASK_ID), idempotent=True, retry_statuses=False
-                ),
-                idempotent=True,
+            answer = await self._http.send(
+                "GET", self._task_url(CHECK_TASK_ID), idempotent=True, retry_statuses=False
             )
         except ProviderUnavailable as err:
-            return CheckResult("unreachable", err.message)
+            return CheckResult(CheckStatus.UNREACHABLE, err.message)
         except ProviderError as err:
-            return CheckResult("error", err.message)
+            return CheckResult(CheckStatus.ERROR, err.message)
         if answer.status in (401, 403):
-            return CheckResult("bad_key", self._error(answer).message)
+            return CheckResult(CheckStatus.BAD_KEY, self._error(answer).message)
         if answer.status < 300 or answer.status == 404:
             try:
                 answer.json()
             except BadResponse:
                 # An HTML page or the like: a proxy or a wrong URL, not the vendor's API.
                 return CheckResult(
-                    "error",
+                    CheckStatus.ERROR,
                     f"{self.name} answered HTTP {answer.status} with something that is not "
                     "JSON; check base_url and endpoint.",
                 )
-            return CheckResult("healthy", f"{self.name} accepted the API key.")
-        return CheckResult("error", self._error(answer).message)
+            return CheckResult(CheckStatus.HEALTHY, f"{self.name} accepted the API key.")
+        return CheckResult(CheckStatus.ERROR, self._error(answer).message)
 
     async def download(self, url: str, max_bytes: int) -> bytes:
         return await self._media.download(url, max_bytes)
@@ -234,124 +243,70 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
         return (self._key, self.config.endpoint)
 
     async def _send(self, method: str, path: str, body: Any, *, idempotent: bool) -> HttpAnswer:
-        async def attempt() -> HttpAnswer:
-            try:
-                answer = await self._http.send(
-                    method, path, json_body=body, idempotent=idempotent, retry_statuses=False
-                )
-            except ProviderUnavailable as err:
-                if type(err) is ProviderUnavailable and not idempotent:
-                    # Sent, but no answer (timeout, reset): the job may exist anyway.
-                    raise ProviderUnavailable(
-                        f"{err.message} The request may have reached {self.name}, so the "
-                        "job may have started anyway.",
-                        provider=self.name,
-                    ) from None
-                raise
-            if answer.status == 429 or answer.status >= 500:
-                raise self._error(answer)  # typed retryable errors: the policy decides
-            return answer
-
-        return await self.policy.run(attempt, idempotent=idempotent)
-
-    def _json(self, answer: HttpAnswer) -> Any:
-        """The answer's JSON; BadResponse (scrubbed: it quotes the body) when it is not."""
-        try:
-            return answer.json()
-        except BadResponse as err:
-            raise BadResponse(redact(err.message, self._secrets()), provider=self.name) from None
+        """One API call, retried per the policy; 429 and 5xx raise their typed errors with
+        the vendor's words kept, every other answer is returned."""
+        return await self._http.send(method, path, json_body=body, idempotent=idempotent)
 
     def _error(self, answer: HttpAnswer, *, status: int | None = None) -> ProviderError:
-        """The typed error for an HTTP error answer, with the vendor's words kept."""
-        return http_error(answer, self.name, self._secrets(), status=status, words=self.error_words)
+        """The typed error for an HTTP error answer, with the vendor's words kept.
 
+        `status` overrides the HTTP status, for the error bodies some gateways send with
+        200."""
+        return self._http.error(answer, status=status)
 
-# ---------------------------------------------------------------------- helpers
+    # ------------------------------------------------------------------ error statuses
 
+    def _overrides(self) -> dict[int, Hook]:
+        """The statuses whose meaning is Cloudsway's own; the shared mapping reads the rest
+        (401 bad key, 5xx busy, any other status a plain error)."""
+        hooks: dict[int, Hook] = {
+            400: self._refused,
+            402: self._out_of_credit,
+            403: self._forbidden,
+            404: self._unknown,
+            429: self._plan_cap,
+        }
+        if self.error_words.offers_405:
+            hooks[405] = self._call_absent
+        return hooks
 
-def http_error(
-    answer: HttpAnswer,
-    name: str,
-    secrets: Sequence[str],
-    *,
-    status: int | None = None,
-    words: ErrorWords = ErrorWords(),
-) -> ProviderError:
-    """Map a MaaS error answer ({code, message, reason}) to the typed error family.
-
-    `status` overrides the HTTP status, for the error bodies some gateways send with 200.
-    """
-    code = status or answer.status
-    message, _ = vendor_words(answer, secrets)
-    tail = said(message)
-    if code == 400:
-        return PromptRejected(f"{name} refused the request{tail or words.bare_400}.",
-                              provider=name)  # fmt: skip
-    if code == 401:
-        return BadKey(
-            f"{name} refused the API key (HTTP 401); ask the server owner to check api_key.",
-            provider=name,
-        )
-    if code == 402:
-        return ProviderError(
-            f"The {name} account is out of credit (HTTP 402){tail}; ask the server owner to "
-            "top it up.",
-            provider=name,
-        )
-    if code == 403:
+    def _refused(self, failure: Failure) -> ProviderError:
         return PromptRejected(
-            f"{name} does not allow this request (HTTP 403){tail or words.bare_403}.",
-            provider=name,
+            f"{self.name} refused the request{failure.said or self.error_words.bare_400}.",
+            provider=self.name,
         )
-    if code == 404:
-        return TaskNotFound(f"{name} does not know that {words.noun}{tail}.", provider=name)
-    if code == 405 and words.offers_405:
-        return NotOffered(f"{name} does not offer that call (HTTP 405){tail}.", provider=name)
-    if code == 429:
+
+    def _out_of_credit(self, failure: Failure) -> ProviderError:
+        return ProviderError(
+            f"The {self.name} account is out of credit (HTTP 402){failure.said}; ask the "
+            "server owner to top it up.",
+            provider=self.name,
+        )
+
+    def _forbidden(self, failure: Failure) -> ProviderError:
+        # 403 here is the content review refusing the prompt, not a bad key (that is 401).
+        return PromptRejected(
+            f"{self.name} does not allow this request (HTTP 403)"
+            f"{failure.said or self.error_words.bare_403}.",
+            provider=self.name,
+        )
+
+    def _unknown(self, failure: Failure) -> ProviderError:
+        return TaskNotFound(
+            f"{self.name} does not know that {self.error_words.noun}{failure.said}.",
+            provider=self.name,
+        )
+
+    def _call_absent(self, failure: Failure) -> ProviderError:
+        return NotOffered(
+            f"{self.name} does not offer that call (HTTP 405){failure.said}.", provider=self.name
+        )
+
+    def _plan_cap(self, failure: Failure) -> ProviderError:
+        # Cloudsway's 429 is the plan's cap on jobs running at once, not a request rate.
         return RateLimited(
-            f"{name} is running as many jobs as its plan allows (HTTP 429){tail}; try again "
-            "shortly.",
-            provider=name,
-            retry_after=answer.retry_after,
+            f"{self.name} is running as many jobs as its plan allows (HTTP 429){failure.said}; "
+            "try again shortly.",
+            provider=self.name,
+            retry_after=failure.retry_after,
         )
-    if code >= 500:
-        return ProviderUnavailable(
-            f"{name} is busy or having trouble (HTTP {code}){tail}; try again in a few minutes.",
-            provider=name,
-            retry_after=answer.retry_after,
-        )
-    return ProviderError(f"{name} answered HTTP {code}{tail}.", provider=name)
-
-
-def vendor_message(data: Any, secrets: Sequence[str]) -> str:
-    """The vendor's own words in a parsed answer ({message} / {msg} / {error}), scrubbed
-    and cut to a length fit for a Discord message."""
-    if not isinstance(data, dict):
-        return ""
-    message = data.get("message") or data.get("msg") or data.get("error") or ""
-    if isinstance(message, dict):
-        message = message.get("message") or ""
-    return redact(str(message).strip(), secrets)[:300]
-
-
-def vendor_words(answer: HttpAnswer, secrets: Sequence[str]) -> tuple[str, str]:
-    """(message, reason) of an error answer, scrubbed; never raises (an error is being
-    built already, and an unreadable body just has no words)."""
-    try:
-        data = answer.json()
-    except BadResponse:
-        return "", ""
-    reason = str(data.get("reason") or "") if isinstance(data, dict) else ""
-    return vendor_message(data, secrets), redact(reason, secrets)[:80]
-
-
-def said(message: str) -> str:
-    """': <message>' to end a sentence with, or nothing when the vendor said nothing."""
-    return f": {message.rstrip('. ')}" if message else ""
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:  # a shorter one would scrub ordinary words
-            text = text.replace(secret, "[redacted]")
-    return text

@@ -36,8 +36,10 @@ from bot.providers.base import (
     Support,
     TaskSnapshot,
     TaskState,
+    json_words,
+    safe_text,
 )
-from bot.providers.cloudsway import CloudswayProvider, ErrorWords, vendor_message
+from bot.providers.cloudsway import CloudswayProvider, ErrorWords
 from bot.vocab import Action, Param
 
 # Aspect ratio -> output size, as the vendor documents them.
@@ -96,11 +98,12 @@ class MaasFluxProvider(CloudswayProvider[MaasFluxConfig]):
         answer = await self._send("POST", "/images/generations", body, idempotent=False)
         if answer.status >= 300:
             raise self._error(answer)
-        data = self._json(answer)
+        data = answer.json()
         status = str(data.get("status") or "") if isinstance(data, dict) else ""
         task_id = str(data.get("taskId") or "") if isinstance(data, dict) else ""
         if status.lower() != "success" or not task_id:
-            words = _words(data, self._secrets()) or status or "no task id"
+            words = _words(data, self._secrets()) or safe_text(status, self._secrets())
+            words = words or "no task id"
             raise ProviderError(f"{self.name} did not accept the job: {words}.", provider=self.name)
         return SubmitResult(
             task_id,
@@ -165,14 +168,15 @@ class MaasFluxProvider(CloudswayProvider[MaasFluxConfig]):
     # ------------------------------------------------------------------ fetch
 
     def _read_task(self, answer: HttpAnswer, task_id: str) -> TaskSnapshot:
-        data = self._json(answer)
+        data = answer.json()
         if not isinstance(data, dict):
             raise BadResponse(f"{self.name} sent a task that is not an object.",
                               provider=self.name)  # fmt: skip
         return self.snapshot(task_id, data)
 
     def snapshot(self, task_id: str, data: Mapping[str, Any]) -> TaskSnapshot:
-        status = str(data.get("status") or "").strip()
+        # The vendor's word reaches users (failure), logs and `jobs`: scrubbed.
+        status = safe_text(str(data.get("status") or ""), self._secrets(), 80)
         completed = data.get("completed")
         if isinstance(completed, str):
             completed = completed.strip().lower() == "true"
@@ -228,4 +232,4 @@ def _reduced(value: str) -> str:
 def _words(data: Any, secrets: Sequence[str]) -> str:
     """The vendor's own words in an answer, scrubbed, without a closing full stop (the
     sentences they go into add their own)."""
-    return vendor_message(data, secrets).rstrip(".")
+    return json_words(data, secrets).rstrip(".")

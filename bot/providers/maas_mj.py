@@ -53,9 +53,10 @@ from bot.providers.base import (
     TaskNotFound,
     TaskSnapshot,
     TaskState,
+    safe_text,
+    said,
 )
-from bot.providers.cloudsway import CloudswayProvider, said, vendor_words
-from bot.providers.cloudsway import http_error as http_error  # re-exported: moved there
+from bot.providers.cloudsway import CloudswayProvider
 from bot.vocab import MIDJOURNEY_PARAMS, Action
 
 TEXT_MAX = 8192  # /tob/diffusion "text" and "remixPrompt": length 1-8192
@@ -284,7 +285,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
 
     def _missing(self, answer: HttpAnswer, endpoint: str) -> ProviderError:
         """404/405 from an action endpoint: the parent job is gone, or the call is absent."""
-        message, reason = vendor_words(answer, self._secrets())
+        message, reason = answer.words(), answer.words(keys=("reason",), limit=80)
         words = f"{message} {reason}".lower()
         if answer.status == 404 and "job" in words:
             return TaskNotFound(
@@ -343,7 +344,8 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     def _snapshot(self, job: Mapping[str, Any], task_id: str) -> TaskSnapshot:
         job_id = str(job.get("id") or task_id)
         status = _int(job.get("status"), -1)
-        comment = str(job.get("comment") or "").strip()
+        # The vendor's words go to users, logs and `jobs`: scrubbed like any error text.
+        comment = safe_text(str(job.get("comment") or ""), self._secrets())
         raw_urls = job.get("urls") or []
         if not isinstance(raw_urls, list):
             raise BadResponse(
@@ -400,7 +402,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     # ------------------------------------------------------------------ HTTP
 
     def _job_body(self, answer: HttpAnswer) -> dict[str, Any]:
-        data = self._json(answer)
+        data = answer.json()
         if isinstance(data, dict) and "id" not in data and _int(data.get("code"), 0) >= 400:
             # Some gateways answer errors with HTTP 200 and the error body.
             raise self._error(answer, status=_int(data.get("code"), 0))
