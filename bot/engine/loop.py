@@ -1,15 +1,29 @@
 """One background loop with the tasks it spawns: the shape the runner and the
-dispatcher share (start, wake, spawn, stop)."""
+dispatcher share (start, wake, spawn, stop).
+
+Nothing that runs here fails silently: a turn that raises is logged and the loop goes
+on; a spawned task that raises is logged when it ends (with the job ids it was given);
+and state that must reach the store (a finished job) is written again, with backoff,
+until the store takes it or the loop stops.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+# Waits between writes of a job the store refused (disk full, database locked): soon at
+# first, for a lock that is about to go; then every half minute, for a disk being freed.
+SAVE_BACKOFF = Backoff(base=0.5, cap=30.0, jitter=0.2)
 
 
 class BackgroundLoop(ABC):
@@ -51,10 +65,64 @@ class BackgroundLoop(ABC):
                 async with asyncio.timeout(self._seconds_to_next()):
                     await self._wake.wait()
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Awaitable[None], *, job_ids: Sequence[str] = ()) -> None:
+        """Run `work` beside the loop; `job_ids` name its jobs in the log if it fails."""
         task: asyncio.Task[None] = asyncio.ensure_future(work)
+        what = getattr(work, "__qualname__", None)  # a coroutine's: "Runner._collect"
+        if what:
+            task.set_name(f"{self.name}: {what}")
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(functools.partial(self._reap, tuple(job_ids)))
+
+    def _reap(self, job_ids: tuple[str, ...], task: asyncio.Task[None]) -> None:
+        """A spawned task ended: its exception is logged, never dropped."""
+        self._inflight.discard(task)
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is not None:
+            about = f" (job {', '.join(job_ids)})" if job_ids else ""
+            log.error("%s failed%s", task.get_name(), about, exc_info=err)
+
+    async def _save_until_stored(
+        self, save: Callable[[], Awaitable[None]], job_ids: Sequence[str]
+    ) -> None:
+        """Run `save` (a write of jobs that must not be lost) until the store takes it.
+
+        A refused write is logged and tried again after a backoff. The caller holds the
+        jobs meanwhile, so nothing is forgotten while the store cannot take them, and
+        announces them only once they are stored. Cancelled when the loop stops: the
+        store then keeps the jobs' last saved state, from which the next start resumes.
+        """
+        jobs = ", ".join(job_ids)
+        for attempt in itertools.count():
+            try:
+                await save()
+            except Exception as err:
+                wait = SAVE_BACKOFF.delay(attempt)
+                log.error(
+                    "%s: saving job %s failed (%s: %s); trying again in %.1f s",
+                    self.name,
+                    jobs,
+                    type(err).__name__,
+                    err,
+                    wait,
+                    exc_info=attempt == 0,  # the traceback once, not at every retry
+                )
+            else:
+                if attempt:
+                    log.warning("%s: job %s saved after %d failed tries", self.name, jobs, attempt)
+                return
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                log.error(
+                    "%s: stopped before job %s could be saved; the store keeps its last "
+                    "saved state, from which the next start resumes it",
+                    self.name,
+                    jobs,
+                )
+                raise
 
     async def stop(self) -> None:
         """End the loop and every task it started."""

@@ -6,6 +6,7 @@ Plain data only (no discord, no database): front ends and the store both speak i
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -14,6 +15,8 @@ from typing import Any
 
 from bot.providers.base import FollowUp, ImageInput, TaskState
 from bot.vocab import Action
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Action", "FollowUp", "ImageInput", "Job", "JobRequest", "JobStatus", "JobUpdate"]
 
@@ -132,6 +135,9 @@ class Job:
     poll_errors: int = 0
     not_found: int = 0
     submit_attempts: int = 0  # sends the provider turned away as busy
+    # Stored keys this version does not know (a newer Atelier wrote them), written back
+    # as they came: see `from_json`.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -154,8 +160,11 @@ class Job:
     # ---- serialisation for the store (JSON-safe dict) ----
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
+        # Unknown keys first, so that a known field always wins a clash.
+        data: dict[str, Any] = dict(self.extras)
         for f in fields(self):
+            if f.name == "extras":
+                continue
             value = getattr(self, f.name)
             if f.name == "followups":
                 value = [fu.to_json() for fu in value]
@@ -168,13 +177,38 @@ class Job:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
+        """A job from its stored document. Raises ValueError (or KeyError, TypeError) on a
+        document this version cannot read, such as an unknown status or action.
+
+        Keys this version does not know are kept in `extras`, not dropped: the runner
+        re-saves a job at every change, so dropping them would silently destroy what a
+        newer version wrote as soon as an older one (a rollback) touched the job. They
+        are logged once per key name, not at every read."""
+        known = {f.name for f in fields(cls)} - {"extras"}
         kwargs = {k: v for k, v in data.items() if k in known}
+        extras = {k: v for k, v in data.items() if k not in known}
+        if extras:
+            _note_unknown_keys(extras)
+        kwargs["extras"] = extras
         kwargs["action"] = Action(kwargs["action"])
         kwargs["status"] = JobStatus(kwargs.get("status", JobStatus.WAITING.value))
         kwargs["followups"] = [FollowUp.from_json(f) for f in kwargs.get("followups", [])]
         kwargs["regions"] = [tuple(r) for r in kwargs.get("regions", [])]
         return cls(**kwargs)
+
+
+_UNKNOWN_KEYS_SEEN: set[str] = set()
+
+
+def _note_unknown_keys(extras: dict[str, Any]) -> None:
+    new = sorted(set(extras) - _UNKNOWN_KEYS_SEEN)
+    if new:
+        _UNKNOWN_KEYS_SEEN.update(new)
+        log.info(
+            "stored jobs carry fields this version of Atelier does not know (a newer "
+            "version wrote them?); they are kept as they are: %s",
+            ", ".join(new),
+        )
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ class Runner(BackgroundLoop):
                 # Collect in a task of its own; the job stays busy until it is done.
                 self._due.pop(job.id, None)
                 self._busy.add(job.id)
-                self._spawn(self._collect(provider, job, snapshot))
+                self._spawn(self._collect(provider, job, snapshot), job_ids=[job.id])
                 continue
             kind = apply_snapshot(job, snapshot)
             if job.status.finished:
@@ -244,7 +244,10 @@ class Runner(BackgroundLoop):
             if kind:
                 changed.append((job, kind))
         if changed:
-            await self.store.save_many(job for job, _ in changed)
+            await self._save_until_stored(
+                lambda: self.store.save_many(job for job, _ in changed),
+                [job.id for job, _ in changed],
+            )
             for job, kind in changed:
                 self.events.publish(job, kind)
 
@@ -267,7 +270,7 @@ class Runner(BackgroundLoop):
             self.forget(job.id)
         finally:
             self._busy.discard(job.id)
-        await self.store.save(job)
+        await self._save_until_stored(lambda: self.store.save(job), [job.id])
         self.events.publish(job, job.status.value)
 
     def _end(self, job: Job, status: JobStatus, failure: str | None) -> None:
@@ -289,9 +292,16 @@ class Runner(BackgroundLoop):
             provider = self.providers.get(job.provider)
             if provider is not None and job.task_id:
                 self._spawn(_quiet_cancel(provider, job.task_id))
-        await self.store.save_many(jobs)
-        for job in jobs:
-            self.events.publish(job, "failed")
+        ids = [job.id for job in jobs]
+
+        async def save_and_announce() -> None:
+            # Beside the loop: a store that refuses writes for a while must not stop
+            # the polling of every other job.
+            await self._save_until_stored(lambda: self.store.save_many(jobs), ids)
+            for job in jobs:
+                self.events.publish(job, "failed")
+
+        self._spawn(save_and_announce(), job_ids=ids)
 
 
 async def _quiet_cancel(provider: Provider, task_id: str) -> None:

@@ -4,22 +4,32 @@ Every state change is written here before it is announced, so that a crash at an
 point loses nothing that a user has seen. Indexed columns hold what queries filter
 on; the whole job is a JSON document beside them, so that adding a field needs no
 migration.
+
+One process at a time runs a store (see `ownership.py`): it takes the store's lock the
+first time it resumes jobs or writes one. Readers never take it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import json
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.engine.models import Job, JobStatus
+from bot.engine.ownership import Ownership
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,42 @@ MIGRATIONS: list[Sequence[str]] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The columns of `jobs` and how each is read from a Job: the one list the writes are
+# made from (the CREATE TABLE above is a shipped migration and stays as it was; a test
+# checks the two agree). A new column is a migration plus one line here.
+COLUMNS: tuple[tuple[str, Callable[[Job], Any]], ...] = (
+    ("id", attrgetter("id")),
+    ("parent_id", attrgetter("parent_id")),
+    ("action", lambda job: job.action.value),
+    ("provider", attrgetter("provider")),
+    ("task_id", attrgetter("task_id")),
+    ("status", lambda job: job.status.value),
+    ("user_id", attrgetter("user_id")),
+    ("guild_id", attrgetter("guild_id")),
+    ("channel_id", attrgetter("channel_id")),
+    ("message_id", attrgetter("message_id")),
+    ("created_at", attrgetter("created_at")),
+    ("updated_at", attrgetter("updated_at")),
+    ("data", lambda job: json.dumps(job.to_json(), separators=(",", ":"))),
+)
+_NAMES = tuple(name for name, _ in COLUMNS)
+_UPSERT = (
+    f"INSERT INTO jobs ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _NAMES[1:])}"
+)
+# What `patch` may set: fields of the job document, except its key and the unknown keys
+# kept from a newer version. Those that also have a column of their own (status,
+# message_id, ...) are set in both places.
+_JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
+_PATCHABLE = _JOB_FIELDS - {"id", "extras"}
+_MIRRORED = _PATCHABLE & frozenset(_NAMES)
+
 # Everything not finished. WAITING/SUBMITTING are included so that a restart can see
 # (and fail, never resubmit) jobs that died before the provider confirmed them.
 _ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
 _FINISHED = tuple(s.value for s in JobStatus if s.finished)
+# A row this version cannot read (written by a newer Atelier, or edited by hand).
+_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
 
 
 class Store:
@@ -84,10 +126,12 @@ class Store:
         self.commits = 0
         self._pending: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
         self._write_lock = asyncio.Lock()
+        self._ownership = None if str(path) == ":memory:" else Ownership(self.path)
+        self._unreadable: set[str] = set()  # job ids already logged as unreadable
 
     async def open(self, *, upto: int | None = None) -> None:
         """Open (creating the file and folder) and migrate to `upto` (default: latest)."""
-        if str(self.path) != ":memory:":
+        if self._ownership is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path)
         self._db.row_factory = aiosqlite.Row
@@ -108,6 +152,23 @@ class Store:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._ownership is not None:
+            self._ownership.release()
+
+    # ---- who runs it ----
+
+    @property
+    def owned(self) -> bool:
+        """Whether this process runs the store (holds its lock)."""
+        return self._ownership is None or self._ownership.owned
+
+    def claim(self) -> None:
+        """Become the process that runs this store, or raise StoreInUse.
+
+        Taken lazily, by the first resume or write, so that a process that only reads
+        (`atelier jobs`) never takes it."""
+        if self._ownership is not None:
+            self._ownership.claim()
 
     async def version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -139,21 +200,7 @@ class Store:
 
     @staticmethod
     def _row(job: Job) -> tuple[Any, ...]:
-        return (
-            job.id,
-            job.parent_id,
-            job.action.value,
-            job.provider,
-            job.task_id,
-            job.status.value,
-            job.user_id,
-            job.guild_id,
-            job.channel_id,
-            job.message_id,
-            job.created_at,
-            job.updated_at,
-            json.dumps(job.to_json(), separators=(",", ":")),
-        )
+        return tuple(read(job) for _, read in COLUMNS)
 
     async def save(self, job: Job) -> None:
         await self.save_many([job])
@@ -165,6 +212,7 @@ class Store:
         thousand jobs moving at once this is one commit per burst, not per job, and
         the single connection never sees two writers interleave.
         """
+        self.claim()
         now = time.time()
         rows = []
         for job in jobs:
@@ -183,12 +231,7 @@ class Store:
         batch, self._pending = self._pending, []
         rows = [row for part, _ in batch for row in part]
         try:
-            await self.db.executemany(
-                "INSERT OR REPLACE INTO jobs (id, parent_id, action, provider, task_id, "
-                "status, user_id, guild_id, channel_id, message_id, created_at, updated_at, "
-                "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            await self.db.executemany(_UPSERT, rows)
             await self.db.commit()
         except Exception as err:
             with contextlib.suppress(Exception):
@@ -201,9 +244,6 @@ class Store:
         for _, done in batch:
             done.set_result(None)
 
-    # Fields that also live in a column of their own.
-    _COLUMNS = frozenset({"channel_id", "message_id", "status", "task_id", "user_id"})
-
     async def patch(self, job_id: str, **values: Any) -> None:
         """Set a few fields of a stored job without rewriting the rest.
 
@@ -213,9 +253,14 @@ class Store:
         """
         if not values:
             return
-        paths = ", ".join(f"'$.{name}', ?" for name in values)
-        columns = "".join(f", {name} = ?" for name in values if name in self._COLUMNS)
-        args = [*values.values(), *(v for k, v in values.items() if k in self._COLUMNS)]
+        unknown = sorted(set(values) - _PATCHABLE)
+        if unknown:
+            raise ValueError(f"not fields a stored job can be patched in: {', '.join(unknown)}")
+        self.claim()
+        plain = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
+        paths = ", ".join(f"'$.{name}', ?" for name in plain)
+        columns = "".join(f", {name} = ?" for name in plain if name in _MIRRORED)
+        args = [*plain.values(), *(v for k, v in plain.items() if k in _MIRRORED)]
         async with self._write_lock:
             await self.db.execute(
                 f"UPDATE jobs SET data = json_set(data, {paths}){columns} WHERE id = ?",
@@ -224,30 +269,52 @@ class Store:
             await self.db.commit()
         self.writes += 1
 
+    # ---- reading ----
+
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Job]:
+        """The jobs a `SELECT id, data ...` finds, without the rows this version cannot
+        read: one bad row must not stop the bot, or hide every other job."""
+        async with self.db.execute(sql, args) as cursor:
+            rows = await cursor.fetchall()
+        jobs = []
+        for job_id, data in rows:
+            try:
+                jobs.append(Job.from_json(json.loads(data)))
+            except _UNREADABLE as err:
+                if job_id not in self._unreadable:  # once per job, not at every listing
+                    self._unreadable.add(job_id)
+                    log.warning(
+                        "job %s in %s cannot be read by this version of Atelier and is "
+                        "skipped (written by a newer version, or edited by hand?): %s: %s",
+                        job_id,
+                        self.path,
+                        type(err).__name__,
+                        err,
+                    )
+        return jobs
+
     async def undelivered(self, origin: str, since: float) -> list[Job]:
         """Finished jobs of a front end whose outcome it never confirmed showing."""
         marks = ",".join("?" * len(_FINISHED))
-        async with self.db.execute(
-            f"SELECT data FROM jobs WHERE status IN ({marks}) AND updated_at >= ? "
+        return await self._read(
+            f"SELECT id, data FROM jobs WHERE status IN ({marks}) AND updated_at >= ? "
             "AND json_extract(data, '$.origin') = ? "
             "AND json_extract(data, '$.delivered_at') IS NULL ORDER BY created_at",
             (*_FINISHED, since, origin),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [Job.from_json(json.loads(r[0])) for r in rows]
+        )
 
     async def get(self, job_id: str) -> Job | None:
-        async with self.db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        return Job.from_json(json.loads(row[0])) if row else None
+        found = await self._read("SELECT id, data FROM jobs WHERE id = ?", (job_id,))
+        return found[0] if found else None
 
     async def active(self) -> list[Job]:
+        """The unfinished jobs, for the process that resumes them: only the one that runs
+        the store may (another one would send its queued jobs a second time)."""
+        self.claim()
         marks = ",".join("?" * len(_ACTIVE))
-        async with self.db.execute(
-            f"SELECT data FROM jobs WHERE status IN ({marks}) ORDER BY created_at", _ACTIVE
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [Job.from_json(json.loads(r[0])) for r in rows]
+        return await self._read(
+            f"SELECT id, data FROM jobs WHERE status IN ({marks}) ORDER BY created_at", _ACTIVE
+        )
 
     async def recent(
         self, limit: int = 20, *, user_id: str | None = None, guild_id: str | None = None
@@ -260,11 +327,28 @@ class Store:
             where.append("guild_id = ?")
             args.append(guild_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        async with self.db.execute(
-            f"SELECT data FROM jobs {clause} ORDER BY created_at DESC LIMIT ?", (*args, limit)
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [Job.from_json(json.loads(r[0])) for r in rows]
+        return await self._read(
+            f"SELECT id, data FROM jobs {clause} ORDER BY created_at DESC LIMIT ?", (*args, limit)
+        )
+
+    async def watch(self, job_id: str, *, every: float = 0.5) -> AsyncIterator[Job]:
+        """Follow a job that another process runs, read-only: the stored job each time it
+        changes, until it finishes.
+
+        Ends early when the job cannot be read any more, or when nobody runs the store
+        any more (the owner stopped or was killed): this process then holds the store's
+        lock, and the caller may resume the job itself."""
+        seen: float | None = None
+        while True:
+            job = await self.get(job_id)
+            if job is None:
+                return
+            if job.updated_at != seen:
+                seen = job.updated_at
+                yield job
+            if job.finished or (self._ownership is not None and self._ownership.try_claim()):
+                return
+            await asyncio.sleep(every)
 
     async def count_sent_since(self, user_id: str, since: float) -> int:
         """Jobs of a user that reached a provider (have a task id) since `since`."""
