@@ -1,0 +1,281 @@
+"""MjProxyProvider: the adapter's face to the engine, wiring the steps of the modules
+beside it to one configured server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bot.config import MjProxyConfig
+from bot.providers.base import (
+    BadResponse,
+    CheckResult,
+    CheckStatus,
+    Feature,
+    How,
+    HttpAnswer,
+    ImageTooLarge,
+    NotOffered,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    RetryPolicy,
+    SubmitRequest,
+    SubmitResult,
+    Support,
+    TaskRef,
+    TaskSnapshot,
+)
+from bot.providers.mj_proxy._buttons import ModalWait, press
+from bot.providers.mj_proxy._fetch import TaskReader
+from bot.providers.mj_proxy._snapshot import read_task
+from bot.providers.mj_proxy._submit import FIRST_STEPS
+from bot.providers.mj_proxy._tables import (
+    BUTTON_ACTIONS,
+    FIRST_ACTIONS,
+    MJ_PARAM_NAMES,
+    PLUS_ACTIONS,
+)
+from bot.providers.mj_proxy._wire import Wire, looks_html
+from bot.vocab import Action
+
+_FEATURES = frozenset(
+    {
+        Feature.CANCEL,
+        Feature.CALLBACKS,
+        Feature.MODES,
+        Feature.PROGRESS,
+        Feature.PREVIEW,
+        Feature.IMAGE_SEED,
+    }
+)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class MjProxyProvider(Provider):
+    kind = "mj-proxy"
+    batch_size = 20  # ids per list-by-condition request
+    max_images = 5
+    fetch_concurrency = 6  # parallel one-by-one fetches when list-by-condition is absent
+    # How long `submit` waits for a Vary (Region) / Custom Zoom task to reach MODAL.
+    modal_wait = 30.0
+    modal_poll = 0.5
+    seed_timeout = 65.0  # image-seed lookups wait on Discord (see image_seed)
+
+    def __init__(
+        self,
+        config: MjProxyConfig,
+        client: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.poll_interval = config.poll_interval or 3.0
+        self.accepted_params = MJ_PARAM_NAMES
+        batch = {Feature.BATCH_FETCH} if config.batch_fetch else set()
+        self.features = _FEATURES | batch
+        self._wire = Wire.open(config, client, policy)
+        self._http = self._wire.http
+        self._errors = self._wire.errors
+        self._reader = TaskReader(self._wire, batch=config.batch_fetch)
+        # What we asked for per task id: tells grid from single image when the server's
+        # `action` is the generic "ACTION" (trueai) and there are no buttons.
+        self._asked: dict[str, Action] = {}
+        # Tasks whose modal we have sent: a MODAL status after that is stale, not a new
+        # question (trueai keeps MODAL until its queue starts the task; new-api answers
+        # /fetch from the task's first row, which stays MODAL until the job is done).
+        self._modal_sent: dict[str, None] = {}
+
+    def __repr__(self) -> str:
+        return f"MjProxyProvider(name={self.name!r}, base_url={self._wire.base_url!r})"
+
+    def supports(self, action: Action) -> Support | None:
+        if action in BUTTON_ACTIONS or action in FIRST_ACTIONS:
+            return Support(How.NATIVE)
+        if action in PLUS_ACTIONS and self.config.plus_extras:
+            return Support(How.NATIVE)
+        return None
+
+    # ------------------------------------------------------------------ submit and fetch
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        action = request.action
+        if self.supports(action) is None:
+            raise NotOffered(f"{self.name} does not offer {action.value}.", provider=self.name)
+        if action in BUTTON_ACTIONS:
+            pressed = await press(self._wire, request, ModalWait(self.modal_wait, self.modal_poll))
+            result = pressed.result
+            for done in pressed.modal_answered:
+                self._modal_sent[done] = None
+            while len(self._modal_sent) > 10_000:
+                self._modal_sent.pop(next(iter(self._modal_sent)))
+        else:
+            result = await FIRST_STEPS[action](self._wire, request)
+        self._asked[result.task_id] = action
+        if len(self._asked) > 10_000:  # a hint only; keep it from growing without end
+            self._asked.pop(next(iter(self._asked)))
+        return result
+
+    async def fetch(self, refs: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        tasks = await self._reader.read(
+            [ref.task_id for ref in refs],
+            batch_size=self.batch_size,
+            concurrency=self.fetch_concurrency,
+        )
+        return {task_id: self.snapshot(task) for task_id, task in tasks.items()}
+
+    def snapshot(self, task: Mapping[str, Any]) -> TaskSnapshot:
+        """Normalise one midjourney-proxy Task (from a fetch, or a notifyHook callback)."""
+        task_id = str(task.get("id") or "")
+        return read_task(
+            task,
+            asked=self._asked.get(task_id),
+            modal_answered=task_id in self._modal_sent,
+            name=self.name,
+            scrub=self._errors.scrub,
+        )
+
+    # ------------------------------------------------------------------ extras
+
+    async def cancel(self, task_id: str) -> None:
+        answer = await self._http.send(
+            "POST", f"/mj/task/{task_id}/cancel", json_body={}, idempotent=False
+        )
+        if answer.status >= 400:
+            raise self._errors.answer_error(answer, "cancelling", "cancelling a job")
+        if 300 <= answer.status < 400 or (answer.body.strip() and looks_html(answer)):
+            # A relay's web page, or (new-api behind FRONTEND_BASE_URL) a 301 to its front end
+            # with an empty body: the route does not exist there. Not a success.
+            raise NotOffered(f"{self.name} cannot cancel a running job.", provider=self.name)
+        if answer.status == 204 or not answer.body.strip():
+            return
+        data = answer.json()
+        if isinstance(data, dict) and ("code" in data or "success" in data):
+            error = self._errors.code_error(data, "cancelling")
+            if error is not None:
+                raise error
+
+    async def image_seed(self, task_id: str) -> str:
+        """Midjourney's seed of a finished task (GET /mj/task/{id}/image-seed)."""
+        # trueai may hold this request for up to 60 s while a worker asks Discord
+        # (TaskService.SubmitSeed); a shorter read timeout would always give up first.
+        http = self._wire.http_with(
+            self._http.policy, max(self.config.request_timeout, self.seed_timeout)
+        )
+        answer = await http.send("GET", f"/mj/task/{task_id}/image-seed", idempotent=True)
+        if answer.status >= 400:
+            raise self._errors.answer_error(answer, "the seed lookup", "seed lookups")
+        if looks_html(answer):
+            raise NotOffered(f"{self.name} does not offer seed lookups.", provider=self.name)
+        data = answer.json()
+        if not isinstance(data, dict):
+            raise BadResponse(f"{self.name} sent no seed.", provider=self.name)
+        words = self._errors.error_text(data)
+        if data.get("code") == 3 and "seed" in words.lower():
+            # trueai: {"code": 3, "description": "未找到 seed"} (TaskService.SubmitSeed) is
+            # "no seed for this job", not "no account available".
+            raise ProviderError(
+                f"{self.name} has no seed for that job ({words}).", provider=self.name
+            )
+        error = self._errors.code_error(data, "the seed lookup")
+        if error is not None:
+            raise error
+        seed = data.get("result")
+        if not isinstance(seed, int | str) or not str(seed).strip():
+            raise BadResponse(f"{self.name} sent no seed.", provider=self.name)
+        return str(seed).strip()
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        if _origin(url) != _origin(self._wire.base_url):
+            # Discord CDN and other hosts: never send our key there.
+            return await self._http.download(url, max_bytes)
+        # A relay's own image link (/mj/image/{id}) may need the key, which only send()
+        # attaches. Its size is checked after the read: these come from the configured host.
+        answer = await self._http.send("GET", url, idempotent=True)
+        if answer.status >= 400:
+            raise BadResponse(
+                f"The image could not be downloaded (HTTP {answer.status}); its link may have "
+                "expired.",
+                provider=self.name,
+            )
+        if looks_html(answer):
+            raise BadResponse(
+                f"{self.name} answered an image link with a web page, not an image.",
+                provider=self.name,
+            )
+        if len(answer.body) > max_bytes:
+            raise ImageTooLarge(
+                f"The image is larger than the {max_bytes // (1024 * 1024)} MiB Atelier accepts.",
+                provider=self.name,
+            )
+        return answer.body
+
+    # ------------------------------------------------------------------ check
+
+    async def check(self) -> CheckResult:
+        try:
+            answer = await self._probe()
+        except ProviderUnavailable as err:
+            return CheckResult(CheckStatus.UNREACHABLE, err.message)
+        except ProviderError as err:
+            return CheckResult(CheckStatus.ERROR, err.message)
+        return self._judge_probe(answer)
+
+    async def _probe(self) -> HttpAnswer:
+        """The first probe answer that shows an API (not a 404/405 or a web page)."""
+        http = self._wire.http_with(RetryPolicy(attempts=1), min(self.config.request_timeout, 15.0))
+        probes: tuple[tuple[str, str, Any], ...] = (
+            ("POST", "/mj/task/list-by-condition", {"ids": []}),
+            ("GET", "/mj/task/list", None),
+            # Every server has fetch; an unknown id answers "not found" once the key passes.
+            ("GET", "/mj/task/0/fetch", None),
+        )
+        for method, path, body in probes:
+            answer = await http.send(
+                method, path, json_body=body, idempotent=True, retry_statuses=False
+            )
+            if answer.status not in (404, 405) and not (answer.status < 300 and looks_html(answer)):
+                break
+        return answer
+
+    def _judge_probe(self, answer: HttpAnswer) -> CheckResult:
+        where = self._wire.base_url
+        if answer.status in (401, 403):
+            return CheckResult(
+                CheckStatus.BAD_KEY,
+                f"{where} rejected the key (HTTP {answer.status}); check api_key and "
+                f"auth_style ({self.config.auth_style!r}).",
+            )
+        if answer.status >= 500 or answer.status == 429:
+            return CheckResult(CheckStatus.ERROR, f"{where} answered HTTP {answer.status}.")
+        if looks_html(answer):
+            return CheckResult(
+                CheckStatus.ERROR,
+                f"{where} answered a web page instead of JSON (HTTP {answer.status}); is "
+                "base_url the server root, without /mj?",
+            )
+        if answer.status in (404, 405):
+            return CheckResult(
+                CheckStatus.ERROR,
+                f"{where} has no midjourney-proxy API under /mj (HTTP {answer.status}).",
+            )
+        try:
+            data = answer.json()
+        except BadResponse:
+            return CheckResult(CheckStatus.ERROR, f"{where} answered malformed JSON.")
+        if isinstance(data, list):
+            return CheckResult(CheckStatus.HEALTHY, f"{where} answered; the key works.")
+        if answer.status < 300 or (isinstance(data, dict) and data.get("code") in (3, 4)):
+            return CheckResult(CheckStatus.HEALTHY, f"{where} answered; the key works.")
+        return CheckResult(
+            CheckStatus.ERROR,
+            f"{where} answered HTTP {answer.status}: {self._errors.snippet(answer)}",
+        )
