@@ -63,17 +63,33 @@ class EncodedImage:
 # --------------------------------------------------------------------------- recognising
 
 
+# Magic bytes at the start of a file: the four accepted image types, then what other
+# files we can name in an error message.
+_IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_OTHER_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"BM", "a BMP image, which is not supported"),
+    (b"II*\x00", "a TIFF image, which is not supported"),
+    (b"MM\x00*", "a TIFF image, which is not supported"),
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _by_magic(head: bytes, table: tuple[tuple[bytes, str], ...]) -> str | None:
+    return next((name for magic, name in table if head.startswith(magic)), None)
+
+
 def sniff_mime(data: bytes) -> str | None:
     """The image type from the file's magic bytes: PNG, JPEG, GIF or WebP, else None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
-    return None
+    return _by_magic(data, _IMAGE_MAGIC)
 
 
 def _looks_like(data: bytes) -> str:
@@ -81,7 +97,22 @@ def _looks_like(data: bytes) -> str:
     head = data[:1024]
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
-    text = head.lstrip().lower()
+    described = _looks_like_text(head.lstrip().lower()) or _by_magic(head, _OTHER_MAGIC)
+    if described:
+        return described
+    if head[4:8] == b"ftyp":
+        if head[8:12] in _HEIF_BRANDS:
+            return "a HEIC/AVIF photo, which is not supported; export it as JPEG or PNG"
+        return "a video"
+    # Cut at 1 KiB, the head may end inside a multi-byte character: ignore that tail.
+    decoded = head.decode("utf-8", "replace").rstrip("\ufffd")
+    if "\ufffd" not in decoded and all(c.isprintable() or c.isspace() for c in decoded):
+        return "plain text"
+    return "binary data of an unknown kind"
+
+
+def _looks_like_text(text: bytes) -> str | None:
+    """What a text-based file is, from its lower-cased, stripped start; None if unknown."""
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text or b"<body" in text:
         return "an HTML page, perhaps an error page or an expired link"
     if text.startswith(b"%pdf"):
@@ -92,24 +123,7 @@ def _looks_like(data: bytes) -> str:
         return "an XML document"
     if text.startswith((b"{", b"[")):
         return "JSON data, perhaps an error message from a server"
-    if head.startswith(b"PK\x03\x04"):
-        return "a ZIP archive"
-    if head.startswith(b"\x1f\x8b"):
-        return "a gzip archive"
-    if head.startswith(b"BM"):
-        return "a BMP image, which is not supported"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "a TIFF image, which is not supported"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis"):
-            return "a HEIC/AVIF photo, which is not supported; export it as JPEG or PNG"
-        return "a video"
-    # Cut at 1 KiB, the head may end inside a multi-byte character: ignore that tail.
-    decoded = head.decode("utf-8", "replace").rstrip("\ufffd")
-    if "\ufffd" not in decoded and all(c.isprintable() or c.isspace() for c in decoded):
-        return "plain text"
-    return "binary data of an unknown kind"
+    return None
 
 
 def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
@@ -172,8 +186,9 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
 def _has_alpha(image: Image.Image) -> bool:
     """True when the image has transparency that is actually used."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        alpha = image.convert("RGBA").getchannel("A")
-        return alpha.getextrema()[0] < 255
+        lowest = image.convert("RGBA").getchannel("A").getextrema()[0]
+        # One channel gives (min, max) numbers; the tuple form is for multi-band images.
+        return not isinstance(lowest, tuple) and lowest < 255
     return False
 
 
@@ -300,39 +315,52 @@ def fit_to_limit(data: bytes, max_bytes: int) -> EncodedImage:
     frames = getattr(image, "n_frames", 1)
     suffix = ", first frame only" if frames > 1 else ""
     image = _normalise(image)
-    width, height = image.size
 
     # Lossless first, but only when it can plausibly win: re-compressing a PNG saves
     # tens of per cent at best, and a JPEG source would only grow as PNG.
     if info.mime in ("image/png", "image/gif") and len(data) <= max_bytes * 1.5:
         packed = _png(image, optimize=True)
         if len(packed) <= max_bytes:
-            return EncodedImage(
-                packed,
-                "image/png",
-                "png",
-                width,
-                height,
-                f"re-compressed losslessly as PNG{suffix}",
-            )
-
-    fmt, mime, ext, name = (
-        ("WEBP", "image/webp", "webp", "WebP")
-        if image.mode == "RGBA"
-        else ("JPEG", "image/jpeg", "jpg", "JPEG")
-    )
+            width, height = image.size
+            note = f"re-compressed losslessly as PNG{suffix}"
+            return EncodedImage(packed, "image/png", "png", width, height, note)
+    lossy = _WEBP if image.mode == "RGBA" else _JPEG
     encoded = b""
     for quality in _LOSSY_QUALITIES:
-        encoded = _encode(image, fmt, quality)
+        encoded = _encode(image, lossy.pil_format, quality)
         if len(encoded) <= max_bytes:
-            return EncodedImage(
-                encoded, mime, ext, width, height, f"re-encoded as {name} {quality}{suffix}"
-            )
+            return lossy.result(encoded, image.size, f"{quality}{suffix}")
+    return _downscaled(image, lossy, max_bytes, len(encoded), suffix)
 
+
+@dataclass(frozen=True)
+class _Lossy:
+    """A lossy format fit_to_limit falls back to."""
+
+    pil_format: str
+    mime: str
+    ext: str
+    name: str  # as the note says it
+
+    def result(self, data: bytes, size: tuple[int, int], how: str) -> EncodedImage:
+        note = f"re-encoded as {self.name} {how}"
+        return EncodedImage(data, self.mime, self.ext, size[0], size[1], note)
+
+
+_JPEG = _Lossy("JPEG", "image/jpeg", "jpg", "JPEG")
+_WEBP = _Lossy("WEBP", "image/webp", "webp", "WebP")  # keeps transparency
+
+
+def _downscaled(
+    image: Image.Image, lossy: _Lossy, max_bytes: int, full_size: int, suffix: str
+) -> EncodedImage:
+    """The last stage of fit_to_limit: smaller until it fits (`full_size`: the bytes of
+    the full-size image at the lowest quality)."""
+    width, height = image.size
+    quality = _LOSSY_QUALITIES[-1]
     # Size falls roughly with the pixel count, so the first step jumps near the target
     # (with a margin); later steps shrink by 0.8 until it fits.
-    quality = _LOSSY_QUALITIES[-1]
-    scale = min(0.8, 0.95 * math.sqrt(max_bytes / len(encoded)))
+    scale = min(0.8, 0.95 * math.sqrt(max_bytes / full_size))
     while True:
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         if min(new_w, new_h) < min(_MIN_SIDE, width, height):
@@ -340,16 +368,10 @@ def fit_to_limit(data: bytes, max_bytes: int) -> EncodedImage:
                 f"That image cannot be made to fit in {_human(max_bytes)}, even downscaled."
             )
         smaller = image.resize((new_w, new_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        encoded = _encode(smaller, fmt, quality)
+        encoded = _encode(smaller, lossy.pil_format, quality)
         if len(encoded) <= max_bytes:
-            return EncodedImage(
-                encoded,
-                mime,
-                ext,
-                new_w,
-                new_h,
-                f"re-encoded as {name} {quality}, downscaled to {new_w}x{new_h}{suffix}",
-            )
+            how = f"{quality}, downscaled to {new_w}x{new_h}{suffix}"
+            return lossy.result(encoded, (new_w, new_h), how)
         scale *= 0.8
 
 

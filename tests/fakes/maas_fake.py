@@ -71,6 +71,7 @@ class Fault:
     reason: str = "Server_Busy"
     retry_after: str | None = None
     html: bool = False  # an HTML page (a proxy's error page) instead of JSON
+    text: str | None = None  # a plain-text body instead of JSON (a gateway's own words)
     malformed: bool = False  # a JSON body cut short
     reset: bool = False  # drop the connection without answering
     delay: float = 0.0  # seconds to wait first
@@ -278,6 +279,8 @@ class _MaasFake(ABC):
             page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
             return web.Response(status=fault.status, text=page, content_type="text/html",
                                 headers=headers)  # fmt: skip
+        if fault.text is not None:
+            return web.Response(status=fault.status, text=fault.text, headers=headers)
         if fault.malformed:
             return web.Response(status=fault.status, text='{"code": 200, "id": "abc',
                                 content_type="application/json", headers=headers)  # fmt: skip
