@@ -521,6 +521,34 @@ async def test_inpaint_redraws_only_the_regions(sandbox: SandboxProvider, clock:
     assert difference(four[0].crop(inside), four[1].crop(inside)) > 1  # redrawn differently
 
 
+async def test_inpaint_redraws_exactly_the_mask_other_providers_are_sent(
+    sandbox: SandboxProvider, clock: Clock
+) -> None:
+    # media.region_mask is what mj-proxy and the others send for Vary (Region): the
+    # sandbox redraws those very pixels, a region thinner than a pixel included (it is
+    # rounded outwards to one pixel, not dropped).
+    grid_snap = await run(sandbox, clock, imagine("a quiet harbour"))
+    upscale = await run(sandbox, clock, follow(grid_snap, Action.UPSCALE, index=4))
+    thin = (0.2, 0.3, 0.2003, 0.7)  # 0.08 px wide on a 256 px cell
+    wide = (0.6, 0.1, 0.9, 0.4)
+    one = await run(sandbox, clock, follow(upscale, Action.INPAINT, regions=[thin]))
+    other = await run(sandbox, clock, follow(upscale, Action.INPAINT, regions=[wide]))
+    ones, others = cells(await picture(sandbox, one)), cells(await picture(sandbox, other))
+    size = ones[0].size
+    mask_thin = Image.open(io.BytesIO(media.region_mask(size, [thin]))).convert("L")
+    mask_wide = Image.open(io.BytesIO(media.region_mask(size, [wide]))).convert("L")
+    assert mask_thin.getbbox() is not None
+    either = ImageChops.lighter(mask_thin, mask_wide)
+    for a, b in zip(ones, others, strict=True):
+        diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+        changed = (
+            diff.point(lambda v: 255 if v else 0).convert("L").point(lambda v: 255 if v else 0)
+        )
+        assert ImageChops.subtract(changed, either).getbbox() is None  # nothing else moved
+        assert ImageChops.multiply(changed, mask_thin).getbbox() is not None  # thin: redrawn
+        assert ImageChops.multiply(changed, mask_wide).getbbox() is not None
+
+
 async def test_describe_reads_the_picture(sandbox: SandboxProvider, clock: Clock) -> None:
     red = Image.new("RGB", (300, 200), (220, 20, 30))
     snap = await run(sandbox, clock, SubmitRequest(Action.DESCRIBE, images=[upload(red)]))
