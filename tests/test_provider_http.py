@@ -153,7 +153,6 @@ async def test_maas_failure_words_are_scrubbed(client: httpx.AsyncClient) -> Non
             assert leaks(str(err)) == [], (offset, str(err))
 
 
-@pytest.mark.xfail(strict=True, reason="mj-proxy cuts its snippet before scrubbing (issue 7)")
 @pytest.mark.asyncio
 async def test_mj_proxy_key_echoed_at_every_cut_never_leaks(client: httpx.AsyncClient) -> None:
     async with FakeMjProxy(flavour="relay", key=KEY) as fake:

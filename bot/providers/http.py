@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import html
 import json
@@ -131,6 +132,10 @@ class HttpAnswer:
     body: bytes
     provider: str = ""
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def scrubbing(self, *secrets: str) -> HttpAnswer:
+        """The same answer, with more secrets to keep out of what is read from it."""
+        return dataclasses.replace(self, secrets=(*self.secrets, *secrets))
 
     def json(self) -> Any:
         """The body as JSON, or None when empty. Raises BadResponse on anything else."""
