@@ -21,6 +21,7 @@ The modules, in the order a task meets them:
 - `_render`: draws a task's images on demand, from its spec and its parent's.
 - `_scene`, `_paint`, `_palette`: the art: shapes, pixels, colours.
 - `_texts`: /describe and /shorten.
+- `_hashing`: the stable hash every random choice is seeded from.
 """
 
 from bot.providers.sandbox._provider import ACCEPTED_PARAMS, SandboxProvider

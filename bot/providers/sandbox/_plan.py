@@ -182,7 +182,7 @@ def _finished_parent(ask: Ask) -> Spec:
 def _child(ask: Ask, base: Spec, parent: Spec) -> Spec:
     """A follow-up as every action starts it: drawn from one image of its parent."""
     request = ask.request
-    # Buttons that act on the whole grid (reroll, ...) count as acting on image 1.
+    # A single image is image 1; so is a grid, for the buttons that act on all of it.
     index = request.index if parent.grid and 1 <= request.index <= 4 else 1
     child = dataclasses.replace(
         base,

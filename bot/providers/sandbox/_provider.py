@@ -155,7 +155,15 @@ class SandboxProvider(Provider):
                     "with another state_dir).",
                     provider=self.name,
                 )
-        ask = Ask(request, task_id, now, parent, self.name, self.config.size, self.config.duration)
+        ask = Ask(
+            request=request,
+            task_id=task_id,
+            now=now,
+            parent=parent,
+            provider=self.name,
+            size=self.config.size,
+            duration=self.config.duration,
+        )
 
         def plan_and_save() -> Spec:
             spec, inputs = plan(ask)

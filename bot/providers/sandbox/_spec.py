@@ -26,11 +26,12 @@ from typing import Any
 from bot.providers.base import TaskState
 from bot.vocab import Action, Param
 
+# The name the single-module sandbox logged under, so that logging settings still apply.
 log = logging.getLogger("bot.providers.sandbox")
 
 QUEUED_SHARE = 0.1  # the first tenth of a job's duration is spent "in the queue"
 TASK_ID = re.compile(r"[0-9]{8,40}")
-# What an image-making task of each kind is drawn as; describe and shorten make texts.
+# The kinds of task that make texts, not images.
 _TEXT_ONLY = frozenset({Action.DESCRIBE, Action.SHORTEN})
 
 
