@@ -143,14 +143,17 @@ ProviderConfig = Annotated[
 ]
 
 
+def _default_providers() -> list[ProviderConfig]:
+    # With no config file at all, the offline sandbox is the one provider.
+    return [SandboxConfig(name="sandbox", kind="sandbox")]
+
+
 class Config(_Section):
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
-    providers: list[ProviderConfig] = Field(
-        default_factory=lambda: [SandboxConfig(name="sandbox", kind="sandbox")]
-    )
+    providers: list[ProviderConfig] = Field(default_factory=_default_providers)
     # Provider used when a request names none; defaults to the first one.
     default_provider: str | None = None
     source: str = Field(default="(built-in defaults)", exclude=True)
