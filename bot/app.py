@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from bot.callbacks import CallbackServer
 from bot.config import Config
-from bot.engine.models import JobUpdate
+from bot.engine.models import EventKind, JobUpdate, Origin
 from bot.engine.service import Engine
 from bot.ui import actions
 from bot.ui.buttons import JobButton, build_view
@@ -90,8 +90,8 @@ class AtelierBot(commands.AutoShardedBot):
             raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
         # Outcomes reached while no process was showing them (a kill -9 between a job
         # finishing and its result being posted) are shown now.
-        for job in await self.engine.undelivered("discord"):
-            self.atelier.presenter.on_update(JobUpdate(job=job, kind=job.status.value))
+        for job in await self.engine.undelivered(Origin.DISCORD):
+            self.atelier.presenter.on_update(JobUpdate(job, EventKind.reached(job.status)))
         if self.callbacks is not None:
             try:
                 await self.callbacks.start()
@@ -138,7 +138,7 @@ class AtelierBot(commands.AutoShardedBot):
                 with contextlib.suppress(Exception):
                     await self.callbacks.stop()
             with contextlib.suppress(Exception):
-                await self.engine.runner.stop()  # no new outcomes from here on
+                await self.engine.stop_polling()  # no new outcomes from here on
             await self.atelier.presenter.close(DRAIN_SECONDS)
             if callable(self._unsubscribe):
                 self._unsubscribe()

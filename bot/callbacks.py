@@ -51,6 +51,6 @@ class CallbackServer:
         if not is_job_id(job_id):
             return web.json_response({"ok": False, "error": "unknown job"}, status=404)
         self.received += 1
-        known = self.engine.runner.poke(job_id)
+        known = self.engine.poke(job_id)
         # Always 200 for a well-formed id: the sender has no use for our bookkeeping.
         return web.json_response({"ok": True, "followed": known})

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
-from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate
+from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate, Origin
 from bot.engine.service import Engine, RequestError
-from bot.providers.base import CheckResult, CheckStatus
 from bot.vocab import Action
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def imagine(
     config: Config, prompt: str, provider: str | None, out: Path, *, stream: TextIO | None = None
 ) -> int:
-    request = JobRequest(Action.IMAGINE, prompt=prompt, provider=provider, origin="cli")
+    request = JobRequest(Action.IMAGINE, prompt=prompt, provider=provider, origin=Origin.CLI)
     return await _follow(config, out, stream or sys.stderr, request=request)
 
 
@@ -234,13 +234,20 @@ class ProgressBar:
 # --------------------------------------------------------------------------- jobs, check
 
 
-async def list_jobs(config: Config, limit: int) -> int:
+@contextlib.asynccontextmanager
+async def _reading(config: Config) -> AsyncIterator[Engine]:
+    """An engine that only reads the store: nothing is polled or sent."""
     engine = Engine(config)
     await engine.start(run=False)
     try:
-        jobs = await engine.recent(limit)
+        yield engine
     finally:
         await engine.stop()
+
+
+async def list_jobs(config: Config, limit: int) -> int:
+    async with _reading(config) as engine:
+        jobs = await engine.recent(limit)
     if not jobs:
         print("no jobs yet")
         return EXIT_OK
@@ -256,12 +263,8 @@ async def list_jobs(config: Config, limit: int) -> int:
 
 
 async def show_usage(config: Config, days: float) -> int:
-    engine = Engine(config)
-    await engine.start(run=False)
-    try:
+    async with _reading(config) as engine:
         rows = await engine.usage(days)
-    finally:
-        await engine.stop()
     if not rows:
         print(f"no jobs sent to providers in the last {days:g} day(s)")
         return EXIT_OK
@@ -277,13 +280,9 @@ async def check(config: Config) -> int:
     engine = Engine(config)
     ok = True
     try:
-        for name, provider in engine.providers.items():
-            try:
-                result = await asyncio.wait_for(provider.check(), 60)
-            except TimeoutError:
-                result = CheckResult(CheckStatus.UNREACHABLE, "no answer within 60 s")
+        async for name, kind, result in engine.check_providers():
             ok = ok and result.ok
-            print(f"{name:<16} {provider.kind:<10} {result.status:<12} {result.detail}")
+            print(f"{name:<16} {kind:<10} {result.status:<12} {result.detail}")
     finally:
         await engine.stop()
     return EXIT_OK if ok else EXIT_FAILED

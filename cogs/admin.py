@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
 from bot.engine.models import Job
+from bot.engine.service import Usage
 from bot.ui.actions import is_manager
 from bot.ui.context import ui_context
 from bot.ui.render import what
@@ -36,6 +39,23 @@ def job_line(job: Job, link: str | None) -> str:
     return line
 
 
+def usage_line(row: Usage) -> str:
+    who = f"<@{row.user_id}>" if row.user_id else "terminal"
+    return (
+        f"{who} · {row.provider}: **{row.jobs}** ({row.succeeded} succeeded, {row.failed} failed)"
+    )
+
+
+def listing(title: str, lines: Sequence[str]) -> str:
+    """A bold title and as many whole lines as fit in one Discord message."""
+    kept = [f"**{title}**"]
+    for line in lines:
+        if sum(len(x) + 1 for x in kept) + len(line) > CONTENT_LIMIT:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
 class Admin(commands.Cog):
     @app_commands.command(name="jobs", description="Your recent jobs (managers: everyone's)")
     @app_commands.describe(everyone="List everyone's jobs in this server (Manage Server only)")
@@ -54,18 +74,15 @@ class Admin(commands.Cog):
                 await tell(interaction, "No jobs yet. Start one with /imagine.")
                 return
             title = "Recent jobs in this server" if everyone else "Your recent jobs"
-            lines = [f"**{title}**"]
+            lines = []
             for job in jobs:
                 link = None
                 if job.channel_id and job.message_id:
                     link = ctx.sender.jump_url(
                         job.guild_id, int(job.channel_id), int(job.message_id)
                     )
-                line = job_line(job, link)
-                if sum(len(x) + 1 for x in lines) + len(line) > CONTENT_LIMIT:
-                    break
-                lines.append(line)
-            await tell(interaction, "\n".join(lines))
+                lines.append(job_line(job, link))
+            await tell(interaction, listing(title, lines))
 
     @app_commands.command(name="usage", description="Who sent how many jobs (Manage Server)")
     @app_commands.describe(days="How many days back (default 1)")
@@ -84,17 +101,8 @@ class Admin(commands.Cog):
             if not rows:
                 await tell(interaction, f"No jobs sent to providers in the last {days} day(s).")
                 return
-            lines = [f"**Jobs sent to providers, last {days} day(s)**"]
-            for row in rows:
-                who = f"<@{row.user_id}>" if row.user_id else "terminal"
-                line = (
-                    f"{who} · {row.provider}: **{row.jobs}** "
-                    f"({row.succeeded} succeeded, {row.failed} failed)"
-                )
-                if sum(len(x) + 1 for x in lines) + len(line) > CONTENT_LIMIT:
-                    break
-                lines.append(line)
-            await tell(interaction, "\n".join(lines))
+            lines = [usage_line(row) for row in rows]
+            await tell(interaction, listing(f"Jobs sent to providers, last {days} day(s)", lines))
 
     @app_commands.command(name="cancel", description="Cancel a running job")
     @app_commands.describe(job_id="The job's id (shown on its message and in /jobs)")

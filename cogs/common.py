@@ -9,7 +9,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.engine.models import ImageInput, Job, JobRequest
+from bot.engine.models import ImageInput, Job, JobRequest, Origin
 from bot.ui.actions import start_job
 from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
@@ -23,7 +23,7 @@ MAX_CHOICES = 25
 
 def provider_names(ctx: UiContext, action: Action, current: str) -> list[str]:
     """Configured providers that offer `action`, default first, filtered by what is typed."""
-    names = [n for n, p in ctx.engine.providers.items() if p.supports(action) is not None]
+    names = ctx.engine.providers_for(action)
     default = ctx.engine.default_provider
     names.sort(key=lambda n: (n != default, n))
     typed = current.strip().lower()
@@ -158,7 +158,7 @@ def make_request(
         provider=provider or None,
         images=images,
         dimensions=dimensions,
-        origin="discord",
+        origin=Origin.DISCORD,
         user_id=str(interaction.user.id),
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),

@@ -121,5 +121,5 @@ async def setup(bot: commands.Bot) -> None:
         (Action.SHORTEN, Shorten),
         (Action.SWAP_FACE, FaceSwap),
     ):
-        if any(p.supports(action) is not None for p in ctx.engine.providers.values()):
+        if ctx.engine.providers_for(action):
             await bot.add_cog(cog())

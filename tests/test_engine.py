@@ -7,20 +7,23 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from bot.config import parse_config
-from bot.engine.models import Job, JobRequest, JobStatus
+from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
 from bot.engine.service import Engine, RequestError
 from bot.engine.store import SCHEMA_VERSION, Store
 from bot.providers.base import (
     CheckResult,
+    CheckStatus,
     FollowUp,
     How,
     Provider,
@@ -424,19 +427,19 @@ async def test_front_end_patches_never_overwrite_newer_state(tmp_path: Path) -> 
     engine = make_engine(tmp_path, provider)
     await engine.start()
     try:
-        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat", origin="discord"))
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat", origin=Origin.DISCORD))
         stale = Job.from_json(job.to_json())  # a front end's old copy
         done = await wait_done(engine, job.id)
-        await engine.attach_message(stale, "123", "456")
+        await engine.attach_message(stale.id, "123", "456")
         stored = await engine.store.get(job.id)
         assert stored is not None
         assert stored.status is JobStatus.SUCCEEDED and stored.images == done.images
         assert (stored.channel_id, stored.message_id) == ("123", "456")
 
-        assert [j.id for j in await engine.undelivered("discord")] == [job.id]
-        assert await engine.undelivered("cli") == []
+        assert [j.id for j in await engine.undelivered(Origin.DISCORD)] == [job.id]
+        assert await engine.undelivered(Origin.CLI) == []
         await engine.mark_delivered(job.id)
-        assert await engine.undelivered("discord") == []
+        assert await engine.undelivered(Origin.DISCORD) == []
     finally:
         await engine.stop()
 
@@ -532,7 +535,7 @@ async def test_a_busy_provider_means_waiting_not_failing(tmp_path: Path) -> None
         await engine.stop()
     assert done.status is JobStatus.SUCCEEDED
     assert provider.attempts == 3 and len(provider.submitted) == 1
-    assert kinds.count("queued") == 2
+    assert kinds.count(EventKind.WAITING) == 2
 
 
 async def test_queued_jobs_survive_a_restart_and_cancel_costs_nothing(tmp_path: Path) -> None:
@@ -574,3 +577,143 @@ async def test_a_job_that_waits_past_its_deadline_fails_unsent(tmp_path: Path) -
         await engine.stop()
     assert done.status is JobStatus.FAILED and "never sent" in (done.failure or "")
     assert [r.prompt for r in provider.submitted] == ["hog"]
+
+
+# --------------------------------------------------------------------------- what fronts ask
+
+
+async def test_get_hands_out_a_copy_not_the_engines_job(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    provider.polls_to_finish = 10**9
+    engine = limited_engine(tmp_path, provider, 1)
+    await engine.start()
+    try:
+        running = await engine.submit(JobRequest(Action.IMAGINE, prompt="runs"))
+        waiting = await engine.submit(JobRequest(Action.IMAGINE, prompt="waits"))
+        for job_id in (running.id, waiting.id):  # one in the runner, one in the dispatcher
+            mine = await engine.get(job_id)
+            assert mine is not None
+            mine.status, mine.prompt, mine.channel_id = JobStatus.FAILED, "changed", "999"
+            mine.followups.append(FollowUp(Action.UPSCALE, 1))
+            again = await engine.get(job_id)
+            assert again is not None and again is not mine
+            assert again.status is not JobStatus.FAILED and again.prompt in ("runs", "waits")
+            assert again.channel_id is None and again.followups == []
+        # What submit returned is a copy too.
+        running.prompt = "changed"
+        assert (await engine.get(running.id)).prompt == "runs"  # type: ignore[union-attr]
+    finally:
+        await engine.stop()
+
+
+async def test_a_message_attached_while_waiting_is_kept_once_sent(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    provider.polls_to_finish = 3
+    engine = limited_engine(tmp_path, provider, 1)
+    await engine.start()
+    try:
+        await engine.submit(JobRequest(Action.IMAGINE, prompt="first"))
+        waiting = await engine.submit(JobRequest(Action.IMAGINE, prompt="second"))
+        assert waiting.status is JobStatus.WAITING
+        await engine.attach_message(waiting.id, "123", "456")
+        done = await wait_done(engine, waiting.id, timeout=10)
+        stored = await engine.store.get(waiting.id)
+    finally:
+        await engine.stop()
+    # The dispatcher's own job got the note, so its later whole saves keep it.
+    assert done.status is JobStatus.SUCCEEDED
+    assert stored is not None and (stored.channel_id, stored.message_id) == ("123", "456")
+
+
+async def test_offers_refuses_a_followup_the_jobs_provider_does_not_serve(tmp_path: Path) -> None:
+    provider = ScriptedProvider()  # serves imagine and upscale only
+    engine = make_engine(tmp_path, provider)
+    await engine.start()
+    try:
+        parent = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        done = await wait_done(engine, parent.id)
+        assert engine.offers(done, Action.UPSCALE, 2) == Support(How.NATIVE)
+        assert engine.offers(done, Action.UPSCALE, 7) is None  # not offered by this job
+        # A stored follow-up the provider does not serve (forged, or from another
+        # provider's answer) is refused, by offers and by submit alike.
+        foreign = done.copy()
+        foreign.followups.append(FollowUp(Action.VARIATION, 1))
+        assert engine.offers(foreign, Action.VARIATION, 1) is None
+        await engine.store.save(foreign)
+        with pytest.raises(RequestError, match="does not offer"):
+            await engine.submit(JobRequest(Action.VARIATION, parent_id=done.id, index=1))
+        gone = done.copy()
+        gone.provider = "no-such-provider"
+        assert engine.offers(gone, Action.UPSCALE, 2) is None
+        assert not engine.has_provider("no-such-provider") and engine.has_provider(provider.name)
+        assert engine.providers_for(Action.UPSCALE) == [provider.name]
+        assert engine.providers_for(Action.BLEND) == []
+        assert engine.support(provider.name, Action.BLEND) is None
+    finally:
+        await engine.stop()
+    assert [r.action for r in provider.submitted] == [Action.IMAGINE]
+
+
+class SlowCheckProvider(ScriptedProvider):
+    async def check(self) -> CheckResult:
+        await asyncio.sleep(5)
+        return await super().check()
+
+
+async def test_check_providers_reports_each_provider_and_a_silent_one(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, SlowCheckProvider())
+    try:
+        results = [c async for c in engine.check_providers(timeout=0.1)]
+    finally:
+        await engine.stop()
+    assert [(c.name, c.kind) for c in results] == [("scripted", "scripted")]
+    assert results[0].result.status is CheckStatus.UNREACHABLE
+    assert "no answer within" in results[0].result.detail
+
+
+async def test_preview_is_bounded_in_bytes_and_time_on_the_wire(tmp_path: Path) -> None:
+    """Engine.preview goes through the job's provider (a real mj-proxy adapter here, over
+    HTTP); a preview too large or too slow is None, never an error."""
+    small = png("green")
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name == "slow":
+            await asyncio.sleep(3)
+        body = b"\x89PNG" + b"x" * (256 * 1024) if name == "big" else small
+        return web.Response(body=body, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/preview/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = parse_config(
+        {
+            "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "media")},
+            "providers": [
+                {"name": "mj", "kind": "mj-proxy", "base_url": "http://127.0.0.1:1", "api_key": "k"}
+            ],
+        }
+    )
+    engine = Engine(config)
+    engine.preview_max_bytes, engine.preview_timeout = 64 * 1024, 0.5
+    job = Job(id="abcdefghjk", action=Action.IMAGINE, provider="mj")
+    try:
+        job.preview_url = f"http://127.0.0.1:{port}/preview/small"
+        assert await engine.preview(job) == small
+        job.preview_url = f"http://127.0.0.1:{port}/preview/big"
+        assert await engine.preview(job) is None
+        job.preview_url = f"http://127.0.0.1:{port}/preview/slow"
+        started = time.monotonic()
+        assert await engine.preview(job) is None
+        assert time.monotonic() - started < 2.5
+        job.preview_url = None
+        assert await engine.preview(job) is None
+        job.preview_url, job.provider = f"http://127.0.0.1:{port}/preview/small", "gone"
+        assert await engine.preview(job) is None
+    finally:
+        await engine.stop()
+        await runner.cleanup()

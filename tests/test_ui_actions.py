@@ -19,18 +19,24 @@ from bot.vocab import Action
 JOB = "0123456789"
 
 
-class Provider:
+class EngineStub:
+    """The questions check_press asks the engine, for one provider "p"."""
+
     def __init__(self, offered: set[Action]) -> None:
         self.offered = offered
 
-    def supports(self, action: Action) -> Support | None:
-        return Support(How.NATIVE) if action in self.offered else None
+    def has_provider(self, name: str) -> bool:
+        return name == "p"
+
+    def offers(self, job: Job, action: Action, index: int = 0, variant: str = "") -> Support | None:
+        served = job.provider == "p" and action in self.offered
+        return Support(How.NATIVE) if served and job.offers(action, index, variant) else None
 
 
 def ctx(access: str = "anyone", offered: set[Action] | None = None) -> Any:
     config = Config(discord=DiscordConfig(button_access=access))  # type: ignore[arg-type]
-    provider = Provider(offered if offered is not None else set(Action))
-    return SimpleNamespace(config=config, engine=SimpleNamespace(providers={"p": provider}))
+    engine = EngineStub(offered if offered is not None else set(Action))
+    return SimpleNamespace(config=config, engine=engine)
 
 
 def presser(user_id: int, *, manager: bool = False) -> Any:

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.engine.models import FollowUp, Job, JobStatus, JobUpdate
-from bot.providers.base import How, Support
+from bot.engine.models import EventKind, FollowUp, How, Job, JobStatus, JobUpdate, Support
 from bot.ui.outgoing import MessageGone, Outgoing, Throttled, TooLarge
 from bot.ui.pacer import Pacer
 from bot.ui.presenter import Presenter
 from bot.vocab import Action
+from tests.test_engine import ScriptedProvider, make_engine
 
 CHANNEL = 500
 
@@ -39,28 +39,24 @@ def png(size: int = 64, noise: bool = False) -> bytes:
     return out.getvalue()
 
 
-class StubProvider:
-    name = "stub"
-
-    def supports(self, action: Action) -> Support | None:
-        return Support(How.NATIVE)
-
-    async def download(self, url: str, max_bytes: int) -> bytes:
-        return png()
-
-
 class StubEngine:
     def __init__(self, media: Path) -> None:
-        self.providers: dict[str, Any] = {"stub": StubProvider()}
         self.jobs: dict[str, Job] = {}
         self.attached: list[tuple[str, str, str]] = []
+        self.delivered: list[str] = []
         self.media = media
 
-    async def get(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
+    def support(self, provider_name: str, action: Action) -> Support | None:
+        return Support(How.NATIVE)
 
-    async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None:
-        self.attached.append((job.id, channel_id, message_id))
+    async def preview(self, job: Job) -> bytes | None:
+        return png()
+
+    async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None:
+        self.attached.append((job_id, channel_id, message_id))
+
+    async def mark_delivered(self, job_id: str) -> None:
+        self.delivered.append(job_id)
 
     def media_path(self, relative: str) -> Path:
         return self.media / relative
@@ -172,7 +168,7 @@ async def test_progress_is_throttled_and_coalesced(media: Path) -> None:
     started = time.monotonic()
     for step in range(1, 61):  # 60 updates in ~1.2 s
         job.progress = step
-        presenter.on_update(JobUpdate(copy(job), "progress"))
+        presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.5)
     edits = [w for w in sender.writes if w.kind == "edit"]
@@ -196,10 +192,10 @@ async def test_channel_pacer_is_shared_and_finals_are_not_dropped(media: Path) -
     for step in range(1, 31):
         for job in jobs:
             job.progress = step * 3
-            presenter.on_update(JobUpdate(copy(job), "progress"))
+            presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
         await asyncio.sleep(0.03)
     for job in jobs:
-        presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+        presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
     results = lambda: [w for w in sender.writes if w.kind == "send" and w.message.files]  # noqa: E731
     await wait_until(lambda: len(results()) == 6 and presenter.pending_finals() == 0, 20)
     # Every result was posted, replying to its job's message, with its grid attached.
@@ -224,9 +220,9 @@ async def test_deleted_message_gets_result_anew_and_job_goes_on(media: Path) -> 
     assert message_id is not None
     sender.gone.add(message_id)
     job.progress = 50
-    presenter.on_update(JobUpdate(copy(job), "progress"))
+    presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
     await asyncio.sleep(0.5)
-    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
     await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
     result = next(w for w in sender.writes if w.message.files)
     assert result.kind == "send" and result.reply_to == 77  # the parent, not the deleted one
@@ -243,7 +239,7 @@ async def test_throttled_edits_back_off_without_cascading(media: Path) -> None:
     attempts_before = len(sender.writes)
     for step in range(1, 21):
         job.progress = step * 5
-        presenter.on_update(JobUpdate(copy(job), "progress"))
+        presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
         await asyncio.sleep(0.025)
     # During the 0.6 s block nothing else was tried in the channel.
     assert len(sender.writes) == attempts_before
@@ -260,7 +256,7 @@ async def test_too_large_upload_is_reencoded_smaller(media: Path) -> None:
     engine.jobs[job.id] = copy(job)
     await presenter.announce(copy(job), CHANNEL, limit=10 * 1024 * 1024)
     sender.fail_sends = [TooLarge("40005")]
-    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
     await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
     result = next(w for w in sender.writes if w.message.files)
     assert result.message.files is not None
@@ -274,7 +270,7 @@ async def test_small_limit_reencodes_and_says_so(media: Path) -> None:
     job = make_job("ffffffffff", progress=0)
     engine.jobs[job.id] = copy(job)
     await presenter.announce(copy(job), CHANNEL, limit=40_000)
-    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), "succeeded"))
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
     await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
     result = next(w for w in sender.writes if w.message.files)
     assert result.message.files and len(result.message.files[0].data) <= 40_000
@@ -289,7 +285,7 @@ async def test_failure_edits_the_job_message(media: Path) -> None:
     engine.jobs[job.id] = copy(job)
     message_id = await presenter.announce(copy(job), CHANNEL)
     job.status, job.failure = JobStatus.FAILED, "[Banned prompt detected] forbidden"
-    presenter.on_update(JobUpdate(copy(job), "failed"))
+    presenter.on_update(JobUpdate(copy(job), EventKind.FAILED))
     await wait_until(lambda: any("Failed" in w.message.content for w in sender.writes), 5)
     failed = next(w for w in sender.writes if "Failed" in w.message.content)
     assert failed.kind == "edit" and failed.message_id == message_id
@@ -302,7 +298,7 @@ async def test_resumed_job_is_found_by_its_stored_message(media: Path) -> None:
     presenter = presenter_for(engine, sender)
     job = make_job("hhhhhhhhhh", progress=30, message_id="4242")
     job.created_at = time.time() - 3600  # from a previous process
-    presenter.on_update(JobUpdate(copy(job), "progress"))
+    presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
     await wait_until(lambda: bool(sender.writes), 5)
     assert sender.writes[0].kind == "edit" and sender.writes[0].message_id == 4242
     await presenter.close(1)
@@ -313,7 +309,7 @@ async def test_unannounced_job_from_before_a_restart_gets_a_message(media: Path)
     presenter = presenter_for(engine, sender)
     job = make_job("jjjjjjjjjj", progress=30)
     job.created_at = time.time() - 3600
-    presenter.on_update(JobUpdate(copy(job), "progress"))
+    presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
     await wait_until(lambda: bool(sender.writes), 5)
     assert sender.writes[0].kind == "send"
     assert engine.attached and engine.attached[0][0] == job.id
@@ -355,10 +351,53 @@ async def test_a_job_done_before_its_message_could_post_gets_only_its_result(
     await presenter.announce(copy(first), CHANNEL)
     waiting = asyncio.create_task(presenter.announce(copy(late), CHANNEL, reply_to=77))
     await asyncio.sleep(0.05)  # `late` waits for the channel's next slot...
-    presenter.on_update(JobUpdate(copy(finish(engine, late, media)), "succeeded"))
+    presenter.on_update(JobUpdate(copy(finish(engine, late, media)), EventKind.SUCCEEDED))
     posted = await waiting  # ...and by then it is done: just the result is posted
     late_writes = [w for w in sender.writes if w.message_id == posted]
     assert len(late_writes) == 1 and late_writes[0].message.files
     assert late_writes[0].reply_to == 77
     assert sum(1 for w in sender.writes if w.kind == "send") == 2  # no progress message
     await presenter.close(1)
+
+
+class PreviewingProvider(ScriptedProvider):
+    """Previews under its own scheme, like the sandbox's: one is slow, one is far larger
+    than asked for (an adapter that ignores the cap), one is fine."""
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        if url.startswith("slow://"):
+            await asyncio.sleep(5)
+        if url.startswith("huge://"):
+            return png(512, noise=True)
+        return png()
+
+
+async def test_previews_come_through_the_engine_and_a_bad_one_is_skipped(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(tmp_path, PreviewingProvider())
+    engine.preview_max_bytes, engine.preview_timeout = 64 * 1024, 0.3
+    await engine.start(run=False)
+    sender = RecordingSender()
+    presenter = Presenter(engine, sender, edit_interval=0.05, channel_edits_per_5s=50)
+    job = make_job("pppppppppp", provider="scripted", progress=10)
+
+    def edits() -> list[Write]:
+        return [w for w in sender.writes if w.kind == "edit"]
+
+    try:
+        assert await presenter.announce(copy(job), CHANNEL) is not None
+        for n, url in enumerate(("slow://1", "huge://2", "ok://3"), 1):
+            job.progress, job.preview_url = 10.0 + n, url
+            presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
+            await wait_until(lambda n=n: any(f"{10 + n}%" in w.message.content for w in edits()))
+        # Neither the slow nor the oversized preview broke the progress edits; they
+        # went out without an image, and the good one came with its image attached.
+        by_figure = {f"{10 + n}%": n for n in (1, 2, 3)}
+        shown = {by_figure[k]: w for w in edits() for k in by_figure if k in w.message.content}
+        assert not shown[1].message.files and not shown[1].message.embeds
+        assert not shown[2].message.files and not shown[2].message.embeds
+        assert [f.name for f in shown[3].message.files or []] == ["preview.png"]
+    finally:
+        await presenter.close(1)
+        await engine.stop()

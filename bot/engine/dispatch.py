@@ -45,6 +45,9 @@ class Dispatcher(BackgroundLoop):
         self.clock = clock
         self._queues: dict[str, deque[Waiting]] = {}
         self._sending: dict[str, int] = {}
+        # Jobs taken off a queue and being sent: still found by `get` until the runner
+        # follows them, so that a front end's note (where the job is shown) reaches them.
+        self._in_hand: dict[str, Job] = {}
 
     def start(self) -> None:
         self._start_loop()
@@ -81,11 +84,12 @@ class Dispatcher(BackgroundLoop):
         return None
 
     def get(self, job_id: str) -> Job | None:
+        """A job waiting here, or being sent from here."""
         for queue in self._queues.values():
             for waiting in queue:
                 if waiting.job.id == job_id:
                     return waiting.job
-        return None
+        return self._in_hand.get(job_id)
 
     async def _turn(self) -> None:
         now = self.clock()
@@ -96,6 +100,7 @@ class Dispatcher(BackgroundLoop):
             while queue and queue[0].not_before <= now and self._room(provider):
                 job = queue.popleft().job
                 self._sending[provider] = self._sending.get(provider, 0) + 1
+                self._in_hand[job.id] = job
                 self._spawn(self._send(provider, job))
 
     async def _send(self, provider: str, job: Job) -> None:
@@ -103,4 +108,5 @@ class Dispatcher(BackgroundLoop):
             await self.send(job)
         finally:
             self._sending[provider] -= 1
+            self._in_hand.pop(job.id, None)
             self._wake.set()

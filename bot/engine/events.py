@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.engine.models import Job, JobUpdate
+from bot.engine.models import EventKind, Job, JobUpdate
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, job: Job, kind: str) -> None:
+    def publish(self, job: Job, kind: EventKind) -> None:
         if not self._listeners:
             return  # no copy to make on the runner's hot path
         update = JobUpdate(job=job.copy(), kind=kind)

@@ -13,12 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from bot.providers.base import FollowUp, ImageInput, TaskState
+# FollowUp, How, ImageInput and Support are re-exported: front ends speak the engine's
+# words and import nothing from bot.providers.
+from bot.providers.base import FollowUp, How, ImageInput, Support, TaskState
 from bot.vocab import Action
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Action", "FollowUp", "ImageInput", "Job", "JobRequest", "JobStatus", "JobUpdate"]
+__all__ = [
+    "Action",
+    "EventKind",
+    "FollowUp",
+    "How",
+    "ImageInput",
+    "Job",
+    "JobRequest",
+    "JobStatus",
+    "JobUpdate",
+    "Origin",
+    "Support",
+]
 
 # 10 characters of Crockford base32: ~50 bits, URL- and custom_id-safe, easy to read aloud.
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -66,6 +80,33 @@ class JobStatus(enum.StrEnum):
         }[state]
 
 
+class Origin(enum.StrEnum):
+    """Which front end asked for a job (stored: the values are part of the schema)."""
+
+    CLI = "cli"
+    DISCORD = "discord"
+
+
+class EventKind(enum.StrEnum):
+    """What one announced change of a job (a `JobUpdate`) is about."""
+
+    CREATED = "created"  # stored, and sent or waiting for room at its provider
+    WAITING = "waiting"  # back in Atelier's own queue: the provider turned it away as busy
+    SUBMITTED = "submitted"  # the provider has it
+    RUNNING = "running"
+    PROGRESS = "progress"  # same status; new progress, preview or place in the queue
+    NEEDS_INPUT = "needs_input"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def reached(cls, status: JobStatus) -> EventKind:
+        """The event that announces a job reaching `status` (not SUBMITTING: a job being
+        sent is announced as CREATED, then SUBMITTED)."""
+        return cls(status.value)
+
+
 Region = tuple[float, float, float, float]
 
 
@@ -82,7 +123,7 @@ class JobRequest:
     images: Sequence[ImageInput] = ()
     regions: Sequence[Region] = ()
     dimensions: str = "SQUARE"
-    origin: str = "cli"  # "cli" | "discord"
+    origin: Origin = Origin.CLI
     user_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
@@ -119,7 +160,7 @@ class Job:
     regions: list[Region] = field(default_factory=list)
     dimensions: str = "SQUARE"
     # Who asked and where: plain ids, no Discord types.
-    origin: str = "cli"
+    origin: Origin = Origin.CLI
     user_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
@@ -138,6 +179,10 @@ class Job:
     # Stored keys this version does not know (a newer Atelier wrote them), written back
     # as they came: see `from_json`.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The store and old callers hand over the plain stored word.
+        self.origin = Origin(self.origin)
 
     @property
     def finished(self) -> bool:
@@ -216,4 +261,4 @@ class JobUpdate:
     """One announced change of a job. `job` is a copy: subscribers may keep it."""
 
     job: Job
-    kind: str  # "created" | "submitted" | "progress" | "needs_input" | "succeeded" | ...
+    kind: EventKind

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from bot.backoff import Backoff
 from bot.engine.events import EventBus
 from bot.engine.loop import BackgroundLoop
-from bot.engine.models import Job, JobStatus
+from bot.engine.models import EventKind, Job, JobStatus
 from bot.engine.store import Store
 from bot.providers.base import Provider, ProviderError, TaskRef, TaskSnapshot, TaskState
 
@@ -99,7 +99,7 @@ class Runner(BackgroundLoop):
                 self.track(job, delay=0)
         await self.store.save_many(interrupted)
         for job in interrupted:
-            self.events.publish(job, "failed")
+            self.events.publish(job, EventKind.FAILED)
         self._start_loop()
         return waiting
 
@@ -209,7 +209,7 @@ class Runner(BackgroundLoop):
         self, provider: Provider, batch: Sequence[Job], snapshots: dict[str, TaskSnapshot]
     ) -> None:
         now = self.clock()
-        changed: list[tuple[Job, str]] = []
+        changed: list[tuple[Job, EventKind]] = []
         for job in batch:
             if job.id not in self._jobs:  # cancelled while we asked
                 continue
@@ -224,7 +224,7 @@ class Runner(BackgroundLoop):
                         f"{provider.name} no longer knows this job (task "
                         f"{job.task_id}); it may have expired there. Run it again.",
                     )
-                    changed.append((job, "failed"))
+                    changed.append((job, EventKind.FAILED))
                 else:
                     self._due[job.id] = now + provider.poll_interval
                 continue
@@ -271,7 +271,7 @@ class Runner(BackgroundLoop):
         finally:
             self._busy.discard(job.id)
         await self._save_until_stored(lambda: self.store.save(job), [job.id])
-        self.events.publish(job, job.status.value)
+        self.events.publish(job, EventKind.reached(job.status))
 
     def _end(self, job: Job, status: JobStatus, failure: str | None) -> None:
         """Mark a job finished and stop following it (the caller saves and announces)."""
@@ -299,7 +299,7 @@ class Runner(BackgroundLoop):
             # the polling of every other job.
             await self._save_until_stored(lambda: self.store.save_many(jobs), ids)
             for job in jobs:
-                self.events.publish(job, "failed")
+                self.events.publish(job, EventKind.FAILED)
 
         self._spawn(save_and_announce(), job_ids=ids)
 
@@ -309,7 +309,7 @@ async def _quiet_cancel(provider: Provider, task_id: str) -> None:
         await provider.cancel(task_id)
 
 
-def apply_snapshot(job: Job, snapshot: TaskSnapshot) -> str | None:
+def apply_snapshot(job: Job, snapshot: TaskSnapshot) -> EventKind | None:
     """Copy what changed from a (non-success) snapshot onto the job.
 
     Returns the event kind to announce, or None when nothing a user could see changed.
@@ -335,5 +335,5 @@ def apply_snapshot(job: Job, snapshot: TaskSnapshot) -> str | None:
     if after == before:
         return None
     if status is not before[0]:
-        return status.value
-    return "progress"
+        return EventKind.reached(status)
+    return EventKind.PROGRESS

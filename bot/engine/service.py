@@ -6,11 +6,13 @@ Front ends (the Discord cogs, the CLI) never talk to a provider themselves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -19,13 +21,22 @@ from bot.backoff import Backoff
 from bot.config import Config
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
-from bot.engine.models import Job, JobRequest, JobStatus, new_job_id
-from bot.engine.prompt import ParsedPrompt, PromptError, check_supported, parse_prompt
+from bot.engine.intake import (
+    PROMPTED,
+    RequestError,
+    check_inputs,
+    new_job,
+    parse_request_prompt,
+)
+from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
+from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
+    CheckResult,
+    CheckStatus,
     Feature,
     How,
     ImageInput,
@@ -36,24 +47,27 @@ from bot.providers.base import (
     SubmitRequest,
     Support,
 )
-from bot.vocab import BLEND_DIMENSIONS, Action, action_name
+from bot.vocab import Action, action_name
+
+__all__ = ["Engine", "ProviderCheck", "RequestError", "Usage"]
 
 log = logging.getLogger(__name__)
 
 # A busy provider's refused job is sent again after this wait (15 s, doubling to 5 min).
 RESUBMIT_BACKOFF = Backoff(base=15.0, cap=300.0, jitter=0.2)
 
-# Actions that take a prompt of their own (not a follow-up of a job).
-_PROMPTED = {Action.IMAGINE, Action.SHORTEN}
-_IMAGE_COUNTS = {
-    Action.DESCRIBE: (1, 1),
-    Action.BLEND: (2, 5),
-    Action.SWAP_FACE: (2, 2),
-}
+# A progress preview is worth this much to a front end, and no more.
+PREVIEW_MAX_BYTES = 8 * 1024 * 1024
+PREVIEW_TIMEOUT = 10.0
+CHECK_TIMEOUT = 60.0  # seconds `check_providers` waits for each provider
 
 
-class RequestError(ValueError):
-    """A request the engine refuses before anything is stored or sent. User-facing."""
+class ProviderCheck(NamedTuple):
+    """One line of `atelier check`: a configured provider and what reaching it gave."""
+
+    name: str
+    kind: str
+    result: CheckResult
 
 
 class Engine:
@@ -76,7 +90,8 @@ class Engine:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"User-Agent": "Atelier (Discord image bot)"},
         )
-        # `providers` lets tests and benchmarks plug in adapters built elsewhere.
+        # `providers` lets tests and benchmarks plug in adapters built elsewhere. Front
+        # ends never use this map: they ask the questions below (support, offers, ...).
         self.providers: dict[str, Provider] = providers or {
             p.name: build_provider(p, self._http) for p in config.providers
         }
@@ -92,6 +107,8 @@ class Engine:
             clock=clock,
         )
         self.deadline = config.engine.job_deadline_minutes * 60
+        self.preview_max_bytes = PREVIEW_MAX_BYTES
+        self.preview_timeout = PREVIEW_TIMEOUT
 
     # ---- lifecycle ----
 
@@ -102,6 +119,11 @@ class Engine:
             for job in await self.runner.start():
                 job.queue_position = self.dispatcher.enqueue(job)
             self.dispatcher.start()
+
+    async def stop_polling(self) -> None:
+        """Stop following jobs, so that no new outcomes arrive (a front end shutting
+        down shows the ones it already has, then calls `stop`)."""
+        await self.runner.stop()
 
     async def stop(self) -> None:
         """Stop polling; active jobs stay in the store and resume at the next start."""
@@ -139,11 +161,23 @@ class Engine:
             ) from None
 
     async def get(self, job_id: str) -> Job | None:
-        live = self.runner.get(job_id) or self.dispatcher.get(job_id)
-        return live if live is not None else await self.store.get(job_id)
+        """The newest state of a job, as a copy of its own: the caller may keep or change
+        it without touching the job the engine is working on."""
+        live = self._live(job_id)
+        return live.copy() if live is not None else await self.store.get(job_id)
 
     async def recent(self, limit: int = 20, **filters: str | None) -> list[Job]:
+        """Recent jobs, newest first, read from the store (copies, like `get`)."""
         return await self.store.recent(limit, **filters)
+
+    def _live(self, job_id: str) -> Job | None:
+        """The engine's own mutable job while it is followed, waiting or being sent."""
+        return self.runner.get(job_id) or self.dispatcher.get(job_id)
+
+    async def _find(self, job_id: str) -> Job | None:
+        """The engine's own job: the live one, else the stored one (no copy)."""
+        live = self._live(job_id)
+        return live if live is not None else await self.store.get(job_id)
 
     async def usage(self, days: float = 1, guild_id: str | None = None) -> list[Usage]:
         """Jobs sent to providers per user and provider over the last `days`."""
@@ -152,12 +186,74 @@ class Engine:
     def media_path(self, relative: str) -> Path:
         return self.results.path(relative)
 
+    # ---- what front ends ask (they never call a provider themselves) ----
+
+    def has_provider(self, name: str) -> bool:
+        """Whether a provider of this name is configured."""
+        return name in self.providers
+
+    def support(self, provider_name: str, action: Action) -> Support | None:
+        """How the named provider serves `action`; None when it does not (or is gone)."""
+        provider = self.providers.get(provider_name)
+        return provider.supports(action) if provider is not None else None
+
+    def providers_for(self, action: Action) -> list[str]:
+        """The names of the configured providers that offer `action`, in config order."""
+        return [name for name in self.providers if self.support(name, action) is not None]
+
+    def offers(self, job: Job, action: Action, index: int = 0, variant: str = "") -> Support | None:
+        """How a follow-up of `job` would be served: None unless the job's provider serves
+        `action` AND the job itself offered it (a forged or stale press gets None)."""
+        support = self.support(job.provider, action)
+        if support is None or job.offers(action, index, variant) is None:
+            return None
+        return support
+
+    async def preview(self, job: Job) -> bytes | None:
+        """The bytes of the job's progress preview, fetched through its provider (some
+        previews are the provider's own URLs, such as `sandbox://`). None when there is
+        none, or it is over `preview_max_bytes`, or takes over `preview_timeout` seconds,
+        or fails: a preview is never worth more than a log line."""
+        provider = self.providers.get(job.provider)
+        url, max_bytes = job.preview_url, self.preview_max_bytes
+        if provider is None or not url:
+            return None
+        try:
+            async with asyncio.timeout(self.preview_timeout):
+                data = await provider.download(url, max_bytes)
+        except (ProviderError, TimeoutError) as err:
+            log.debug("no preview for job %s: %s", job.id, err or "timed out")
+            return None
+        except Exception:
+            log.exception("fetching the preview of job %s failed unexpectedly", job.id)
+            return None
+        if len(data) > max_bytes:
+            log.debug("no preview for job %s: %d bytes is over the bound", job.id, len(data))
+            return None
+        return data
+
+    async def check_providers(self, timeout: float = CHECK_TIMEOUT) -> AsyncIterator[ProviderCheck]:
+        """Reach every configured provider with its key, one after the other (each result
+        is yielded as it comes, so a slow one does not hide the others' answers)."""
+        for name, provider in self.providers.items():
+            try:
+                result = await asyncio.wait_for(provider.check(), timeout)
+            except TimeoutError:
+                result = CheckResult(CheckStatus.UNREACHABLE, f"no answer within {timeout:.0f} s")
+            yield ProviderCheck(name, provider.kind, result)
+
+    def poke(self, job_id: str) -> bool:
+        """News may be waiting for this job (a provider callback): poll it soon. Returns
+        whether the job is being followed."""
+        return self.runner.poke(job_id)
+
     # ---- requests ----
 
     async def submit(self, request: JobRequest) -> Job:
         """Validate, store, and send one request (or queue it while its provider is
         full). Returns the job, possibly already failed with the provider's reason.
-        Raises RequestError for bad input, before anything is stored or sent."""
+        Raises RequestError for bad input, before anything is stored or sent. The job
+        returned is a copy, like `get`'s."""
         job, support, submit_request = await self._prepare(request)
         if support.how is How.SELECT:
             await self._select(job, submit_request)
@@ -167,8 +263,8 @@ class Engine:
             job.queue_position = self.dispatcher.enqueue(job)
             job.provider_status = "waiting for a free slot"
             await self.store.save(job)
-            self.events.publish(job, "created")
-        return job
+            self.events.publish(job, EventKind.CREATED)
+        return job.copy()
 
     async def _send(
         self, job: Job, submit_request: SubmitRequest | None = None, *, announce: bool = False
@@ -179,7 +275,7 @@ class Engine:
         job.queue_position = None
         await self.store.save(job)  # written before it is sent: a crash here is detectable
         if announce:
-            self.events.publish(job, "created")
+            self.events.publish(job, EventKind.CREATED)
         try:
             if submit_request is None:
                 submit_request = await self._request_for(job)
@@ -195,7 +291,7 @@ class Engine:
                 job, not_before=self.clock() + delay, front=True
             )
             await self.store.save(job)
-            self.events.publish(job, "queued")
+            self.events.publish(job, EventKind.WAITING)
             return
         except ProviderError as err:
             await self._fail(job, str(err))
@@ -209,7 +305,7 @@ class Engine:
         job.submitted_at = self.clock()
         job.provider_status = ""
         await self.store.save(job)
-        self.events.publish(job, "submitted")
+        self.events.publish(job, EventKind.SUBMITTED)
         if result.snapshot is not None and not result.snapshot.state.finished:
             apply_snapshot(job, result.snapshot)
         self.runner.track(
@@ -221,7 +317,7 @@ class Engine:
         job.failure = reason
         job.finished_at = self.clock()
         await self.store.save(job)
-        self.events.publish(job, "failed")
+        self.events.publish(job, EventKind.FAILED)
 
     async def _expire_waiting(self, job: Job) -> None:
         minutes = max(1, round((job.deadline_at - job.created_at) / 60))
@@ -232,7 +328,9 @@ class Engine:
         )
 
     async def cancel(self, job_id: str) -> Job:
-        job = await self.get(job_id)
+        """Cancel a job: a waiting one costs nothing; a sent one is cancelled at its
+        provider where it can be. Returns a copy of the cancelled job."""
+        job = await self._find(job_id)
         if job is None:
             raise RequestError(f"There is no job {job_id}.")
         if job.finished:
@@ -242,8 +340,8 @@ class Engine:
             job.failure = "Cancelled before it was sent (nothing was charged)."
             job.finished_at = self.clock()
             await self.store.save(job)
-            self.events.publish(job, "cancelled")
-            return job
+            self.events.publish(job, EventKind.CANCELLED)
+            return job.copy()
         provider = self.providers.get(job.provider)
         note = ""
         if provider is not None and job.task_id:
@@ -256,88 +354,45 @@ class Engine:
         job.failure = "Cancelled by request." + note
         job.finished_at = self.clock()
         await self.store.save(job)
-        self.events.publish(job, "cancelled")
-        return job
+        self.events.publish(job, EventKind.CANCELLED)
+        return job.copy()
 
-    async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None:
-        """Record where a front end shows this job (so edits survive restarts).
-
-        Only these two fields are written: the front end's copy of the job may be older
-        than the runner's, and must not overwrite it."""
-        for copy in (job, self.runner.get(job.id)):
-            if copy is not None:
-                copy.channel_id, copy.message_id = channel_id, message_id
-        await self.store.patch(job.id, channel_id=channel_id, message_id=message_id)
+    async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None:
+        """Record where a front end shows this job (so edits survive restarts)."""
+        await self._patch(job_id, channel_id=channel_id, message_id=message_id)
 
     async def mark_delivered(self, job_id: str) -> None:
         """A front end has shown the outcome of this finished job to its requester."""
-        await self.store.patch(job_id, delivered_at=self.clock())
+        await self._patch(job_id, delivered_at=self.clock())
 
-    async def undelivered(self, origin: str, *, within_hours: float = 24) -> list[Job]:
+    async def undelivered(self, origin: Origin, *, within_hours: float = 24) -> list[Job]:
         """Finished jobs whose outcome `origin` never confirmed showing (the process
         stopped in between): a front end shows them again at start."""
-        return await self.store.undelivered(origin, self.clock() - within_hours * 3600)
+        return await self.store.undelivered(origin.value, self.clock() - within_hours * 3600)
+
+    async def _patch(self, job_id: str, **values: str | float) -> None:
+        """Set the few fields a front end owns, on the engine's own job and in the store,
+        and nothing else: a whole save could put back older state."""
+        live = self._live(job_id)
+        if live is not None:
+            for name, value in values.items():
+                setattr(live, name, value)
+        await self.store.patch(job_id, **values)
 
     # ---- internals ----
 
     async def _prepare(self, request: JobRequest) -> tuple[Job, Support, SubmitRequest]:
-        parent: Job | None = None
-        if request.parent_id:
-            parent = await self.get(request.parent_id)
-            if parent is None:
-                raise RequestError(
-                    f"Job {request.parent_id} no longer exists, so its buttons cannot be used."
-                )
-            if parent.status is not JobStatus.SUCCEEDED:
-                raise RequestError(
-                    f"Job {parent.id} has not finished successfully, so it has no results "
-                    "to act on."
-                )
+        """Check a request and make its job (with its inputs saved), ready to send."""
+        parent = await self._parent_of(request)
         provider = self.provider(parent.provider if parent else request.provider)
-        action = request.action
-        label = action_name(action)
-        support = provider.supports(action)
-        if support is None:
-            raise RequestError(f"{provider.name} does not offer {label}.")
-        offered = parent is None or parent.offers(action, request.index, request.variant)
-        if parent is not None and action not in _PROMPTED and not offered:
-            raise RequestError(
-                f"Job {parent.id} does not offer {label}"
-                f"{f' {request.index}' if request.index else ''} on {provider.name}."
-            )
+        support = self._check_offered(request, parent, provider)
         if request.user_id:
             await self._check_limits(request.user_id)
-        parsed = self._parse(request, parent, provider)
-        lo, hi = _IMAGE_COUNTS.get(action, (0, provider.max_images))
-        if not lo <= len(request.images) <= hi:
-            want = f"{lo}" if lo == hi else f"{lo} to {hi}"
-            raise RequestError(f"{label} takes {want} images; you gave {len(request.images)}.")
-        if action is Action.BLEND and request.dimensions not in BLEND_DIMENSIONS:
-            raise RequestError(f"Blend dimensions must be one of {', '.join(BLEND_DIMENSIONS)}.")
-        if action is Action.INPAINT and not request.regions:
-            raise RequestError("Vary (Region) needs at least one region to redraw.")
-
+        parsed = parse_request_prompt(request, parent, provider)
+        check_inputs(request, provider.max_images)
         now = self.clock()
-        job = Job(
-            id=new_job_id(),
-            action=action,
-            provider=provider.name,
-            parent_id=parent.id if parent else None,
-            index=request.index,
-            variant=request.variant,
-            prompt=parsed.raw if parsed else (parent.prompt if parent else ""),
-            params=dict(parsed.params) if parsed else (dict(parent.params) if parent else {}),
-            mode=(parsed.mode if parsed else None) or (parent.mode if parent else None),
-            regions=list(request.regions),
-            dimensions=request.dimensions,
-            origin=request.origin,
-            user_id=request.user_id,
-            guild_id=request.guild_id,
-            channel_id=request.channel_id,
-            created_at=now,
-            deadline_at=now + self.deadline,
-        )
-        images = list(request.images)
+        job = new_job(request, parent, provider.name, parsed, now=now, deadline=now + self.deadline)
+        images: list[ImageInput] | None = list(request.images)
         if not images and parent is not None and parent.inputs:
             # Follow-ups of an image-prompted job reuse its images (e.g. 🔄).
             job.inputs = list(parent.inputs)
@@ -351,6 +406,41 @@ class Engine:
         for n, image in enumerate(request.images, 1):
             job.inputs.append(await self.results.save_input(job, n, image.data))
         return job, support, submit_request
+
+    async def _parent_of(self, request: JobRequest) -> Job | None:
+        """The finished job a follow-up acts on (None for a job of its own)."""
+        if not request.parent_id:
+            return None
+        parent = await self._find(request.parent_id)
+        if parent is None:
+            raise RequestError(
+                f"Job {request.parent_id} no longer exists, so its buttons cannot be used."
+            )
+        if parent.status is not JobStatus.SUCCEEDED:
+            raise RequestError(
+                f"Job {parent.id} has not finished successfully, so it has no results to act on."
+            )
+        return parent
+
+    def _check_offered(
+        self, request: JobRequest, parent: Job | None, provider: Provider
+    ) -> Support:
+        """How the provider serves the request; a follow-up must also be one the parent
+        offered (a prompt of its own, such as a remix, needs no offer)."""
+        action, label = request.action, action_name(request.action)
+        support = provider.supports(action)
+        if support is None:
+            raise RequestError(f"{provider.name} does not offer {label}.")
+        if (
+            parent is not None
+            and action not in PROMPTED
+            and self.offers(parent, action, request.index, request.variant) is None
+        ):
+            raise RequestError(
+                f"Job {parent.id} does not offer {label}"
+                f"{f' {request.index}' if request.index else ''} on {provider.name}."
+            )
+        return support
 
     async def _check_limits(self, user_id: str) -> None:
         """The owner's spending limits per user (config [engine])."""
@@ -376,7 +466,7 @@ class Engine:
         """The provider request for a stored job. Everything comes from the store, so a
         job queued before a restart is sent exactly as it was asked for."""
         if parent is None and job.parent_id:
-            parent = await self.get(job.parent_id)
+            parent = await self._find(job.parent_id)
         parsed: ParsedPrompt | None = None
         if job.prompt:
             with contextlib.suppress(PromptError):  # validated when the job was made
@@ -420,31 +510,10 @@ class Engine:
             return None
         return f"{base}/atelier/callback/{job.id}"
 
-    def _parse(
-        self, request: JobRequest, parent: Job | None, provider: Provider
-    ) -> ParsedPrompt | None:
-        text = request.prompt.strip()
-        if request.action in _PROMPTED or (text and parent is not None):
-            pass  # a prompt of its own: a new one, or a remix / custom zoom of the parent
-        elif parent is not None:
-            text = parent.prompt
-        else:
-            return None
-        if not text:
-            if request.action in _PROMPTED:
-                raise RequestError("The prompt is empty; describe what you want to see.")
-            return None
-        try:
-            parsed = parse_prompt(text)
-            check_supported(parsed, provider.accepted_params, provider.name)
-        except PromptError as err:
-            raise RequestError(str(err)) from None
-        return parsed
-
     async def _select(self, job: Job, request: SubmitRequest) -> None:
         """U1-U4 on providers that return four separate images: no provider call."""
         provider = self.providers[job.provider]
-        parent = await self.get(job.parent_id or "")
+        parent = await self._find(job.parent_id or "")
         source = ""
         if parent is not None and 0 < job.index <= len(parent.images):
             source = parent.images[job.index - 1]
@@ -465,5 +534,5 @@ class Engine:
             job.progress = 100.0
         job.submitted_at = job.finished_at = self.clock()
         await self.store.save(job)
-        self.events.publish(job, "created")
-        self.events.publish(job, job.status.value)
+        self.events.publish(job, EventKind.CREATED)
+        self.events.publish(job, EventKind.reached(job.status))

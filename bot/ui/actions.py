@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import discord
 
-from bot.engine.models import Job, JobRequest, Region
+from bot.engine.models import Job, JobRequest, Origin, Region
 from bot.ui import custom_ids, modals
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
@@ -63,16 +64,14 @@ def check_press(
         action = Action(target.action)
     except ValueError:
         return "This button is from a version of Atelier that no longer offers it."
-    provider = ctx.engine.providers.get(job.provider)
-    if provider is None:
+    if not ctx.engine.has_provider(job.provider):
         return f"The provider {job.provider!r} is no longer configured here."
     if action is Action.IMAGINE:
         if not 0 < target.index <= len(job.texts):
             return f"Job `{job.id}` has no prompt number {target.index}."
         return None
-    label = action_name(action)
-    if provider.supports(action) is None or not job.offers(action, target.index, target.variant):
-        return f"{label} is not offered for job `{job.id}` on {job.provider}."
+    if ctx.engine.offers(job, action, target.index, target.variant) is None:
+        return f"{action_name(action)} is not offered for job `{job.id}` on {job.provider}."
     return None
 
 
@@ -94,7 +93,7 @@ def _request(
             Action.IMAGINE,
             prompt=job.texts[target.index - 1],
             provider=job.provider,
-            origin="discord",
+            origin=Origin.DISCORD,
             user_id=user_id,
             guild_id=guild_id,
             channel_id=channel_id,
@@ -106,7 +105,7 @@ def _request(
         variant=target.variant,
         prompt=prompt,
         regions=regions,
-        origin="discord",
+        origin=Origin.DISCORD,
         user_id=user_id,
         guild_id=guild_id,
         channel_id=channel_id,
@@ -160,12 +159,9 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
             await _open_modal(ctx, interaction, target)
             return
         await interaction.response.defer()  # within 3 s, whatever comes next
-        job = await ctx.engine.get(target.job_id)
-        problem = check_press(ctx, interaction, job, target)
-        if problem:
-            await tell(interaction, problem)
+        job = await _pressed_job(ctx, interaction, target)
+        if job is None:
             return
-        assert job is not None
         if target.action == custom_ids.CANCEL:
             cancelled = await ctx.engine.cancel(job.id)
             await tell(interaction, f"Job `{cancelled.id}` is cancelled.")
@@ -174,16 +170,29 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
         await start_job(ctx, interaction, _request(interaction, target, job), reply_to=reply_to)
 
 
-async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: Target) -> None:
+async def _pressed_job(
+    ctx: UiContext,
+    interaction: discord.Interaction,
+    target: Target,
+    *,
+    timeout: float | None = None,
+) -> Job | None:
+    """The job a press or a form is about, or None once the presser is told why not."""
     try:
-        job = await asyncio.wait_for(ctx.engine.get(target.job_id), MODAL_READ_TIMEOUT)
+        job = await asyncio.wait_for(ctx.engine.get(target.job_id), timeout)
     except TimeoutError:
         raise UserError("Atelier is busy right now; press the button again.") from None
     problem = check_press(ctx, interaction, job, target)
     if problem:
         await tell(interaction, problem)
+        return None
+    return job
+
+
+async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: Target) -> None:
+    job = await _pressed_job(ctx, interaction, target, timeout=MODAL_READ_TIMEOUT)
+    if job is None:
         return
-    assert job is not None
     form = (
         modals.region_modal(target, job)
         if target.action == Action.INPAINT.value
@@ -196,20 +205,17 @@ async def on_modal_submit(interaction: discord.Interaction) -> None:
     """Listener for every interaction: handles submissions of our forms."""
     if interaction.type is not discord.InteractionType.modal_submit:
         return
-    data = interaction.data or {}
+    data: Mapping[str, Any] = interaction.data or {}
     target = custom_ids.parse_modal(str(data.get("custom_id", "")))
     if target is None:
         return
     ctx = ui_context(interaction.client)
     async with guarded(interaction):
         await interaction.response.defer(ephemeral=True, thinking=True)
-        values = modals.read_values(data.get("components") or [])  # type: ignore[arg-type]
-        job = await ctx.engine.get(target.job_id)
-        problem = check_press(ctx, interaction, job, target)
-        if problem:
-            await tell(interaction, problem)
+        values = modals.read_values(data.get("components") or [])
+        job = await _pressed_job(ctx, interaction, target)
+        if job is None:
             return
-        assert job is not None
         prompt = (values.get(modals.PROMPT) or [""])[0].strip()
         if target.action == Action.INPAINT.value:
             regions = regions_from(values.get(modals.AREA, []), values.get(modals.BOX, [""])[0])

@@ -49,10 +49,14 @@ class JobButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> JobButton:
+        # The template matches only our button ids, so `item` is a button; a select or
+        # anything else that matched would be a bug worth saying so.
+        if not isinstance(item, discord.ui.Button):
+            raise TypeError(f"an Atelier custom_id on a {type(item).__name__}")
         target = custom_ids.parse_button(item.custom_id or "")
         if target is None:
             raise ValueError(f"not an Atelier button: {item.custom_id!r}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.engine.models import FollowUp, Job
-from bot.providers.base import How, Support
+from bot.engine.models import FollowUp, How, Job, Support
 from bot.ui import custom_ids
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ButtonSpec

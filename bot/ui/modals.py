@@ -32,17 +32,40 @@ class JobModal(discord.ui.Modal):
         return None
 
 
-def _prompt_input(job: Job, label: str) -> discord.ui.Label[Any]:
+def _text_field(
+    text: str,
+    description: str,
+    custom_id: str,
+    *,
+    max_length: int,
+    required: bool = False,
+    default: str | None = None,
+    placeholder: str | None = None,
+    style: discord.TextStyle = discord.TextStyle.short,
+) -> discord.ui.Label[Any]:
+    """One labelled text input of a form."""
     return discord.ui.Label(
-        text=label,
-        description="Leave as is to keep the job's prompt.",
+        text=text,
+        description=description,
         component=discord.ui.TextInput(
-            custom_id=PROMPT,
-            style=discord.TextStyle.paragraph,
-            required=False,
-            max_length=4000,
-            default=job.prompt[:4000] or None,
+            custom_id=custom_id,
+            style=style,
+            required=required,
+            max_length=max_length,
+            default=default,
+            placeholder=placeholder,
         ),
+    )
+
+
+def _prompt_input(job: Job, label: str) -> discord.ui.Label[Any]:
+    return _text_field(
+        label,
+        "Leave as is to keep the job's prompt.",
+        PROMPT,
+        style=discord.TextStyle.paragraph,
+        max_length=4000,
+        default=job.prompt[:4000] or None,
     )
 
 
@@ -66,15 +89,12 @@ def region_modal(target: Target, job: Job) -> JobModal:
         )
     )
     modal.add_item(
-        discord.ui.Label(
-            text="Or your own box, in per cent",
-            description="left,top,right,bottom from the top-left corner; several: use ;",
-            component=discord.ui.TextInput(
-                custom_id=BOX,
-                required=False,
-                max_length=200,
-                placeholder="e.g. 10,20,60,90",
-            ),
+        _text_field(
+            "Or your own box, in per cent",
+            "left,top,right,bottom from the top-left corner; several: use ;",
+            BOX,
+            max_length=200,
+            placeholder="e.g. 10,20,60,90",
         )
     )
     modal.add_item(_prompt_input(job, "Prompt for the redrawn area"))
@@ -84,12 +104,14 @@ def region_modal(target: Target, job: Job) -> JobModal:
 def zoom_modal(target: Target, job: Job) -> JobModal:
     modal = JobModal(f"Custom Zoom · job {job.id}", target)
     modal.add_item(
-        discord.ui.Label(
-            text="Zoom out by (1 to 2)",
-            description="1 keeps the frame; 2 shows twice as much around it.",
-            component=discord.ui.TextInput(
-                custom_id=FACTOR, required=True, max_length=6, default="1.5", placeholder="1.5"
-            ),
+        _text_field(
+            "Zoom out by (1 to 2)",
+            "1 keeps the frame; 2 shows twice as much around it.",
+            FACTOR,
+            required=True,
+            max_length=6,
+            default="1.5",
+            placeholder="1.5",
         )
     )
     modal.add_item(_prompt_input(job, "Prompt"))

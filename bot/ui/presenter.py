@@ -29,16 +29,16 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from bot import media
 from bot.backoff import Backoff
-from bot.engine.models import Job, JobStatus, JobUpdate
-from bot.providers.base import Provider, ProviderError, Support
+from bot.engine.models import Job, JobStatus, JobUpdate, Origin, Support
 from bot.ui import render
+from bot.ui.layout import SupportOf
 from bot.ui.outgoing import (
     ChannelGone,
     EditCapped,
@@ -55,8 +55,6 @@ from bot.vocab import Action
 
 log = logging.getLogger(__name__)
 
-PREVIEW_MAX_BYTES = 8 * 1024 * 1024
-PREVIEW_TIMEOUT = 10.0
 FINAL_ATTEMPTS = 8  # tries to post a result before giving up (the job stays in /jobs)
 IDLE_EXIT = 60.0  # a channel worker with nothing to show ends after this many seconds
 # A failed Discord write is tried again after 2 s, doubling to a minute. No jitter: the
@@ -66,13 +64,13 @@ PENDING_TTL = 600.0  # a finished job never announced is forgotten after this lo
 
 
 class EngineView(Protocol):
-    """The part of the engine the presenter uses."""
+    """The part of the engine the presenter uses (it never reaches a provider)."""
 
-    providers: Mapping[str, Provider]
+    def support(self, provider_name: str, action: Action) -> Support | None: ...
 
-    async def get(self, job_id: str) -> Job | None: ...
+    async def preview(self, job: Job) -> bytes | None: ...
 
-    async def attach_message(self, job: Job, channel_id: str, message_id: str) -> None: ...
+    async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None: ...
 
     async def mark_delivered(self, job_id: str) -> None: ...
 
@@ -137,7 +135,7 @@ class Presenter:
     def on_update(self, update: JobUpdate) -> None:
         """Engine listener: record the newest state and wake the channel's worker."""
         job = update.job
-        if job.origin != "discord" or not job.channel_id or job.id in self._ignored:
+        if job.origin is not Origin.DISCORD or not job.channel_id or job.id in self._ignored:
             return
         shown = self._shown.get(job.id)
         if shown is None:
@@ -213,7 +211,7 @@ class Presenter:
             return None
         shown.message_id = message_id
         shown.sent_version, shown.last_sent = version, self.clock()
-        await self._attach(shown.job, shown.channel_id, message_id, fresh=True)
+        await self._attach(shown.job, shown.channel_id, message_id)
         return message_id
 
     # ------------------------------------------------------------------ the worker
@@ -342,33 +340,41 @@ class Presenter:
     async def _show_outcome(self, shown: Shown) -> int | None:
         """Post the result (or show the failure). Returns the id of the message that
         now shows the outcome, or None when it has to be retried."""
+        if shown.job.status is not JobStatus.SUCCEEDED:
+            return await self._show_failure(shown)
+        return await self._post_result(shown)
+
+    async def _show_failure(self, shown: Shown) -> int | None:
+        """Edit the job's message to say why it failed (post anew when it is gone)."""
         job = shown.job
-        alive = shown.message_id is not None and not shown.progress_off
-        if job.status is not JobStatus.SUCCEEDED:
-            message = render.failure(job)
-            if alive:
-                assert shown.message_id is not None
-                await self.pacer.acquire(shown.channel_id)
-                try:
-                    await self._edit(shown, shown.message_id, message)
-                except MessageGone:
-                    shown.progress_off = True
-                    return await self._show_outcome(shown)
-                except SendError as err:
-                    return self._retry_final(shown, err)
-                await self._delivered(job)
-                self._drop(shown)
-                return shown.message_id
-            await self.pacer.acquire(shown.channel_id)
+        message = render.failure(job)
+        await self.pacer.acquire(shown.channel_id)
+        if shown.message_id is not None and not shown.progress_off:
             try:
-                posted = await self._send(shown, message, reply_to=shown.reply_to)
+                await self._edit(shown, shown.message_id, message)
+            except MessageGone:
+                shown.progress_off = True
+                return await self._show_outcome(shown)
             except SendError as err:
-                return self._retry_final(shown, err)
-            await self._attach(job, shown.channel_id, posted)
+                self._retry_final(shown, err)
+                return None
             await self._delivered(job)
             self._drop(shown)
-            return posted
+            return shown.message_id
+        try:
+            posted = await self._send(shown, message, reply_to=shown.reply_to)
+        except SendError as err:
+            self._retry_final(shown, err)
+            return None
+        await self._attach(job, shown.channel_id, posted)
+        await self._delivered(job)
+        self._drop(shown)
+        return posted
 
+    async def _post_result(self, shown: Shown) -> int | None:
+        """Post the images and buttons as a reply to the job's message (or anew)."""
+        job = shown.job
+        alive = shown.message_id is not None and not shown.progress_off
         limit = shown.limit or self.sender.upload_limit(job.guild_id)
         if shown.files is None:
             shown.files, shown.notes = await self._result_files(job, limit)
@@ -382,9 +388,11 @@ class Presenter:
             # The limit we were told (or assumed) was too generous: shrink and retry.
             shown.limit = max(256 * 1024, int(limit * 0.6))
             shown.files = None
-            return self._retry_final(shown, TooLarge("over the upload limit"), delay=0.0)
+            self._retry_final(shown, TooLarge("over the upload limit"), delay=0.0)
+            return None
         except SendError as err:
-            return self._retry_final(shown, err)
+            self._retry_final(shown, err)
+            return None
         shown.files = None  # the bytes are on Discord now
         await self._attach(job, shown.channel_id, posted)
         await self._delivered(job)
@@ -412,17 +420,19 @@ class Presenter:
         self._drop(shown)
 
     def _retry_final(self, shown: Shown, err: SendError, delay: float | None = None) -> None:
+        """Schedule another try of a write that shows an outcome, or give up on it (the
+        channel is gone, or it failed too often: the job stays in /jobs)."""
         if isinstance(err, ChannelGone):
             log.info(
                 "channel %s of job %s is gone; the job is kept", shown.channel_id, shown.job.id
             )
             self._drop(shown, dead=True)
-            return None
+            return
         shown.attempts += 1
         if shown.attempts >= FINAL_ATTEMPTS:
             log.error("giving up showing the outcome of job %s: %s", shown.job.id, err)
             self._drop(shown)
-            return None
+            return
         if isinstance(err, Throttled):
             self.pacer.block(shown.channel_id, err.retry_after)
             delay = err.retry_after
@@ -435,7 +445,6 @@ class Presenter:
             err,
             delay,
         )
-        return None
 
     def _drop(self, shown: Shown, *, dead: bool = False) -> None:
         self._shown.pop(shown.job.id, None)
@@ -452,13 +461,10 @@ class Presenter:
         self.writes += 1
         await self.sender.edit(shown.channel_id, message_id, message)
 
-    async def _attach(
-        self, job: Job, channel_id: int, message_id: int, *, fresh: bool = False
-    ) -> None:
+    async def _attach(self, job: Job, channel_id: int, message_id: int) -> None:
         """Record where the job is shown, so that a restart finds it (and /jobs links it)."""
         try:
-            current = await self.engine.get(job.id) if fresh else None
-            await self.engine.attach_message(current or job, str(channel_id), str(message_id))
+            await self.engine.attach_message(job.id, str(channel_id), str(message_id))
         except Exception:
             log.exception("could not record the message of job %s", job.id)
 
@@ -469,11 +475,9 @@ class Presenter:
         except Exception:
             log.exception("could not record that job %s was delivered", job.id)
 
-    def _support_of(self, job: Job) -> Callable[[Action], Support | None]:
-        provider = self.engine.providers.get(job.provider)
-
+    def _support_of(self, job: Job) -> SupportOf:
         def support_of(action: Action) -> Support | None:
-            return provider.supports(action) if provider is not None else None
+            return self.engine.support(job.provider, action)
 
         return support_of
 
@@ -481,8 +485,8 @@ class Presenter:
         """(embed URL, files to attach or None to keep, what is attached afterwards).
 
         http(s) previews are shown by URL (Discord fetches them). Other schemes, such as
-        the sandbox's `sandbox://`, are fetched through the provider's own `download`
-        and attached, once per distinct preview; a preview that cannot be fetched is
+        the sandbox's `sandbox://`, are fetched through the engine (bounded in size and
+        time) and attached, once per distinct preview; a preview that cannot be had is
         skipped (the progress line still moves)."""
         job = shown.job
         url = job.preview_url
@@ -492,16 +496,13 @@ class Presenter:
             return url, ([] if shown.preview_attached else None), None
         if url == shown.preview_attached:
             return None, None, url
-        provider = self.engine.providers.get(job.provider)
-        if provider is None:
+        data = await self.engine.preview(job)
+        if data is None:
             return None, None, shown.preview_attached
         try:
-            data = await asyncio.wait_for(
-                provider.download(url, PREVIEW_MAX_BYTES), PREVIEW_TIMEOUT
-            )
-            limit = min(PREVIEW_MAX_BYTES, shown.limit or self.sender.upload_limit(job.guild_id))
+            limit = shown.limit or self.sender.upload_limit(job.guild_id)
             image = await media.a_fit_to_limit(data, limit)
-        except (ProviderError, media.MediaError, TimeoutError) as err:
+        except media.MediaError as err:
             log.debug("skipping the preview of job %s: %s", job.id, err)
             return None, None, shown.preview_attached
         return None, [FileSpec(f"preview.{image.ext}", image.data)], url
