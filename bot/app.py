@@ -25,6 +25,7 @@ from discord.ext import commands
 from bot.callbacks import CallbackServer
 from bot.config import Config
 from bot.engine.models import EventKind, JobUpdate, Origin
+from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine
 from bot.ui import actions
 from bot.ui.buttons import JobButton, build_view
@@ -86,6 +87,8 @@ class AtelierBot(commands.AutoShardedBot):
         self._unsubscribe = self.engine.subscribe(self.atelier.presenter.on_update)
         try:
             await self.engine.start()
+        except StoreInUse as err:  # a second bot would send and post everything twice
+            raise StartupError(str(err)) from err
         except Exception as err:
             raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
         # Outcomes reached while no process was showing them (a kill -9 between a job

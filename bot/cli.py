@@ -19,6 +19,7 @@ from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
 from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate, Origin
+from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine, RequestError
 from bot.vocab import Action
 
@@ -131,6 +132,14 @@ async def _follow(
     engine = Engine(config)
     try:
         await engine.start()
+    except StoreInUse as err:
+        await engine.stop()
+        if job_id is None:  # sending here would race the process that runs the store
+            print(f"atelier: {err}", file=stream)
+            return EXIT_BAD_INPUT
+        followed = await _follow_elsewhere(config, job_id, out, stream)
+        # None: that process went away meanwhile, so this one resumes the job itself.
+        return await _follow(config, out, stream, job_id=job_id) if followed is None else followed
     except Exception as err:
         print(f"atelier: cannot open the store {config.storage.path}: {err}", file=stream)
         return EXIT_BAD_INPUT
@@ -163,15 +172,50 @@ async def _follow(
                 job = update.job
                 bar.draw(job)
         bar.done()
-        if job.status is not JobStatus.SUCCEEDED:
-            print(f"atelier: job {job.id} {job.status.value}: {job.failure}", file=stream)
-            return EXIT_FAILED
-        for line in save_results(engine, job, out):
-            print(line)
-        return EXIT_OK
+        return _outcome(engine, job, out, stream)
     finally:
         unsubscribe()
         await engine.stop()
+
+
+async def _follow_elsewhere(config: Config, job_id: str, out: Path, stream: TextIO) -> int | None:
+    """`wait` on a store another process runs: follow the job through the store alone
+    (that process sends and polls it; this one never does), then save its images.
+
+    Returns None when that process went away before the job finished."""
+    engine = Engine(config)
+    await engine.start(run=False)  # reads only: the store stays the other process's
+    try:
+        bar = ProgressBar(stream)
+        job: Job | None = None
+        async for job in engine.store.watch(job_id):
+            if not bar.last_line:  # the first sight of it
+                print(
+                    f"atelier: another process runs {config.storage.path}; following job "
+                    f"{job_id} there, read-only.",
+                    file=stream,
+                )
+                bar.start(job, job.provider)
+            bar.draw(job)
+        if job is None:
+            print(f"atelier: there is no job {job_id} (`atelier jobs` lists them).", file=stream)
+            return EXIT_BAD_INPUT
+        if not job.finished:
+            return None
+        bar.done()
+        return _outcome(engine, job, out, stream)
+    finally:
+        await engine.stop()
+
+
+def _outcome(engine: Engine, job: Job, out: Path, stream: TextIO) -> int:
+    """Report a finished job: its images saved to `out`, or why it failed."""
+    if job.status is not JobStatus.SUCCEEDED:
+        print(f"atelier: job {job.id} {job.status.value}: {job.failure}", file=stream)
+        return EXIT_FAILED
+    for line in save_results(engine, job, out):
+        print(line)
+    return EXIT_OK
 
 
 def save_results(engine: Engine, job: Job, out: Path) -> list[str]:

@@ -1,0 +1,278 @@
+"""The store and the loops that write to it fail loudly, never silently: a refused final
+save is retried until it lands, a row this version cannot read is skipped with a log
+line naming it, unknown keys survive a re-save, and only one process runs a store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.backoff import Backoff
+from bot.engine import loop as loop_module
+from bot.engine.loop import BackgroundLoop
+from bot.engine.models import Job, JobRequest, JobStatus
+from bot.engine.ownership import StoreInUse
+from bot.engine.store import COLUMNS, Store
+from bot.vocab import Action
+from tests.test_engine import ScriptedProvider, make_engine, wait_done
+
+# --------------------------------------------------------------------------- a failed final save
+
+
+async def test_a_refused_final_save_is_retried_until_the_job_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(loop_module, "SAVE_BACKOFF", Backoff(base=0.02, cap=0.1))
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider)
+    store = engine.store
+    real_save_many = store.save_many
+    refusals = 3
+
+    async def disk_full_for_finished_jobs(jobs: Any) -> None:
+        nonlocal refusals
+        jobs = list(jobs)
+        if refusals and any(job.status is JobStatus.SUCCEEDED for job in jobs):
+            refusals -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        await real_save_many(jobs)
+
+    monkeypatch.setattr(store, "save_many", disk_full_for_finished_jobs)
+    announced: list[str] = []
+    await engine.start()
+    try:
+        engine.subscribe(lambda update: announced.append(str(update.kind)))
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+
+        async def stored_as_succeeded() -> Job:
+            while True:
+                stored = await store.get(job.id)
+                if stored is not None and stored.status is JobStatus.SUCCEEDED:
+                    return stored
+                await asyncio.sleep(0.02)
+
+        stored = await asyncio.wait_for(stored_as_succeeded(), 10)
+    finally:
+        await engine.stop()
+    assert refusals == 0
+    assert stored.images and stored.grid  # the results came with it
+    assert "succeeded" in announced  # announced once stored
+    failures = [r for r in caplog.records if "saving job" in r.getMessage()]
+    assert len(failures) == 3 and all(job.id in r.getMessage() for r in failures)
+    assert all(r.levelno == logging.ERROR and "disk is full" in r.getMessage() for r in failures)
+
+
+class _Loop(BackgroundLoop):
+    async def _turn(self) -> None:
+        return None
+
+
+async def test_a_spawned_task_that_fails_is_logged_with_its_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = _Loop()
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    loop._spawn(broken(), job_ids=["abcdefghjk"])
+    await asyncio.sleep(0.01)
+    await loop.stop()
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "abcdefghjk" in record.getMessage() and "broken" in record.getMessage()
+    assert record.exc_info is not None and "boom" in str(record.exc_info[1])
+
+
+# --------------------------------------------------------------------------- unreadable rows
+
+
+def _insert(db: Path, job_id: str, status: str, action: str, data: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, action, provider, status, created_at, updated_at, data) "
+            "VALUES (?, ?, 'scripted', ?, 1, 1, ?)",
+            (job_id, action, status, data),
+        )
+
+
+def _document(job_id: str, **changes: Any) -> str:
+    data = Job(id=job_id, action=Action.IMAGINE, provider="scripted", prompt="x").to_json()
+    data.update(changes)
+    return json.dumps(data)
+
+
+async def _store_with_bad_rows(tmp_path: Path) -> Path:
+    store = Store(tmp_path / "a.db")
+    await store.open()
+    await store.save(
+        Job(
+            id="goodgoodgo",
+            action=Action.IMAGINE,
+            provider="scripted",
+            status=JobStatus.RUNNING,
+            task_id="t-old",
+            prompt="good",
+        )
+    )
+    await store.close()
+    db = tmp_path / "a.db"
+    # A newer version's action, a newer version's status, and a hand-edit gone wrong.
+    _insert(db, "newaction0", "running", "animate", _document("newaction0", action="animate"))
+    _insert(db, "newstatus0", "running", "imagine", _document("newstatus0", status="paused"))
+    _insert(db, "badjson000", "running", "imagine", '{"id": "badjson000", "action": ')
+    _insert(db, "notadict00", "succeeded", "imagine", "[1, 2]")
+    return db
+
+
+BAD = ("newaction0", "newstatus0", "badjson000", "notadict00")
+
+
+async def test_every_reader_skips_unreadable_rows_and_names_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _store_with_bad_rows(tmp_path)
+    store = Store(tmp_path / "a.db")
+    await store.open()
+    try:
+        assert [j.id for j in await store.active()] == ["goodgoodgo"]
+        assert [j.id for j in await store.recent()] == ["goodgoodgo"]
+        assert await store.undelivered("cli", 0) == []
+        for job_id in BAD:
+            assert await store.get(job_id) is None
+        assert (await store.get("goodgoodgo")) is not None
+        await store.recent()  # logged once per job, not at every listing
+    finally:
+        await store.close()
+    logged = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert sorted(m.split()[1] for m in logged) == sorted(BAD)
+    assert all(str(tmp_path / "a.db") in m for m in logged)
+
+
+async def test_an_unreadable_row_does_not_stop_the_engine_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _store_with_bad_rows(tmp_path)
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider)
+    await engine.start()
+    try:
+        resumed = await wait_done(engine, "goodgoodgo")
+    finally:
+        await engine.stop()
+    assert resumed.status is JobStatus.SUCCEEDED
+    assert ["t-old"] in provider.fetch_batches
+    assert any("newaction0" in r.getMessage() for r in caplog.records)
+    with sqlite3.connect(tmp_path / "a.db") as conn:  # left as they were, for a newer version
+        kept = dict(conn.execute("SELECT id, status FROM jobs WHERE id != 'goodgoodgo'"))
+    assert kept == {
+        "newaction0": "running",
+        "newstatus0": "running",
+        "badjson000": "running",
+        "notadict00": "succeeded",
+    }
+
+
+# --------------------------------------------------------------------------- unknown keys
+
+
+async def test_unknown_keys_survive_a_re_save(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine.models")
+    db = tmp_path / "a.db"
+    store = Store(db)
+    await store.open()
+    await store.close()
+    newer = {"zz_newer_field": {"kept": [1, 2]}, "zz_other": "x"}
+    _insert(db, "fromnewer0", "running", "imagine", _document("fromnewer0", **newer))
+    store = Store(db)
+    await store.open()
+    try:
+        job = await store.get("fromnewer0")
+        assert job is not None and job.extras == newer
+        job.progress = 50.0  # this version changes what it knows, and saves
+        await store.save(job)
+        await store.get("fromnewer0")
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:
+        [(data,)] = conn.execute("SELECT data FROM jobs")
+    document = json.loads(data)
+    assert document["zz_newer_field"] == {"kept": [1, 2]} and document["zz_other"] == "x"
+    assert document["progress"] == 50.0 and "extras" not in document
+    noted = [r.getMessage() for r in caplog.records if "zz_newer_field" in r.getMessage()]
+    assert len(noted) == 1 and "zz_other" in noted[0]  # once, however often it is read
+
+
+def test_a_known_field_wins_over_a_kept_key_of_the_same_name() -> None:
+    job = Job.from_json({"id": "abcdefghjk", "action": "imagine", "provider": "p"})
+    job.extras = {"prompt": "stale"}
+    job.prompt = "fresh"
+    assert job.to_json()["prompt"] == "fresh"
+    assert Job.from_json(job.to_json()).extras == {}
+
+
+# --------------------------------------------------------------------------- one column list
+
+
+async def test_the_column_list_matches_the_table(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.db")
+    await store.open()
+    try:
+        async with store.db.execute("PRAGMA table_info(jobs)") as cursor:
+            table = [row[1] for row in await cursor.fetchall()]
+    finally:
+        await store.close()
+    assert table == [name for name, _ in COLUMNS]
+
+
+async def test_patch_sets_columns_too_and_refuses_what_is_not_a_field(tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.db")
+    await store.open()
+    try:
+        await store.save(Job(id="abcdefghjk", action=Action.IMAGINE, provider="p"))
+        await store.patch("abcdefghjk", message_id="m1", status=JobStatus.RUNNING)
+        for bad in ({"nonsense": 1}, {"id": "other"}, {"data": "{}"}, {"x') --": 1}):
+            with pytest.raises(ValueError, match="patched"):
+                await store.patch("abcdefghjk", **bad)
+        async with store.db.execute("SELECT message_id, status FROM jobs") as cursor:
+            assert tuple(await cursor.fetchone()) == ("m1", "running")
+        job = await store.get("abcdefghjk")
+        assert job is not None and job.message_id == "m1" and job.status is JobStatus.RUNNING
+    finally:
+        await store.close()
+
+
+# --------------------------------------------------------------------------- one owner
+
+
+async def test_only_one_store_runs_a_database_and_readers_never_block(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    owner, other = Store(db), Store(db)
+    await owner.open()
+    await other.open()
+    try:
+        await owner.active()  # resuming makes it the owner
+        assert owner.owned and (tmp_path / "a.db.lock").exists()
+        job = Job(id="abcdefghjk", action=Action.IMAGINE, provider="p")
+        await owner.save(job)
+        assert [j.id for j in await other.recent()] == [job.id]  # reading is fine
+        with pytest.raises(StoreInUse, match=str(db)):
+            await other.active()
+        with pytest.raises(StoreInUse):
+            await other.save(job)
+        with pytest.raises(StoreInUse):
+            await other.patch(job.id, message_id="m")
+        assert not other.owned
+        await owner.close()
+        await other.active()  # the owner is gone: the lock is free
+        assert other.owned
+    finally:
+        await owner.close()
+        await other.close()
