@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,10 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.config import MjProxyConfig
+from bot import media
+from bot.config import MaasMjConfig, MjProxyConfig, parse_config
+from bot.engine.models import Job, JobRequest, JobStatus
+from bot.engine.service import Engine
 from bot.providers.base import (
     BadKey,
     BadResponse,
@@ -29,11 +33,14 @@ from bot.providers.base import (
     RateLimited,
     RetryPolicy,
     SubmitRequest,
+    SubmitResult,
     TaskNotFound,
+    TaskRef,
     TaskSnapshot,
     TaskState,
     task_refs,
 )
+from bot.providers.maas_mj import MaasMjProvider
 from bot.providers.mj_proxy import (
     MJ_PARAM_NAMES,
     MjProxyProvider,
@@ -41,7 +48,9 @@ from bot.providers.mj_proxy import (
     parse_progress,
     split_numbered,
 )
+from bot.providers.mj_proxy._buttons import MASK_MAX_SIDE, mask_data_url, mask_size
 from bot.vocab import Action
+from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import DEFAULT_SHORTEN, FakeMjProxy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -73,17 +82,30 @@ def make(fake: FakeMjProxy, client: httpx.AsyncClient, **overrides: Any) -> MjPr
     return provider
 
 
-async def finish(provider: MjProxyProvider, task_id: str, polls: int = 12) -> TaskSnapshot:
+async def finish(provider: MjProxyProvider, ref: TaskRef, polls: int = 12) -> TaskSnapshot:
+    """Poll as the runner does: with what the job asked for and its provider data, which
+    gathers the submit's data and every snapshot's extra."""
+    data = dict(ref.data)
     for _ in range(polls):
-        snap = (await provider.fetch(task_refs([task_id])))[task_id]
+        snap = (await provider.fetch([TaskRef(ref.task_id, ref.action, data)]))[ref.task_id]
+        data.update(snap.extra)
         if snap.state.finished:
             return snap
-    raise AssertionError(f"task {task_id} did not finish: {snap}")
+    raise AssertionError(f"task {ref.task_id} did not finish: {snap}")
+
+
+def job_ref(request: SubmitRequest, result: SubmitResult) -> TaskRef:
+    """The ref the runner builds for a job just sent."""
+    return TaskRef(result.task_id, request.action, dict(result.data))
+
+
+async def run(provider: MjProxyProvider, request: SubmitRequest) -> TaskSnapshot:
+    """Submit and poll until the task is done."""
+    return await finish(provider, job_ref(request, await provider.submit(request)))
 
 
 async def imagine_done(provider: MjProxyProvider, prompt: str = "a red fox") -> TaskSnapshot:
-    result = await provider.submit(SubmitRequest(Action.IMAGINE, prompt=prompt, text=prompt))
-    return await finish(provider, result.task_id)
+    return await run(provider, SubmitRequest(Action.IMAGINE, prompt=prompt, text=prompt))
 
 
 async def press(
@@ -108,8 +130,7 @@ async def press(
         ref=followup.ref,
         **kwargs,
     )
-    result = await provider.submit(request)
-    return await finish(provider, result.task_id)
+    return await run(provider, request)
 
 
 # --------------------------------------------------------------------------- happy paths
@@ -417,7 +438,8 @@ async def test_relay_change_needs_index_even_for_reroll(client: httpx.AsyncClien
             "action": "REROLL",
             "index": 1,
         }
-        assert (await finish(provider, result.task_id)).grid and fake.violations == []
+        assert (await finish(provider, job_ref(request, result))).grid
+        assert fake.violations == []
 
 
 @pytest.mark.asyncio
@@ -429,7 +451,7 @@ async def test_action_missing_on_server_falls_back_to_change(client: httpx.Async
         request = SubmitRequest(
             Action.UPSCALE, parent_task_id=grid.task_id, index=1, ref=f"MJ::JOB::upsample::1::{H}"
         )
-        await finish(provider, (await provider.submit(request)).task_id)
+        await run(provider, request)
         assert fake.count("/submit/action") == 1 and fake.count("/submit/change") == 1
         with pytest.raises(NotOffered):  # no /change for this one: the 404 stands
             await provider.submit(
@@ -552,6 +574,198 @@ async def test_remix_modal_on_code_21(client: httpx.AsyncClient) -> None:
         assert fake.violations == []
 
 
+# A 0.1%-wide area of a 500 px image: half a pixel, which round() used to drop (200.55 and
+# 201.05 both round to 201) and media.pixel_box widens outwards to columns 200-201.
+THIN = (0.4011, 0.2, 0.4021, 0.6)
+
+
+def white_box(mask: Image.Image) -> tuple[int, int, int, int] | None:
+    """The bounding box of a mask's white pixels (exclusive right/bottom, as pixel_box)."""
+    return mask.convert("L").point(lambda v: 255 if v == 255 else 0).getbbox()
+
+
+async def upscaled_500(provider: MjProxyProvider, fake: FakeMjProxy) -> TaskSnapshot:
+    fake.grid_size = (1000, 1000)  # U1 of it: 500 x 500
+    upscaled = await press(provider, await imagine_done(provider), Action.UPSCALE, 1)
+    assert fake.tasks[upscaled.task_id].size == (500, 500)
+    return upscaled
+
+
+@pytest.mark.asyncio
+async def test_a_thin_region_still_reaches_the_mask(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        upscaled = await upscaled_500(provider, fake)
+        await press(
+            provider, upscaled, Action.INPAINT, parent_image_size=(500, 500), regions=[THIN]
+        )
+        sent = decode_data_url(fake.bodies("/submit/modal")[-1]["maskBase64"])
+        assert sent.size == (500, 500)
+        assert white_box(sent) == media.pixel_box(THIN, (500, 500)) == (200, 100, 202, 300)
+        assert sent.convert("L").histogram()[255] == 2 * 200
+        inpaint_task = fake.bodies("/submit/modal")[-1]["taskId"]
+        assert white_box(fake.tasks[inpaint_task].mask) == (200, 100, 202, 300)
+        assert fake.violations == []  # the old mask had "no white region"
+
+
+@pytest.mark.asyncio
+async def test_both_midjourney_adapters_draw_the_same_pixels(client: httpx.AsyncClient) -> None:
+    box = media.pixel_box(THIN, (500, 500))
+    assert box is not None
+    async with FakeMjProxy(flavour="relay") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        upscaled = await upscaled_500(provider, fake)
+        await press(
+            provider, upscaled, Action.INPAINT, parent_image_size=(500, 500), regions=[THIN]
+        )
+        mask_box = white_box(decode_data_url(fake.bodies("/submit/modal")[-1]["maskBase64"]))
+    async with FakeMaasMj(key="maas-key", endpoint="ep") as maas:
+        settings = {"name": "mj", "kind": "maas-mj", "base_url": maas.base_url,
+                    "endpoint": "ep", "api_key": "maas-key"}  # fmt: skip
+        adapter = MaasMjProvider(MaasMjConfig(**settings), client, policy=FAST)
+        grid = await adapter.submit(SubmitRequest(Action.IMAGINE, prompt="a red fox"))
+        for _ in range(20):
+            snap = (await adapter.fetch(task_refs([grid.task_id])))[grid.task_id]
+            if snap.state.finished:
+                break
+        picked = adapter.select(grid.task_id, snap.extra, 1)
+        await adapter.submit(
+            SubmitRequest(Action.INPAINT, prompt="a blue fox", parent_task_id=grid.task_id,
+                          parent_extra=dict(picked.extra), parent_image_size=(500, 500),
+                          regions=[THIN])
+        )  # fmt: skip
+        areas = maas.api_requests("/tob/inpaint")[-1].json["mask"]["areas"]
+    left, top, right, bottom = box
+    assert areas == [
+        {
+            "width": 500,
+            "height": 500,
+            "points": [left, top, right, top, right, bottom, left, bottom],
+        }
+    ]
+    assert mask_box == box
+
+
+@pytest.mark.asyncio
+async def test_regions_that_are_no_area_are_refused_before_sending(
+    client: httpx.AsyncClient,
+) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        provider = make(fake, client)
+        request = SubmitRequest(
+            Action.INPAINT,
+            parent_task_id="1",
+            ref=f"MJ::Inpaint::1::{H}::SOLO",
+            parent_image_size=(500, 500),
+            regions=[(0.5, 0.5, 0.5, 0.9), (0.1, 0.3, 0.2, 0.3)],  # a line, a line
+        )
+        with pytest.raises(PromptRejected, match="region"):
+            await provider.submit(request)
+        assert fake.requests == []
+
+
+@pytest.mark.asyncio
+async def test_the_mask_of_an_absurd_image_size_is_bounded() -> None:
+    # A size read from a corrupt row: the mask keeps the shape, capped at Midjourney's
+    # largest side, and the region still falls where it was drawn.
+    request = SubmitRequest(Action.INPAINT, regions=[(0.5, 0.5, 1.0, 1.0)])
+    mask = decode_data_url(await mask_data_url(request, (40_000, 20_000)))
+    assert mask.size == (MASK_MAX_SIDE, MASK_MAX_SIDE // 2) == (4096, 2048)
+    assert white_box(mask) == (2048, 1024, 4096, 2048)
+    assert mask_size((1456, 816)) == (1456, 816)  # real Midjourney sizes are kept
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_adapter_reads_what_the_store_kept(client: httpx.AsyncClient) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        before = make(fake, client)
+        upscaled = await press(before, await imagine_done(before), Action.UPSCALE, 1)
+        fake.modal_linger_polls = 2  # trueai keeps MODAL until its queue starts the task
+        followup = next(f for f in upscaled.followups if f.action == Action.INPAINT)
+        request = SubmitRequest(
+            Action.INPAINT,
+            parent_task_id=upscaled.task_id,
+            parent_extra=upscaled.extra,
+            ref=followup.ref,
+            parent_image_size=(64, 64),
+            regions=[(0, 0, 0.5, 0.5)],
+        )
+        inpaint = job_ref(request, await before.submit(request))
+        # A describe whose task does not say so: the generic word trueai uses for actions.
+        describe = fake.add_task(action="ACTION", result="describe")
+        stored = TaskRef(describe.id, Action.DESCRIBE)
+        after = make(fake, client)  # a restart: a new adapter, nothing in memory
+        # Without what the store holds, the same answers can only be guessed at: the
+        # answered modal reads as a new question, the describe as an image.
+        guessed = await after.fetch(task_refs([inpaint.task_id, describe.id]))
+        assert guessed[inpaint.task_id].state == TaskState.NEEDS_INPUT
+        assert guessed[describe.id].texts == [] and guessed[describe.id].image_urls
+        read = await after.fetch([inpaint, stored])
+        assert read[inpaint.task_id].state == TaskState.SUBMITTED
+        assert read[inpaint.task_id].provider_status == "MODAL"
+        assert read[describe.id].state == TaskState.SUCCEEDED
+        assert read[describe.id].texts == split_numbered(fake.describe_answer)
+        assert len(read[describe.id].texts) == 4 and read[describe.id].image_urls == []
+        assert (await finish(after, inpaint)).state == TaskState.SUCCEEDED
+        assert fake.violations == []
+
+
+async def until_done(engine: Engine, job_id: str, seconds: float = 10.0) -> Job:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = await engine.get(job_id)
+        if job is not None and job.finished:
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not finish: {await engine.get(job_id)}")
+
+
+@pytest.mark.asyncio
+async def test_the_engine_keeps_the_answered_modal_across_a_restart(tmp_path: Path) -> None:
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        config = parse_config(
+            {
+                "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "m")},
+                "providers": [fake.provider_config()],
+            }
+        )
+        engine = Engine(config)
+        await engine.start()
+        grid = await engine.submit(JobRequest(Action.IMAGINE, prompt="a red fox"))
+        grid = await until_done(engine, grid.id)
+        upscaled = await engine.submit(JobRequest(Action.UPSCALE, parent_id=grid.id, index=1))
+        upscaled = await until_done(engine, upscaled.id)
+        fake.modal_linger_polls = 1_000_000  # answered, but the queue does not start it
+        job = await engine.submit(
+            JobRequest(Action.INPAINT, parent_id=upscaled.id, regions=[(0.0, 0.0, 0.5, 0.5)])
+        )
+        while fake.count("/submit/modal") == 0 or (await engine.get(job.id)).task_id is None:
+            await asyncio.sleep(0.02)
+        task_id = (await engine.get(job.id)).task_id
+        await engine.stop()
+        fetched = fake.count(f"/task/{task_id}/fetch") + fake.count("list-by-condition")
+        engine = Engine(config)  # a restart: new adapters, nothing in memory
+        await engine.start()
+        try:
+            while fake.count(f"/task/{task_id}/fetch") + fake.count("list-by-condition") < (
+                fetched + 3
+            ):
+                await asyncio.sleep(0.02)
+            resumed = await engine.get(job.id)
+            assert fake.tasks[task_id].status == "MODAL"  # the server still says MODAL
+            assert resumed is not None and resumed.status is JobStatus.SUBMITTED
+            fake.tasks[task_id].modal_linger = 0  # the queue starts it
+            done = await until_done(engine, job.id)
+            assert done.status is JobStatus.SUCCEEDED and len(done.images) == 4
+        finally:
+            await engine.stop()
+        assert fake.count("/submit/modal") == 1 and fake.violations == []
+
+
 # --------------------------------------------------------------------------- other actions
 
 
@@ -562,7 +776,7 @@ async def test_blend(count: int, client: httpx.AsyncClient) -> None:
         provider = make(fake, client)
         images = [image((i * 40, 0, 0)) for i in range(count)]
         request = SubmitRequest(Action.BLEND, images=images, dimensions="PORTRAIT")
-        done = await finish(provider, (await provider.submit(request)).task_id)
+        done = await run(provider, request)
         assert done.grid and {f.action for f in done.followups} >= {Action.UPSCALE}
         body = fake.bodies("/submit/blend")[-1]
         assert len(body["base64Array"]) == count and body["dimensions"] == "PORTRAIT"
@@ -590,7 +804,7 @@ async def test_describe_gives_four_prompts(where: str, client: httpx.AsyncClient
         fake.describe_in = where
         provider = make(fake, client)
         request = SubmitRequest(Action.DESCRIBE, images=[image(), image()])
-        done = await finish(provider, (await provider.submit(request)).task_id)
+        done = await run(provider, request)
         assert len(done.texts) == 4
         assert (
             done.texts[0]
@@ -609,7 +823,7 @@ async def test_shorten(where: str, client: httpx.AsyncClient) -> None:
         fake.shorten_in = where
         provider = make(fake, client)
         request = SubmitRequest(Action.SHORTEN, prompt="a very long prompt about a red fox")
-        done = await finish(provider, (await provider.submit(request)).task_id)
+        done = await run(provider, request)
         assert done.texts == split_numbered(DEFAULT_SHORTEN)
         assert done.texts[0] == "red fox, snow, watercolor" and len(done.texts) == 5
 
@@ -632,7 +846,7 @@ async def test_face_swap(client: httpx.AsyncClient) -> None:
         with pytest.raises(PromptRejected):
             await provider.submit(SubmitRequest(Action.SWAP_FACE, images=[image()]))
         request = SubmitRequest(Action.SWAP_FACE, images=[image(), image((0, 90, 0))])
-        done = await finish(provider, (await provider.submit(request)).task_id)
+        done = await run(provider, request)
         assert not done.grid and len(done.image_urls) == 1 and done.followups == []
         assert fake.requests[0].path == "/mj/insight-face/swap"
         assert set(fake.bodies("/insight-face/swap")[0]) >= {"sourceBase64", "targetBase64"}
@@ -1040,7 +1254,7 @@ async def test_callbacks_carry_the_task(client: httpx.AsyncClient) -> None:
         async with FakeMjProxy(flavour="trueai") as fake:
             provider = make(fake, client)
             request = SubmitRequest(Action.IMAGINE, prompt="a fox", callback_url=url)
-            done = await finish(provider, (await provider.submit(request)).task_id)
+            done = await run(provider, request)
             for _ in range(100):
                 if received and received[-1]["status"] == "SUCCESS":
                     break
@@ -1116,12 +1330,13 @@ async def test_modal_status_after_the_modal_is_not_a_new_question(
             parent_image_size=(64, 64),
             regions=[(0, 0, 0.5, 0.5)],
         )
-        task_id = (await provider.submit(request)).task_id
+        ref = job_ref(request, await provider.submit(request))
+        task_id = ref.task_id
         raw = fake.tasks[task_id]
         assert raw.status == "MODAL" and raw.modal is None  # answered, not started yet
-        snap = (await provider.fetch(task_refs([task_id])))[task_id]
+        snap = (await provider.fetch([ref]))[task_id]
         assert snap.state == TaskState.SUBMITTED and snap.provider_status == "MODAL"
-        assert (await finish(provider, task_id)).state == TaskState.SUCCEEDED
+        assert (await finish(provider, ref)).state == TaskState.SUCCEEDED
         # A MODAL task whose modal was never sent still asks for input.
         other = fake.add_task(script=[("MODAL", "0%")])
         assert (await provider.fetch(task_refs([other.id])))[
@@ -1211,7 +1426,7 @@ async def test_describe_prompts_one_a_line(client: httpx.AsyncClient) -> None:
         fake.describe_answer = "\r\n".join(prompts)
         provider = make(fake, client)
         request = SubmitRequest(Action.DESCRIBE, images=[image()])
-        done = await finish(provider, (await provider.submit(request)).task_id)
+        done = await run(provider, request)
         assert done.texts == prompts
 
 

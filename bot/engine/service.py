@@ -301,6 +301,7 @@ class Engine:
             await self._fail(job, f"Atelier could not submit this job ({type(err).__name__}).")
             return
         job.task_id = result.task_id
+        job.provider_data.update(result.data)  # kept from the start: read back on every poll
         job.status = JobStatus.SUBMITTED
         job.submitted_at = self.clock()
         job.provider_status = ""

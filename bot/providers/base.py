@@ -226,6 +226,9 @@ class SubmitRequest:
 class SubmitResult:
     task_id: str
     snapshot: TaskSnapshot | None = None  # when the submit answer already is a snapshot
+    # JSON-safe data the provider wants kept with the job from the start (merged into its
+    # provider_data, so every TaskRef of the job carries it, across restarts too).
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class CheckStatus(enum.StrEnum):

@@ -29,13 +29,13 @@ Choices made here, on purpose:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 
+from bot import media
 from bot.config import MaasMjConfig
 from bot.providers.base import (
     BadResponse,
@@ -474,13 +474,12 @@ def inpaint_areas(
     width, height = mask_size(size)
     areas: list[dict[str, Any]] = []
     for region in regions:
-        x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in region)
-        left, right = sorted((x0, x1))
-        top, bottom = sorted((y0, y1))
-        px0, px1 = math.floor(left * width), math.ceil(right * width)
-        py0, py1 = math.floor(top * height), math.ceil(bottom * height)
-        if px1 - px0 < 1 or py1 - py0 < 1:
+        # The one fraction -> pixels conversion (the mask mj-proxy sends uses it too):
+        # clamped to the image, rounded outwards so a thin region keeps a pixel.
+        box = media.pixel_box(region, (width, height))
+        if box is None:
             continue  # a click, not an area
+        px0, py0, px1, py1 = box
         points = [px0, py0, px1, py0, px1, py1, px0, py1]  # clockwise from top-left
         areas.append({"width": width, "height": height, "points": points})
     if not areas:

@@ -5,15 +5,12 @@ open (`/submit/modal`)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageDraw
-
+from bot import media
 from bot.providers.base import (
+    ImageInput,
     NotOffered,
     PromptRejected,
     ProviderError,
@@ -24,6 +21,7 @@ from bot.providers.mj_proxy._fetch import fetch_one
 from bot.providers.mj_proxy._submit import Accepted, common_body, post_submit, request_mode
 from bot.providers.mj_proxy._tables import (
     CHANGE_ACTIONS,
+    MODAL_ANSWERED,
     ZOOM_PARAM,
     followup_for_custom_id,
     mapping,
@@ -31,6 +29,8 @@ from bot.providers.mj_proxy._tables import (
 )
 from bot.providers.mj_proxy._wire import Wire
 from bot.vocab import Action
+
+Region = tuple[float, float, float, float]  # fractions of the image: x0, y0, x1, y1
 
 
 @dataclass(frozen=True)
@@ -41,33 +41,34 @@ class ModalWait:
     poll: float
 
 
-@dataclass(frozen=True)
-class Pressed:
-    """A follow-up the server took, and the task ids whose modal we answered."""
+# Midjourney's largest image is 4096 px a side (a 4x upscale of v5); Vary (Region) acts on a
+# U1-U4 image, smaller still. The size comes from the store (the engine's measure of the
+# image, or the server's own width/height), so a corrupt or hand-edited row could ask for
+# any size: uncapped, 20000 x 20000 would be 1.2 GB of pixels drawn for one request.
+# Capped, the mask keeps the image's shape, so the regions (fractions of the image) still
+# fall where the user drew them.
+MASK_MAX_SIDE = 4096
 
-    result: SubmitResult
-    modal_answered: frozenset[str] = frozenset()
 
-
-def make_mask(size: tuple[int, int], regions: Sequence[tuple[float, float, float, float]]) -> str:
-    """A PNG data URL: black image of `size`, white rectangles where Midjourney redraws."""
+def mask_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The mask's (width, height): the image's, scaled down to fit MASK_MAX_SIDE."""
     width, height = size
-    mask = Image.new("RGB", (width, height), (0, 0, 0))
-    draw = ImageDraw.Draw(mask)
-    for x0, y0, x1, y1 in regions:
-        left, right = sorted((x0, x1))
-        top, bottom = sorted((y0, y1))
-        box = (
-            max(0, round(left * width)),
-            max(0, round(top * height)),
-            min(width, round(right * width)) - 1,
-            min(height, round(bottom * height)) - 1,
-        )
-        if box[2] >= box[0] and box[3] >= box[1]:
-            draw.rectangle(box, fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    mask.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    scale = min(1.0, MASK_MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def drawn_regions(request: SubmitRequest, size: tuple[int, int]) -> list[Region]:
+    """The regions that are areas of the image (media.pixel_box: clamped, rounded
+    outwards, so a thin one keeps a pixel); a click with no width or height is not."""
+    return [r for r in request.regions if media.pixel_box(r, size) is not None]
+
+
+async def mask_data_url(request: SubmitRequest, size: tuple[int, int]) -> str:
+    """The `maskBase64` of a Vary (Region) on an image of `size`: media.region_mask's PNG
+    (white where Midjourney redraws), drawn off the event loop."""
+    bounded = mask_size(size)
+    png = await media.a_region_mask(bounded, drawn_regions(request, bounded))
+    return ImageInput(png).data_url()
 
 
 def custom_id_for(request: SubmitRequest) -> str:
@@ -118,9 +119,15 @@ def _check_input(wire: Wire, request: SubmitRequest) -> None:
             raise PromptRejected(
                 "Vary (Region) needs at least one selected region.", provider=wire.name
             )
-        if image_size(request) is None:
+        size = image_size(request)
+        if size is None:
             raise PromptRejected(
                 "Vary (Region) needs the size of the image to draw its mask.",
+                provider=wire.name,
+            )
+        if not drawn_regions(request, mask_size(size)):
+            raise PromptRejected(
+                "Vary (Region) needs at least one selected region with a width and a height.",
                 provider=wire.name,
             )
 
@@ -131,7 +138,7 @@ def _needs_modal(request: SubmitRequest) -> bool:
     )
 
 
-async def press(wire: Wire, request: SubmitRequest, wait: ModalWait) -> Pressed:
+async def press(wire: Wire, request: SubmitRequest, wait: ModalWait) -> SubmitResult:
     """Press the parent's button for `request`, answering its modal where one opens."""
     _check_input(wire, request)
     parent = str(request.parent_task_id)
@@ -157,7 +164,7 @@ async def press(wire: Wire, request: SubmitRequest, wait: ModalWait) -> Pressed:
         )
     if await _opens_modal(wire, request, accepted, what, wait):
         return await _complete_modal(wire, request, accepted.task_id, what)
-    return Pressed(accepted.result())
+    return accepted.result()
 
 
 async def _opens_modal(
@@ -242,7 +249,7 @@ async def _parent_prompt(wire: Wire, request: SubmitRequest) -> str:
 
 async def _complete_modal(
     wire: Wire, request: SubmitRequest, modal_task_id: str, what: str
-) -> Pressed:
+) -> SubmitResult:
     prompt = await _parent_prompt(wire, request)
     if request.action == Action.ZOOM and request.variant == "custom":
         zoom = str(request.params.get("zoom") or "2")
@@ -255,8 +262,8 @@ async def _complete_modal(
     if request.action == Action.INPAINT:
         size = image_size(request)
         assert size is not None  # checked before anything was sent
-        body["maskBase64"] = make_mask(size, request.regions)
+        body["maskBase64"] = await mask_data_url(request, size)
     accepted = await post_submit(wire, "/submit/modal", body, what, request_mode(wire, request))
-    task_id = accepted.task_id or modal_task_id
-    result = Accepted(task_id, accepted.code, accepted.data).result()
-    return Pressed(result, frozenset({modal_task_id, accepted.task_id}))
+    # Both ids: servers answer with the modal task's own id or with a new one.
+    answered = sorted({modal_task_id, accepted.task_id})
+    return accepted.result({MODAL_ANSWERED: answered})

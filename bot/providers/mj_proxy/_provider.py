@@ -37,6 +37,7 @@ from bot.providers.mj_proxy._tables import (
     BUTTON_ACTIONS,
     FIRST_ACTIONS,
     MJ_PARAM_NAMES,
+    MODAL_ANSWERED,
     PLUS_ACTIONS,
 )
 from bot.providers.mj_proxy._wire import Wire, looks_html
@@ -86,13 +87,6 @@ class MjProxyProvider(Provider):
         self._http = self._wire.http
         self._errors = self._wire.errors
         self._reader = TaskReader(self._wire, batch=config.batch_fetch)
-        # What we asked for per task id: tells grid from single image when the server's
-        # `action` is the generic "ACTION" (trueai) and there are no buttons.
-        self._asked: dict[str, Action] = {}
-        # Tasks whose modal we have sent: a MODAL status after that is stale, not a new
-        # question (trueai keeps MODAL until its queue starts the task; new-api answers
-        # /fetch from the task's first row, which stays MODAL until the job is done).
-        self._modal_sent: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return f"MjProxyProvider(name={self.name!r}, base_url={self._wire.base_url!r})"
@@ -111,34 +105,30 @@ class MjProxyProvider(Provider):
         if self.supports(action) is None:
             raise NotOffered(f"{self.name} does not offer {action.value}.", provider=self.name)
         if action in BUTTON_ACTIONS:
-            pressed = await press(self._wire, request, ModalWait(self.modal_wait, self.modal_poll))
-            result = pressed.result
-            for done in pressed.modal_answered:
-                self._modal_sent[done] = None
-            while len(self._modal_sent) > 10_000:
-                self._modal_sent.pop(next(iter(self._modal_sent)))
-        else:
-            result = await FIRST_STEPS[action](self._wire, request)
-        self._asked[result.task_id] = action
-        if len(self._asked) > 10_000:  # a hint only; keep it from growing without end
-            self._asked.pop(next(iter(self._asked)))
-        return result
+            return await press(self._wire, request, ModalWait(self.modal_wait, self.modal_poll))
+        return await FIRST_STEPS[action](self._wire, request)
 
     async def fetch(self, refs: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
+        by_id: dict[str, TaskRef] = {}
+        for ref in refs:
+            by_id.setdefault(ref.task_id, ref)
         tasks = await self._reader.read(
-            [ref.task_id for ref in refs],
-            batch_size=self.batch_size,
-            concurrency=self.fetch_concurrency,
+            list(by_id), batch_size=self.batch_size, concurrency=self.fetch_concurrency
         )
-        return {task_id: self.snapshot(task) for task_id, task in tasks.items()}
+        return {task_id: self.snapshot(task, by_id.get(task_id)) for task_id, task in tasks.items()}
 
-    def snapshot(self, task: Mapping[str, Any]) -> TaskSnapshot:
-        """Normalise one midjourney-proxy Task (from a fetch, or a notifyHook callback)."""
+    def snapshot(self, task: Mapping[str, Any], ref: TaskRef | None = None) -> TaskSnapshot:
+        """Normalise one midjourney-proxy Task (from a fetch, or a notifyHook callback).
+
+        `ref` is what the store holds of the job: what it asked for (the server's task may
+        not say: trueai names every button press "ACTION") and whether we answered its
+        modal. Without it, the task's own words are all there is to go by."""
         task_id = str(task.get("id") or "")
+        answered = ref.data.get(MODAL_ANSWERED) if ref is not None else None
         return read_task(
             task,
-            asked=self._asked.get(task_id),
-            modal_answered=task_id in self._modal_sent,
+            asked=ref.action if ref is not None else None,
+            modal_answered=isinstance(answered, list) and task_id in answered,
             name=self.name,
             scrub=self._errors.scrub,
         )

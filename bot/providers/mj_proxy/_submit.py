@@ -32,7 +32,9 @@ class Accepted:
     code: int
     data: Mapping[str, Any]
 
-    def result(self) -> SubmitResult:
+    def result(self, data: Mapping[str, Any] | None = None) -> SubmitResult:
+        """As a SubmitResult, with `data` to keep with the job."""
+        kept = dict(data or {})
         if self.code == 22:
             position = mapping(self.data.get("properties")).get("numberOfQueues")
             snapshot = TaskSnapshot(
@@ -41,8 +43,8 @@ class Accepted:
                 queue_position=position if isinstance(position, int) else None,
                 provider_status="NOT_START",
             )
-            return SubmitResult(self.task_id, snapshot)
-        return SubmitResult(self.task_id)
+            return SubmitResult(self.task_id, snapshot, kept)
+        return SubmitResult(self.task_id, data=kept)
 
 
 async def post_submit(

@@ -103,6 +103,11 @@ BUSY = re.compile(
 MODEL_FORBIDDEN = re.compile(r"模型|\bmodels?\b|\bmj_\w+|swap_face", re.IGNORECASE)
 # trueai's cancel marks the task FAILURE with this reason (TaskController.Cancel).
 CANCEL_REASONS = frozenset({"取消任务"})
+# The key, in the job's provider data, of the task ids whose /submit/modal we sent: a MODAL
+# status after that is stale, not a new question (trueai keeps MODAL until its queue starts
+# the task; new-api answers /fetch from the task's first row, which stays MODAL until the
+# job is done). Kept with the job, it holds across a restart.
+MODAL_ANSWERED = "modalAnswered"
 # Which of two rows for one task id is further along (new-api keeps a second row after
 # /submit/modal and list-by-condition returns both).
 STATUS_RANK = {"MODAL": 0, "": 1, "NOT_START": 2, "SUBMITTED": 3, "IN_PROGRESS": 4}
