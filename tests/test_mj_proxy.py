@@ -108,6 +108,19 @@ async def imagine_done(provider: MjProxyProvider, prompt: str = "a red fox") -> 
     return await run(provider, SubmitRequest(Action.IMAGINE, prompt=prompt, text=prompt))
 
 
+def vary_region(parent: TaskSnapshot) -> SubmitRequest:
+    """Vary (Region) on the top-left quarter of `parent`, through its own button."""
+    followup = next(f for f in parent.followups if f.action == Action.INPAINT)
+    return SubmitRequest(
+        Action.INPAINT,
+        parent_task_id=parent.task_id,
+        parent_extra=parent.extra,
+        ref=followup.ref,
+        parent_image_size=(64, 64),
+        regions=[(0, 0, 0.5, 0.5)],
+    )
+
+
 async def press(
     provider: MjProxyProvider,
     parent: TaskSnapshot,
@@ -684,15 +697,7 @@ async def test_a_restarted_adapter_reads_what_the_store_kept(client: httpx.Async
         before = make(fake, client)
         upscaled = await press(before, await imagine_done(before), Action.UPSCALE, 1)
         fake.modal_linger_polls = 2  # trueai keeps MODAL until its queue starts the task
-        followup = next(f for f in upscaled.followups if f.action == Action.INPAINT)
-        request = SubmitRequest(
-            Action.INPAINT,
-            parent_task_id=upscaled.task_id,
-            parent_extra=upscaled.extra,
-            ref=followup.ref,
-            parent_image_size=(64, 64),
-            regions=[(0, 0, 0.5, 0.5)],
-        )
+        request = vary_region(upscaled)
         inpaint = job_ref(request, await before.submit(request))
         # A describe whose task does not say so: the generic word trueai uses for actions.
         describe = fake.add_task(action="ACTION", result="describe")
@@ -1321,15 +1326,7 @@ async def test_modal_status_after_the_modal_is_not_a_new_question(
         fake.script = [("SUCCESS", "100%")]
         provider = make(fake, client)
         upscaled = await press(provider, await imagine_done(provider), Action.UPSCALE, 1)
-        followup = next(f for f in upscaled.followups if f.action == Action.INPAINT)
-        request = SubmitRequest(
-            Action.INPAINT,
-            parent_task_id=upscaled.task_id,
-            parent_extra=upscaled.extra,
-            ref=followup.ref,
-            parent_image_size=(64, 64),
-            regions=[(0, 0, 0.5, 0.5)],
-        )
+        request = vary_region(upscaled)
         ref = job_ref(request, await provider.submit(request))
         task_id = ref.task_id
         raw = fake.tasks[task_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.providers.base import FollowUp, TaskState
@@ -61,22 +62,33 @@ SINGLE_OUR_ACTIONS = frozenset(
 # Server actions after which a grid without buttons may still be served through /change.
 CHANGEABLE_SERVER_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
 
-# Midjourney customIds -> our follow-ups. How a match reads: "index" = the image number it
-# captured, "variant" = the word it captured, anything else = that fixed variant.
-CUSTOM_IDS: tuple[tuple[re.Pattern[str], Action, str], ...] = (
-    (re.compile(r"MJ::JOB::upsample::([1-4])::"), Action.UPSCALE, "index"),
-    (re.compile(r"MJ::JOB::variation::([1-4])::"), Action.VARIATION, "index"),
-    (re.compile(r"MJ::JOB::reroll::"), Action.REROLL, ""),
+
+@dataclass(frozen=True)
+class ButtonKind:
+    """One kind of Midjourney button, told by its customId (<h> is Midjourney's job hash)."""
+
+    pattern: str  # a regular expression matched at the customId's start (re caches it)
+    action: Action
+    variant: str = ""  # a fixed variant: Zoom Out 2x is "2"
+    numbered: bool = False  # the match's group 1 is the image number (U1-U4, V1-V4)
+    named: bool = False  # the match's group 1 is the variant (the pan direction)
+
+
+# Midjourney customIds -> our follow-ups; buttons not listed are not offered.
+BUTTON_KINDS: tuple[ButtonKind, ...] = (
+    ButtonKind(r"MJ::JOB::upsample::([1-4])::", Action.UPSCALE, numbered=True),
+    ButtonKind(r"MJ::JOB::variation::([1-4])::", Action.VARIATION, numbered=True),
+    ButtonKind(r"MJ::JOB::reroll::", Action.REROLL),
     # v6: upsample_v6_2x_subtle, v6.1: upsample_v6r1_2x_subtle, v7: upsample_v7_2x_subtle.
-    (re.compile(r"MJ::JOB::(?:upsample_)?v\w+?_2x_subtle::"), Action.UPSCALE_SUBTLE, ""),
-    (re.compile(r"MJ::JOB::(?:upsample_)?v\w+?_2x_creative::"), Action.UPSCALE_CREATIVE, ""),
-    (re.compile(r"MJ::JOB::low_variation::"), Action.VARY_SUBTLE, ""),
-    (re.compile(r"MJ::JOB::high_variation::"), Action.VARY_STRONG, ""),
-    (re.compile(r"MJ::Inpaint::"), Action.INPAINT, ""),
-    (re.compile(r"MJ::Outpaint::50::"), Action.ZOOM, "2"),
-    (re.compile(r"MJ::Outpaint::75::"), Action.ZOOM, "1.5"),
-    (re.compile(r"MJ::CustomZoom::"), Action.ZOOM, "custom"),
-    (re.compile(r"MJ::JOB::pan_(left|right|up|down)::"), Action.PAN, "variant"),
+    ButtonKind(r"MJ::JOB::(?:upsample_)?v\w+?_2x_subtle::", Action.UPSCALE_SUBTLE),
+    ButtonKind(r"MJ::JOB::(?:upsample_)?v\w+?_2x_creative::", Action.UPSCALE_CREATIVE),
+    ButtonKind(r"MJ::JOB::low_variation::", Action.VARY_SUBTLE),
+    ButtonKind(r"MJ::JOB::high_variation::", Action.VARY_STRONG),
+    ButtonKind(r"MJ::Inpaint::", Action.INPAINT),
+    ButtonKind(r"MJ::Outpaint::50::", Action.ZOOM, variant="2"),
+    ButtonKind(r"MJ::Outpaint::75::", Action.ZOOM, variant="1.5"),
+    ButtonKind(r"MJ::CustomZoom::", Action.ZOOM, variant="custom"),
+    ButtonKind(r"MJ::JOB::pan_(left|right|up|down)::", Action.PAN, named=True),
 )
 
 # Codes of the submit answer (REFERENCE.md; 30: new-api's "group saturated", 5: new-api's
@@ -116,15 +128,14 @@ STATUS_RANK = {"MODAL": 0, "": 1, "NOT_START": 2, "SUBMITTED": 3, "IN_PROGRESS":
 def followup_for_custom_id(custom_id: str) -> FollowUp | None:
     """Our follow-up for one Midjourney button, or None for buttons we do not model
     (❤️ bookmark, Make Square, animate, ...)."""
-    for pattern, action, how in CUSTOM_IDS:
-        match = pattern.match(custom_id)
+    for kind in BUTTON_KINDS:
+        match = re.match(kind.pattern, custom_id)
         if match is None:
             continue
-        if how == "index":
-            return FollowUp(action, index=int(match.group(1)), ref=custom_id)
-        if how == "variant":
-            return FollowUp(action, variant=match.group(1), ref=custom_id)
-        return FollowUp(action, variant=how, ref=custom_id)
+        if kind.numbered:
+            return FollowUp(kind.action, index=int(match.group(1)), ref=custom_id)
+        variant = match.group(1) if kind.named else kind.variant
+        return FollowUp(kind.action, variant=variant, ref=custom_id)
     return None
 
 
