@@ -120,9 +120,10 @@ class MjProxyProvider(Provider):
     def snapshot(self, task: Mapping[str, Any], ref: TaskRef | None = None) -> TaskSnapshot:
         """Normalise one midjourney-proxy Task (from a fetch, or a notifyHook callback).
 
-        `ref` is what the store holds of the job: what it asked for (the server's task may
-        not say: trueai names every button press "ACTION") and whether we answered its
-        modal. Without it, the task's own words are all there is to go by."""
+        `ref` is what the store holds of the job: what it asked for (the task may not say:
+        trueai can call a button press just "ACTION", and a relay may drop the buttons)
+        and whether we answered its modal. Without it, the task's own words are all there
+        is to go by."""
         task_id = str(task.get("id") or "")
         answered = ref.data.get(MODAL_ANSWERED) if ref is not None else None
         return read_task(

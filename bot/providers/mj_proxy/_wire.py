@@ -39,6 +39,8 @@ def looks_html(answer: HttpAnswer) -> bool:
 
 @dataclass(frozen=True)
 class Wire:
+    """One configured server as the steps see it: settings, HTTP helper, error mapping."""
+
     config: MjProxyConfig
     client: httpx.AsyncClient
     http: ProviderHttp
