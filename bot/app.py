@@ -179,6 +179,13 @@ async def _serve(config: Config, token: str) -> int:
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(sig, stop)
     try:
+        # Refuse before logging in to Discord, not after: a second bot on this store would
+        # send and post everything twice.
+        bot.engine.claim_store()
+    except StoreInUse as err:
+        print(f"atelier: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
         async with bot:
             await bot.start(token)
     except discord.LoginFailure:

@@ -188,7 +188,7 @@ async def _follow_elsewhere(config: Config, job_id: str, out: Path, stream: Text
     try:
         bar = ProgressBar(stream)
         job: Job | None = None
-        async for job in engine.store.watch(job_id):
+        async for job in engine.watch(job_id):
             if not bar.last_line:  # the first sight of it
                 print(
                     f"atelier: another process runs {config.storage.path}; following job "

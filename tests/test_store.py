@@ -68,6 +68,38 @@ async def test_a_refused_final_save_is_retried_until_the_job_is_stored(
     assert all(r.levelno == logging.ERROR and "disk is full" in r.getMessage() for r in failures)
 
 
+async def test_a_refused_save_after_sending_still_follows_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The provider accepted the job, then the store refused to record that: the job must
+    # still be polled to its end (and sent once), not left SUBMITTING until a restart.
+    monkeypatch.setattr(loop_module, "SAVE_BACKOFF", Backoff(base=0.02, cap=0.1))
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider)
+    store = engine.store
+    real_save = store.save
+    refusals = 3
+
+    async def disk_full_once_sent(job: Job) -> None:
+        nonlocal refusals
+        if refusals and job.task_id is not None:  # any write once the provider has it
+            refusals -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        await real_save(job)
+
+    monkeypatch.setattr(store, "save", disk_full_once_sent)
+    await engine.start()
+    try:
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        done = await wait_done(engine, job.id)
+    finally:
+        await engine.stop()
+    assert refusals == 0 and done.status is JobStatus.SUCCEEDED
+    assert len(provider.submitted) == 1
+    failures = [r for r in caplog.records if "saving job" in r.getMessage()]
+    assert len(failures) == 3 and all(job.id in r.getMessage() for r in failures)
+
+
 class _Loop(BackgroundLoop):
     async def _turn(self) -> None:
         return None

@@ -84,7 +84,7 @@ class BackgroundLoop(ABC):
             about = f" (job {', '.join(job_ids)})" if job_ids else ""
             log.error("%s failed%s", task.get_name(), about, exc_info=err)
 
-    async def _save_until_stored(
+    async def save_until_stored(
         self, save: Callable[[], Awaitable[None]], job_ids: Sequence[str]
     ) -> None:
         """Run `save` (a write of jobs that must not be lost) until the store takes it.

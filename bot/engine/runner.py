@@ -244,7 +244,7 @@ class Runner(BackgroundLoop):
             if kind:
                 changed.append((job, kind))
         if changed:
-            await self._save_until_stored(
+            await self.save_until_stored(
                 lambda: self.store.save_many(job for job, _ in changed),
                 [job.id for job, _ in changed],
             )
@@ -270,7 +270,7 @@ class Runner(BackgroundLoop):
             self.forget(job.id)
         finally:
             self._busy.discard(job.id)
-        await self._save_until_stored(lambda: self.store.save(job), [job.id])
+        await self.save_until_stored(lambda: self.store.save(job), [job.id])
         self.events.publish(job, EventKind.reached(job.status))
 
     def _end(self, job: Job, status: JobStatus, failure: str | None) -> None:
@@ -297,7 +297,7 @@ class Runner(BackgroundLoop):
         async def save_and_announce() -> None:
             # Beside the loop: a store that refuses writes for a while must not stop
             # the polling of every other job.
-            await self._save_until_stored(lambda: self.store.save_many(jobs), ids)
+            await self.save_until_stored(lambda: self.store.save_many(jobs), ids)
             for job in jobs:
                 self.events.publish(job, EventKind.FAILED)
 

@@ -166,6 +166,17 @@ class Engine:
         live = self._live(job_id)
         return live.copy() if live is not None else await self.store.get(job_id)
 
+    def claim_store(self) -> None:
+        """Become the one process that runs this store now, or raise StoreInUse. (Any
+        resume or write claims it anyway; a front end calls this to refuse early.)"""
+        self.store.claim()
+
+    def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """Follow a job that another process runs, read-only, through the store: its
+        stored state each time it changes, until it finishes or that process goes away
+        (then this engine holds the store and may resume the job itself)."""
+        return self.store.watch(job_id)
+
     async def recent(self, limit: int = 20, **filters: str | None) -> list[Job]:
         """Recent jobs, newest first, read from the store (copies, like `get`)."""
         return await self.store.recent(limit, **filters)
@@ -305,13 +316,16 @@ class Engine:
         job.status = JobStatus.SUBMITTED
         job.submitted_at = self.clock()
         job.provider_status = ""
-        await self.store.save(job)
-        self.events.publish(job, EventKind.SUBMITTED)
         if result.snapshot is not None and not result.snapshot.state.finished:
             apply_snapshot(job, result.snapshot)
+        # The provider has it now, so it is followed from this moment even if the store
+        # refuses the write below (disk full): that write is retried until it lands. A
+        # process that dies first leaves it SUBMITTING, which a restart fails, never resends.
         self.runner.track(
             job, delay=0 if result.snapshot and result.snapshot.state.finished else None
         )
+        await self.runner.save_until_stored(lambda: self.store.save(job), [job.id])
+        self.events.publish(job, EventKind.SUBMITTED)
 
     async def _fail(self, job: Job, reason: str) -> None:
         job.status = JobStatus.FAILED
