@@ -111,7 +111,7 @@ def parse_retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        pass
+        pass  # not a number of seconds: an HTTP date, read below
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -413,7 +413,7 @@ class Presenter:
         try:
             await self._edit(shown, shown.message_id, message)
         except (MessageGone, EditCapped, ChannelGone):
-            pass
+            pass  # the result is posted; a progress message that cannot be edited is moot
         except SendError as err:
             self._retry_final(shown, err)
             return
