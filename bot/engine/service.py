@@ -19,6 +19,7 @@ import httpx
 from bot import media
 from bot.backoff import Backoff
 from bot.config import Config
+from bot.engine.audit import AuditLog
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
 from bot.engine.intake import (
@@ -82,6 +83,7 @@ class Engine:
         self.clock = clock
         self.events = EventBus()
         self.store = Store(config.storage.path)
+        self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.results = ResultCollector(
             config.storage.media_dir, int(config.engine.max_download_mib * 1024 * 1024)
         )

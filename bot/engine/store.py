@@ -76,6 +76,49 @@ MIGRATIONS: list[Sequence[str]] = [
         """UPDATE jobs SET data = json_set(data, '$.status', 'waiting')
             WHERE json_extract(data, '$.status') = 'queued'""",
     ),
+    # 4: what guards the owner's money. `ledger`: every charge and refund of credits,
+    # one row each (a job's cost is the sum of its rows). `audit`: who did what where,
+    # refusals and settings changes included. `guild_settings`: each server's own
+    # settings, chosen by its managers, as one JSON document (new settings need no
+    # migration).
+    (
+        """CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            user_id TEXT,
+            guild_id TEXT,
+            job_id TEXT,
+            provider TEXT,
+            action TEXT,
+            credits REAL NOT NULL
+        )""",
+        "CREATE INDEX ledger_user_at ON ledger (user_id, at)",
+        "CREATE INDEX ledger_guild_at ON ledger (guild_id, at)",
+        "CREATE INDEX ledger_job ON ledger (job_id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            guild_id TEXT,
+            channel_id TEXT,
+            user_id TEXT,
+            job_id TEXT,
+            provider TEXT,
+            action TEXT,
+            credits REAL NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX audit_at ON audit (at)",
+        "CREATE INDEX audit_guild_at ON audit (guild_id, at)",
+        """CREATE TABLE guild_settings (
+            guild_id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            updated_by TEXT
+        )""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -243,6 +286,22 @@ class Store:
         self.commits += 1
         for _, done in batch:
             done.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One atomic step over any tables: no other write of this store runs between
+        its statements, and it commits whole or not at all. (Checking a user's budget and
+        recording the charge is one such step, so no two requests both pass a limit.)"""
+        self.claim()
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.db.rollback()
+                raise
+            await self.db.commit()
 
     async def patch(self, job_id: str, **values: Any) -> None:
         """Set a few fields of a stored job without rewriting the rest.
