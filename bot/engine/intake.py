@@ -23,7 +23,16 @@ IMAGE_COUNTS = {
 
 
 class RequestError(ValueError):
-    """A request the engine refuses before anything is stored or sent. User-facing."""
+    """A request the engine refuses before anything is stored or sent. User-facing:
+    `str(err)` is shown to the person who asked (and only to them).
+
+    `reason` is a short, stable word for the audit trail and managers ("budget",
+    "banned word", "mode not allowed", ...), which never holds the user's own text.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid request") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def parse_request_prompt(

@@ -127,6 +127,10 @@ class JobRequest:
     user_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
+    # What the front end knows of the person asking, for the server's rules: their
+    # roles there (ids) and whether they may manage the server.
+    role_ids: Sequence[str] = ()
+    is_manager: bool = False
 
 
 @dataclass
