@@ -79,3 +79,33 @@ async def test_a_transaction_is_atomic_and_writers_do_not_interleave(tmp_path: P
         assert sum(taken) == 2
     finally:
         await store.close()
+
+
+async def test_server_settings_round_trip_keep_unknown_keys_and_survive_bad_rows(
+    tmp_path: Path,
+) -> None:
+    from bot.engine.settings import RoleLimits, ServerSettings, SettingsStore
+
+    store = Store(tmp_path / "a.db")
+    await store.open()
+    try:
+        settings = SettingsStore(store, lambda: 5.0)
+        assert await settings.get(None) is None
+        fresh = await settings.get("42")
+        assert fresh == ServerSettings("42")
+        fresh.banned_words = ["gore"]
+        fresh.role_limits["7"] = RoleLimits(daily_credits=5)
+        fresh.extras["from_the_future"] = {"x": 1}
+        await settings.save(fresh, by="u1")
+        again = await SettingsStore(store, lambda: 6.0).get("42")  # not from the cache
+        assert again == fresh and again.role_limits["7"].daily_credits == 5
+        copy = await settings.get("42")
+        assert copy is not None
+        copy.banned_words.append("changed")  # callers get copies
+        assert (await settings.get("42")).banned_words == ["gore"]  # type: ignore[union-attr]
+
+        await store.db.execute("UPDATE guild_settings SET data = '[1, 2]' WHERE guild_id = '42'")
+        await store.db.commit()
+        assert await SettingsStore(store, lambda: 7.0).get("42") == ServerSettings("42")
+    finally:
+        await store.close()

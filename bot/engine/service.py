@@ -33,6 +33,7 @@ from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
 from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.runner import Runner, apply_snapshot
+from bot.engine.settings import SettingsStore
 from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
@@ -84,6 +85,7 @@ class Engine:
         self.events = EventBus()
         self.store = Store(config.storage.path)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
+        self.settings = SettingsStore(self.store, clock)  # each server's own choices
         self.results = ResultCollector(
             config.storage.media_dir, int(config.engine.max_download_mib * 1024 * 1024)
         )
