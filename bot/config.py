@@ -65,6 +65,13 @@ class EngineConfig(_Section):
     max_jobs_per_user_per_day: int = Field(default=0, ge=0)
 
 
+class ModerationConfig(_Section):
+    # Words and phrases refused in prompts on every server and in the terminal, before
+    # anything is sent or charged (each server adds its own with /server). Matched on
+    # word boundaries, ignoring case; Chinese/Japanese/Korean words as substrings.
+    banned_words: list[str] = Field(default_factory=list)
+
+
 class CallbacksConfig(_Section):
     # Providers that can call back (midjourney-proxy's notifyHook) tell Atelier about
     # progress at once instead of waiting for the next poll. Off unless public_url is set.
@@ -153,6 +160,7 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)
     # Provider used when a request names none; defaults to the first one.
     default_provider: str | None = None

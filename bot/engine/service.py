@@ -30,6 +30,7 @@ from bot.engine.intake import (
     parse_request_prompt,
 )
 from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
+from bot.engine.moderation import Moderator, record_refusal
 from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.runner import Runner, apply_snapshot
@@ -86,6 +87,7 @@ class Engine:
         self.store = Store(config.storage.path)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
+        self.moderation = Moderator(config.moderation.banned_words)
         self.results = ResultCollector(
             config.storage.media_dir, int(config.engine.max_download_mib * 1024 * 1024)
         )
@@ -269,7 +271,11 @@ class Engine:
         full). Returns the job, possibly already failed with the provider's reason.
         Raises RequestError for bad input, before anything is stored or sent. The job
         returned is a copy, like `get`'s."""
-        job, support, submit_request = await self._prepare(request)
+        try:
+            job, support, submit_request = await self._prepare(request)
+        except RequestError as err:  # every refusal is in the audit, whoever refused
+            await record_refusal(self.audit, request, err)
+            raise
         if support.how is How.SELECT:
             await self._select(job, submit_request)
         elif self.dispatcher.has_room(job.provider):
@@ -405,6 +411,8 @@ class Engine:
         parent = await self._parent_of(request)
         provider = self.provider(parent.provider if parent else request.provider)
         support = self._check_offered(request, parent, provider)
+        # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
+        self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         if request.user_id:
             await self._check_limits(request.user_id)
         parsed = parse_request_prompt(request, parent, provider)
