@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.vocab import Action
+
 DEFAULT_CONFIG_FILE = "config.toml"
 CONFIG_ENV = "ATELIER_CONFIG"
 
@@ -72,6 +74,21 @@ class ModerationConfig(_Section):
     banned_words: list[str] = Field(default_factory=list)
 
 
+class SpendingConfig(_Section):
+    # Credits one user may spend per UTC day and per UTC month, across every server
+    # (0 = no limit). A server's per-role limits may lower these, never raise them.
+    daily_credits: float = Field(default=0, ge=0)
+    monthly_credits: float = Field(default=0, ge=0)
+    # The same press on the same job by the same user within this many seconds is one
+    # job (a double click pays once).
+    duplicate_seconds: float = Field(default=5, ge=0, le=60)
+
+
+# What a configured paid provider gets when the file has no [spending] section: a
+# paid key must never be silently unlimited (set 0 explicitly to mean "no limit").
+PAID_DEFAULT_SPENDING = SpendingConfig(daily_credits=50, monthly_credits=500)
+
+
 class CallbacksConfig(_Section):
     # Providers that can call back (midjourney-proxy's notifyHook) tell Atelier about
     # progress at once instead of waiting for the next poll. Off unless public_url is set.
@@ -91,6 +108,22 @@ class _ProviderBase(_Section):
     # Jobs sent to this provider at once (0 = no limit); more wait in Atelier's queue,
     # in order, instead of being refused (midjourney-proxy accounts queue ~10 each).
     max_concurrent: int = Field(default=0, ge=0, le=10_000)
+    # Credits each action costs here, by action name (imagine, upscale, variation, ...);
+    # an action not listed costs 1. A U1-U4 that only picks an image costs nothing.
+    costs: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("costs")
+    @classmethod
+    def _known_actions(cls, costs: dict[str, float]) -> dict[str, float]:
+        known = {action.value for action in Action}
+        for key, value in costs.items():
+            if key not in known:
+                raise ValueError(
+                    f"costs: {key!r} is not an action; use one of: {', '.join(sorted(known))}"
+                )
+            if value < 0:
+                raise ValueError(f"costs: {key} must not be negative")
+        return costs
 
 
 class MjProxyConfig(_ProviderBase):
@@ -160,6 +193,7 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    spending: SpendingConfig = Field(default_factory=SpendingConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)
     # Provider used when a request names none; defaults to the first one.
@@ -177,6 +211,15 @@ class Config(_Section):
                 raise ValueError(f"provider name {provider.name!r} is used twice")
             seen.add(provider.name)
         return providers
+
+    @model_validator(mode="after")
+    def _paid_is_never_silently_unlimited(self) -> Config:
+        # Built-in defaults (no file, the free offline sandbox) may be unlimited; a file
+        # that configures a paid provider and says nothing of [spending] gets a budget.
+        paid = any(p.kind != "sandbox" for p in self.providers)
+        if paid and "spending" not in self.model_fields_set:
+            self.spending = PAID_DEFAULT_SPENDING.model_copy()
+        return self
 
     @model_validator(mode="after")
     def _default_exists(self) -> Config:

@@ -19,6 +19,7 @@ import httpx
 from bot import media
 from bot.backoff import Backoff
 from bot.config import Config
+from bot.engine import access
 from bot.engine.audit import AuditLog
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
@@ -408,9 +409,12 @@ class Engine:
 
     async def _prepare(self, request: JobRequest) -> tuple[Job, Support, SubmitRequest]:
         """Check a request and make its job (with its inputs saved), ready to send."""
+        admission = await access.admit(self.config, self.settings, request)
         parent = await self._parent_of(request)
-        provider = self.provider(parent.provider if parent else request.provider)
+        provider = self.provider(parent.provider if parent else admission.provider)
         support = self._check_offered(request, parent, provider)
+        mode = access.request_mode(request, parent)
+        access.check_use(self.config, admission, request, provider.name, mode)
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         if request.user_id:

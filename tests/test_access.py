@@ -1,0 +1,151 @@
+"""Who may use Atelier, where, on which provider and mode (bot/engine/access.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Config, parse_config
+from bot.engine import access
+from bot.engine.audit import AuditKind
+from bot.engine.models import Job, JobRequest, Origin
+from bot.engine.service import Engine, RequestError
+from bot.engine.settings import ServerSettings
+from bot.vocab import Action
+
+GUILD, OTHER = "111", "222"
+
+
+def config(tmp_path: Path, *, discord: dict[str, Any] | None = None, **sandbox: Any) -> Config:
+    return parse_config(
+        {
+            "discord": discord or {},
+            "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "media")},
+            "providers": [
+                {
+                    "name": "sandbox",
+                    "kind": "sandbox",
+                    "duration": 0,
+                    "size": 64,
+                    "state_dir": str(tmp_path / "sandbox"),
+                    **sandbox,
+                },
+                {
+                    "name": "other",
+                    "kind": "sandbox",
+                    "duration": 0,
+                    "size": 64,
+                    "state_dir": str(tmp_path / "other"),
+                },
+            ],
+        }
+    )
+
+
+def ask(prompt: str = "a cat", **fields: Any) -> JobRequest:
+    values: dict[str, Any] = {
+        "origin": Origin.DISCORD,
+        "user_id": "7",
+        "guild_id": GUILD,
+        "channel_id": "50",
+    }
+    values.update(fields)
+    return JobRequest(Action.IMAGINE, prompt=prompt, **values)
+
+
+# ---- pure rules ----
+
+
+def test_guild_allowed() -> None:
+    assert access.guild_allowed(OTHER, [], Origin.DISCORD)  # no list: every server
+    assert access.guild_allowed(GUILD, [111], Origin.DISCORD)
+    assert not access.guild_allowed(OTHER, [111], Origin.DISCORD)
+    assert not access.guild_allowed(None, [111], Origin.DISCORD)  # a direct message
+    assert access.guild_allowed(None, [111], Origin.CLI)  # the operator's terminal
+
+
+def test_channel_and_provider_rules() -> None:
+    settings = ServerSettings(GUILD, channel_ids=["50"], provider_roles={"sandbox": ["9"]})
+    assert access.channel_allowed("50", settings)
+    assert not access.channel_allowed("51", settings)
+    assert access.channel_allowed("51", None)
+    assert access.channel_allowed("51", ServerSettings(GUILD))
+    assert access.provider_allowed("sandbox", ["8", "9"], settings)
+    assert not access.provider_allowed("sandbox", ["8"], settings)
+    assert access.provider_allowed("other", [], settings)  # not restricted
+
+
+def test_modes_are_narrowed_never_widened(tmp_path: Path) -> None:
+    cfg = config(tmp_path, allowed_modes=["relax", "fast"])
+    assert access.operator_modes(cfg, "sandbox") == ("fast", "relax")
+    assert access.operator_modes(cfg, "other") == ("fast", "relax", "turbo")
+    narrowed = ServerSettings(GUILD, allowed_modes={"sandbox": ["relax", "turbo"]})
+    assert access.allowed_modes(cfg, "sandbox", narrowed) == ("relax",)
+    assert access.allowed_modes(cfg, "sandbox", None) == ("fast", "relax")
+
+
+def test_button_access_and_channel_provider(tmp_path: Path) -> None:
+    cfg = config(tmp_path, discord={"button_access": "anyone"})
+    assert access.button_access(cfg, None) == "anyone"
+    assert access.button_access(cfg, ServerSettings(GUILD, button_access="requester")) == (
+        "requester"
+    )
+    settings = ServerSettings(GUILD, channel_providers={"50": "other"})
+    assert access.channel_provider("50", settings) == "other"
+    assert access.channel_provider("51", settings) is None
+
+
+def test_request_mode_reads_the_prompt_then_the_parent() -> None:
+    parent = Job(id="abcdefghjk", action=Action.IMAGINE, provider="sandbox", mode="relax")
+    assert access.request_mode(ask("a cat --turbo"), None) == "turbo"
+    assert access.request_mode(ask("a cat"), None) is None
+    assert access.request_mode(ask(""), parent) == "relax"
+    assert access.request_mode(ask("a cat --fast"), parent) == "fast"
+
+
+# ---- through the engine ----
+
+
+async def refused(engine: Engine, request: JobRequest) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        await engine.submit(request)
+    assert await engine.recent(10) == []  # nothing stored
+    return caught.value
+
+
+async def test_engine_refuses_a_guild_not_allowed(tmp_path: Path) -> None:
+    async with Engine(config(tmp_path, discord={"allowed_guild_ids": [111]})) as engine:
+        err = await refused(engine, ask(guild_id=OTHER))
+        assert err.reason == "guild"
+        entries = await engine.audit.entries(0)
+        assert [(e.kind, e.outcome, e.guild_id) for e in entries] == [
+            (AuditKind.REFUSAL, "guild", OTHER)
+        ]
+        cli = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))  # no guild
+        assert cli.provider == "sandbox"
+
+
+async def test_engine_applies_the_server_settings(tmp_path: Path) -> None:
+    async with Engine(config(tmp_path, allowed_modes=["relax"])) as engine:
+        settings = ServerSettings(
+            GUILD,
+            channel_ids=["50"],
+            provider_roles={"other": ["9"]},
+            channel_providers={"50": "other"},
+        )
+        await engine.settings.save(settings, by="1")
+        err = await refused(engine, ask(channel_id="51"))
+        assert err.reason == "channel" and "<#50>" in str(err)
+        err = await refused(engine, ask(role_ids=["8"]))  # the channel's default: other
+        assert err.reason == "role" and "other" in str(err) and "<@&9>" in str(err)
+        err = await refused(engine, ask("a cat --turbo", provider="sandbox"))
+        assert err.reason == "mode not allowed" and "--turbo" in str(err)
+        assert "sandbox" in str(err)
+        job = await engine.submit(ask(role_ids=["9"]))
+        assert job.provider == "other"
+        relaxed = await engine.submit(ask("a cat --relax", provider="sandbox"))
+        assert relaxed.mode == "relax"
+        outcomes = [e.outcome for e in await engine.audit.entries(0) if e.kind is AuditKind.REFUSAL]
+        assert outcomes == ["channel", "role", "mode not allowed"]
