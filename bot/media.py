@@ -1,8 +1,10 @@
 """Images: recognise, check, split and compose grids, and fit them under upload limits.
 
 Everything here is CPU work on bytes. The plain functions are synchronous so that they
-can be tested and reused directly; the `a_*` wrappers run them in a worker thread so
-that the event loop (Discord heartbeats, the runner) never stalls on an image.
+can be tested and reused directly; the `a_*` wrappers run them on a small, bounded
+pool of worker threads (bot.media_pool) so that the event loop (Discord
+heartbeats, the runner) never stalls on an image, and a burst of huge uploads holds at
+most a few decoded images in memory at once.
 
 Nothing here trusts a server's Content-Type or file name: formats are read from the
 bytes themselves, and Pillow is only ever asked to decode the four formats we accept.
@@ -11,7 +13,6 @@ No discord import.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 from collections.abc import Sequence
@@ -19,10 +20,17 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from bot.media_pool import Lane, run_image_work
+
+__all__ = ["Lane", "run_image_work"]  # re-exported: callers pick a lane here
+
 # 8192 x 8192: above Midjourney's largest upscale (4096 x 4096 from a 4x upscale) with
 # room to spare, and well under Pillow's own bomb threshold (~89 Mpx), so that our clear
 # message wins over Pillow's warning. A decoded RGBA image of this size is 256 MiB.
 DEFAULT_MAX_PIXELS = 8192 * 8192
+# The largest canvas Atelier composes (grids) or draws (masks): as large as the largest
+# image it accepts. compose_grid shrinks its cells to fit; other canvases refuse.
+MAX_CANVAS_PIXELS = 8192 * 8192
 
 # Pillow's format name and our file extension for each accepted type.
 _FORMATS: dict[str, tuple[str, str]] = {
@@ -126,11 +134,11 @@ def _looks_like_text(text: bytes) -> str | None:
     return None
 
 
-def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
-    """Check the bytes and decode them (the first frame for animations).
+def _header(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+    """Check the bytes and read the image's header only: no pixel is decoded yet.
 
-    Dimensions are checked from the header before any pixel is decoded, so a small
-    file that claims a huge canvas (a decompression bomb) costs nothing.
+    Dimensions are checked from the header, so a small file that claims a huge canvas
+    (a decompression bomb) is refused before it costs any memory.
     """
     if not data:
         raise MediaError("That file is empty (0 bytes); it is not an image.")
@@ -157,20 +165,34 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     if width <= 0 or height <= 0:
         raise MediaError(f"That {kind} file has no pixels ({width}x{height}).")
     if width * height > max_pixels:
+        image.close()
         raise MediaError(
             f"That image is too large: {width}x{height} pixels; Atelier accepts at most "
-            f"{max_pixels / 1_000_000:.0f} megapixels (it may be a decompression bomb)."
+            f"{_megapixels(max_pixels)} (it may be a decompression bomb)."
         )
+    return image, ImageInfo(mime=mime, width=width, height=height, ext=ext)
+
+
+def _megapixels(pixels: int) -> str:
+    side = math.isqrt(pixels)
+    square = f", {side}x{side}" if side * side == pixels else ""
+    return f"{pixels / 1_000_000:.0f} megapixels{square}"
+
+
+def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+    """Check the bytes (header first, see _header), then decode them (the first frame
+    for animations)."""
+    image, info = _header(data, max_pixels)
     try:
         image.load()
     except Exception:
         # Truncated downloads surface only here ("image file is truncated"), and only a
         # full decode finds them: verify() is a no-op for JPEG.
         raise MediaError(
-            f"That {kind} file is incomplete or damaged (the download may have been cut "
-            "short); try again."
+            f"That {_KIND_NAME[info.mime]} file is incomplete or damaged (the download may "
+            "have been cut short); try again."
         ) from None
-    return image, ImageInfo(mime=mime, width=width, height=height, ext=ext)
+    return image, info
 
 
 def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
@@ -240,31 +262,34 @@ def grid_layout(count: int) -> tuple[int, int]:
     return math.ceil(count / 2), 2
 
 
-def compose_grid(images: Sequence[bytes], gap: int = 0) -> bytes:
+def compose_grid(
+    images: Sequence[bytes], gap: int = 0, max_pixels: int = MAX_CANVAS_PIXELS
+) -> bytes:
     """Up to 8 images as one PNG grid (see grid_layout), `gap` pixels between cells.
 
     All cells share the first image's aspect ratio; the cell is the largest such box
     that fits inside one of the images, so nothing is upscaled beyond its best source.
-    Images of another shape are fitted inside their cell and centred.
+    Images of another shape are fitted inside their cell and centred. A grid that would
+    exceed `max_pixels` gets smaller cells (the grid is an overview; the images
+    themselves are kept at full size). Sizes come from the headers, and each image is
+    shrunk to its cell as soon as it is decoded, so at most one full-size image is held.
     """
     columns, rows = grid_layout(len(images))
     if gap < 0:
         raise MediaError("The gap between grid cells cannot be negative.")
-    opened = [_normalise(_open(data, DEFAULT_MAX_PIXELS)[0]) for data in images]
-    first_w, first_h = opened[0].size
-    aspect = first_w / first_h
-    cell_w = max(min(img.width, round(img.height * aspect)) for img in opened)
-    cell_h = max(1, round(cell_w / aspect))
-    mode = "RGBA" if any(img.mode == "RGBA" for img in opened) else "RGB"
-    background = (0, 0, 0, 0) if mode == "RGBA" else (0, 0, 0)
-    canvas = Image.new(
-        mode,
-        (columns * cell_w + (columns - 1) * gap, rows * cell_h + (rows - 1) * gap),
-        background,
-    )
-    for n, img in enumerate(opened):
+    sizes = [_oriented_size(_header(data, DEFAULT_MAX_PIXELS)[0]) for data in images]
+    cell_w, cell_h = _grid_cell(sizes, columns, rows, gap, max_pixels)
+    cells: list[Image.Image] = []
+    for data in images:
+        img = _normalise(_open(data, DEFAULT_MAX_PIXELS)[0])
         if img.size != (cell_w, cell_h):
             img = ImageOps.contain(img, (cell_w, cell_h), Image.Resampling.LANCZOS)
+        cells.append(img)
+    mode = "RGBA" if any(img.mode == "RGBA" for img in cells) else "RGB"
+    background = (0, 0, 0, 0) if mode == "RGBA" else (0, 0, 0)
+    size = (columns * cell_w + (columns - 1) * gap, rows * cell_h + (rows - 1) * gap)
+    canvas = new_canvas(mode, size, background, max_pixels)
+    for n, img in enumerate(cells):
         if img.mode != mode:
             img = img.convert(mode)
         column, row = n % columns, n // columns
@@ -272,6 +297,52 @@ def compose_grid(images: Sequence[bytes], gap: int = 0) -> bytes:
         y = row * (cell_h + gap) + (cell_h - img.height) // 2
         canvas.paste(img, (x, y))
     return _png(canvas)
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    """The size an image will have once its EXIF rotation is applied (from the header)."""
+    width, height = image.size
+    rotated = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn
+    image.close()
+    return (height, width) if rotated else (width, height)
+
+
+def _grid_cell(
+    sizes: Sequence[tuple[int, int]], columns: int, rows: int, gap: int, max_pixels: int
+) -> tuple[int, int]:
+    """compose_grid's cell: the first image's shape, shrunk so the grid fits the cap."""
+    first_w, first_h = sizes[0]
+    aspect = first_w / first_h
+    cell_w = max(min(w, round(h * aspect)) for w, h in sizes)
+    cell_h = max(1, round(cell_w / aspect))
+
+    def area(cell_w: int, cell_h: int) -> int:
+        return (columns * cell_w + (columns - 1) * gap) * (rows * cell_h + (rows - 1) * gap)
+
+    while area(cell_w, cell_h) > max_pixels and cell_w > 1:
+        shrink = min(0.99, math.sqrt(max_pixels / area(cell_w, cell_h)))
+        cell_w = max(1, math.floor(cell_w * shrink))
+        cell_h = max(1, round(cell_w / aspect))
+    return cell_w, cell_h
+
+
+def new_canvas(
+    mode: str,
+    size: tuple[int, int],
+    color: float | tuple[int, ...] = 0,
+    max_pixels: int = MAX_CANVAS_PIXELS,
+) -> Image.Image:
+    """A blank image, refused with a clear MediaError when it is over `max_pixels`
+    (rather than a MemoryError deep inside Pillow)."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise MediaError(f"An image needs a positive size, not {width}x{height}.")
+    if width * height > max_pixels:
+        raise MediaError(
+            f"An image of {width}x{height} pixels is larger than Atelier makes (at most "
+            f"{_megapixels(max_pixels)})."
+        )
+    return Image.new(mode, size, color)
 
 
 # --------------------------------------------------------------------------- fit to limit
@@ -400,7 +471,7 @@ def region_mask(
         raise MediaError(f"A mask needs a positive size, not {width}x{height}.")
     if not regions:
         raise MediaError("Select at least one area to redraw.")
-    mask = Image.new("L", (width, height), 0)
+    mask = new_canvas("L", (width, height), 0)
     for region in regions:
         box = pixel_box(region, (width, height))
         if box is None:
@@ -425,26 +496,92 @@ def pixel_box(region: Sequence[float], size: tuple[int, int]) -> tuple[int, int,
     return left, top, min(right, width), min(bottom, height)
 
 
+# --------------------------------------------------------------------------- metadata
+
+# What Pillow reads from a file that says nothing about the person who made it: colour,
+# transparency, animation timing, encoder details. Anything else (EXIF with GPS, XMP,
+# IPTC, PNG text chunks such as a generator's prompt, comments, unknown keys) counts
+# as metadata and is dropped by re-encoding.
+_HARMLESS_INFO = frozenset(
+    {
+        "icc_profile", "transparency", "duration", "loop", "background", "gamma", "dpi",
+        "aspect", "jfif", "jfif_version", "jfif_unit", "jfif_density", "adobe",
+        "adobe_transform", "progressive", "progression", "interlace", "srgb",
+        "chromaticity", "version", "extension", "disposal", "blend", "default_image",
+        "compression", "bbox", "timestamp",
+    }
+)  # fmt: skip
+# JPEG segments that carry no metadata: JFIF (APP0), ICC colour (APP2), Adobe (APP14).
+_HARMLESS_APP = (("APP0", b"JFIF"), ("APP2", b"ICC_PROFILE"), ("APP14", b"Adobe"))
+
+
+def _has_metadata(image: Image.Image) -> bool:
+    if len(image.getexif()) or any(key not in _HARMLESS_INFO for key in image.info):
+        return True
+    applist: list[tuple[str, bytes]] = getattr(image, "applist", [])
+    return not all(
+        any(marker == name and body.startswith(head) for name, head in _HARMLESS_APP)
+        for marker, body in applist
+    )
+
+
+def strip_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+    """An attachment checked (pixels capped before decoding, see _header) and without
+    metadata (EXIF, GPS, XMP, text chunks): re-encoded in its own format with the EXIF
+    rotation applied, so it looks the same. One without metadata is returned as is."""
+    image, info = _open(data, max_pixels)
+    if not _has_metadata(image):
+        image.close()
+        return EncodedImage(data, info.mime, info.ext, info.width, info.height, "")
+    frames = getattr(image, "n_frames", 1)
+    # An animation keeps its frames (and has no EXIF rotation to apply).
+    clean = image if frames > 1 else ImageOps.exif_transpose(image)
+    kept: dict[str, object] = {
+        key: clean.info[key] for key in ("icc_profile", "transparency") if key in clean.info
+    }
+    clean.info = {key: value for key, value in clean.info.items() if key in _HARMLESS_INFO}
+    out = io.BytesIO()
+    pil_format = _FORMATS[info.mime][0]
+    options: dict[str, object] = {**kept, "save_all": frames > 1}
+    if pil_format == "JPEG":
+        options.update(quality=95, subsampling=0)
+    elif pil_format == "WEBP":
+        options.update(quality=95, lossless=b"VP8L" in data[:64])
+    elif pil_format == "PNG":
+        options.update(compress_level=_PNG_LEVEL)
+    clean.save(out, pil_format, **options)
+    image.close()
+    return EncodedImage(out.getvalue(), info.mime, info.ext, clean.width, clean.height, "")
+
+
 # --------------------------------------------------------------------------- async
 
 
-async def a_inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    return await asyncio.to_thread(inspect_image, data, max_pixels)
+async def a_inspect_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, lane: Lane = Lane.SHARED
+) -> ImageInfo:
+    return await run_image_work(lane, inspect_image, data, max_pixels)
 
 
-async def a_split_grid(data: bytes) -> list[bytes]:
-    return await asyncio.to_thread(split_grid, data)
+async def a_strip_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+    return await run_image_work(Lane.SHARED, strip_metadata, data, max_pixels)
 
 
-async def a_compose_grid(images: Sequence[bytes], gap: int = 0) -> bytes:
-    return await asyncio.to_thread(compose_grid, list(images), gap)
+async def a_split_grid(data: bytes, *, lane: Lane = Lane.SHARED) -> list[bytes]:
+    return await run_image_work(lane, split_grid, data)
+
+
+async def a_compose_grid(
+    images: Sequence[bytes], gap: int = 0, *, lane: Lane = Lane.SHARED
+) -> bytes:
+    return await run_image_work(lane, compose_grid, list(images), gap)
 
 
 async def a_fit_to_limit(data: bytes, max_bytes: int) -> EncodedImage:
-    return await asyncio.to_thread(fit_to_limit, data, max_bytes)
+    return await run_image_work(Lane.SHARED, fit_to_limit, data, max_bytes)
 
 
 async def a_region_mask(
     size: tuple[int, int], regions: Sequence[tuple[float, float, float, float]]
 ) -> bytes:
-    return await asyncio.to_thread(region_mask, size, list(regions))
+    return await run_image_work(Lane.SHARED, region_mask, size, list(regions))

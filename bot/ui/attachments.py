@@ -1,4 +1,6 @@
-"""Images people attach to commands: size-capped, and recognised by their bytes."""
+"""Images people attach to commands: capped in bytes and in pixels, recognised by their
+bytes, and stripped of their metadata (EXIF with GPS, XMP, text chunks) before anything
+stores them or forwards them to a provider."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from bot.ui.replies import UserError
 
 
 async def read_images(
-    attachments: Sequence[discord.Attachment | None], max_bytes: int
+    attachments: Sequence[discord.Attachment | None],
+    max_bytes: int,
+    max_pixels: int = media.DEFAULT_MAX_PIXELS,
 ) -> list[ImageInput]:
-    """The attached images, in order. Raises UserError naming the file at fault."""
+    """The attached images, in order, without metadata. Raises UserError naming the
+    file at fault."""
     images: list[ImageInput] = []
     for attachment in attachments:
         if attachment is None:
@@ -32,11 +37,12 @@ async def read_images(
         if len(data) > max_bytes:  # the size Discord reported may be wrong
             raise UserError(f"{name} is larger than {_mib(max_bytes)}.")
         try:
-            # The bytes decide (never the file name or Content-Type).
-            info = await media.a_inspect_image(data)
+            # The bytes decide (never the file name or Content-Type); the pixel cap is
+            # checked from the header, before anything is decoded.
+            clean = await media.a_strip_metadata(data, max_pixels)
         except media.MediaError as err:
             raise UserError(f"{name}: {err}") from None
-        images.append(ImageInput(data, info.mime))
+        images.append(ImageInput(clean.data, clean.mime))
     return images
 
 
