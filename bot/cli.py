@@ -1,4 +1,4 @@
-"""The terminal front end: `atelier run | imagine | jobs | check`.
+"""The terminal front end: `atelier run | imagine | wait | jobs | usage | audit | check`.
 
 Exit codes (a contract, see DESIGN.md): 0 success, 1 the job failed (or a provider
 check failed), 2 bad input or configuration.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, ConfigError, load_config
+from bot.engine.audit import to_csv
 from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine, RequestError
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         "usage", parents=[common], help="jobs sent to providers per user and provider"
     )
     usage.add_argument("--days", type=float, default=1, help="how far back (default 1)")
+    audit = commands.add_parser(
+        "audit", parents=[common], help="the audit trail: jobs, refusals, refunds, settings"
+    )
+    audit.add_argument("--days", type=float, default=1, help="how far back (default 1)")
+    audit.add_argument("--csv", action="store_true", help="print CSV (every column), to export")
     commands.add_parser(
         "check", parents=[common], help="validate the config and reach every provider"
     )
@@ -94,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(wait(config, args.job_id, Path(args.out)))
         if args.command == "usage":
             return asyncio.run(show_usage(config, args.days))
+        if args.command == "audit":
+            return asyncio.run(show_audit(config, args.days, as_csv=args.csv))
         if args.command == "jobs":
             return asyncio.run(list_jobs(config, args.limit))
         return asyncio.run(check(config))
@@ -316,6 +324,33 @@ async def show_usage(config: Config, days: float) -> int:
     for row in rows:
         who = row.user_id or "(terminal)"
         print(f"{who:<22} {row.provider:<14} {row.jobs:>6} {row.succeeded:>6} {row.failed:>6}")
+    return EXIT_OK
+
+
+async def show_audit(config: Config, days: float, *, as_csv: bool = False) -> int:
+    """The audit trail of the last `days`, oldest first: a table, or CSV to export."""
+    async with _reading(config) as engine:
+        entries = await engine.audit.entries(engine.clock() - days * 86400)
+    if as_csv:
+        sys.stdout.write(to_csv(entries))
+        return EXIT_OK
+    if not entries:
+        print(f"no audit entries in the last {days:g} day(s)")
+        return EXIT_OK
+    print(f"{'when':<16} {'kind':<9} {'server':<20} {'user':<20} {'what':<22} outcome")
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.at))
+        what = " ".join(x for x in (entry.provider, entry.action, entry.job_id) if x) or "-"
+        outcome = entry.outcome + (f" ({entry.detail})" if entry.detail else "")
+        if entry.credits:
+            outcome += f" [{entry.credits:g} credits]"
+        where = entry.guild_id or "(terminal)"
+        if entry.channel_id:
+            where += f"/{entry.channel_id}"
+        print(
+            f"{when:<16} {entry.kind.value:<9} {where:<20} {entry.user_id or '-':<20} "
+            f"{what:<22} {outcome}"
+        )
     return EXIT_OK
 
 
