@@ -61,6 +61,9 @@ class EngineConfig(_Section):
     job_deadline_minutes: float = Field(default=30, gt=0, le=24 * 60)
     # Largest image downloaded from a provider, in MiB.
     max_download_mib: float = Field(default=50, gt=0, le=500)
+    # Seconds one image download may take in all (retries and redirects included), on
+    # top of request_timeout per read: a host that trickles bytes fails the job here.
+    download_timeout_seconds: float = Field(default=60, gt=0, le=3600)
     # Jobs one user may have running at once (0 = no limit).
     max_active_per_user: int = Field(default=0, ge=0)
     # Jobs one user may send to providers in any 24 hours (0 = no limit).
@@ -108,6 +111,10 @@ class _ProviderBase(_Section):
     # Jobs sent to this provider at once (0 = no limit); more wait in Atelier's queue,
     # in order, instead of being refused (midjourney-proxy accounts queue ~10 each).
     max_concurrent: int = Field(default=0, ge=0, le=10_000)
+    # Origins besides base_url's whose image links may point at a private address (a
+    # self-hosted relay's own image store, e.g. "http://10.0.0.7:9000"). Any other image
+    # link, and every redirect target, must resolve to public addresses only.
+    image_origins: list[str] = Field(default_factory=list)
     # Credits each action costs here, by action name (imagine, upscale, variation, ...);
     # an action not listed costs 1. A U1-U4 that only picks an image costs nothing.
     costs: dict[str, float] = Field(default_factory=dict)

@@ -694,7 +694,14 @@ async def test_preview_is_bounded_in_bytes_and_time_on_the_wire(tmp_path: Path) 
         {
             "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "media")},
             "providers": [
-                {"name": "mj", "kind": "mj-proxy", "base_url": "http://127.0.0.1:1", "api_key": "k"}
+                {
+                    "name": "mj",
+                    "kind": "mj-proxy",
+                    "base_url": "http://127.0.0.1:1",
+                    "api_key": "k",
+                    # The preview host is another loopback origin: trusted by name.
+                    "image_origins": [f"http://127.0.0.1:{port}"],
+                }
             ],
         }
     )

@@ -1,5 +1,6 @@
 """Collecting a finished task's results: images downloaded at once (provider URLs
-expire), checked by their bytes, split or composed into grids, kept on disk."""
+expire) within a deadline each, checked by their bytes, split or composed into grids,
+kept on disk."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from pathlib import Path
 
 from bot import media
 from bot.engine.models import Job
-from bot.providers.base import BadResponse, Provider, TaskSnapshot
+from bot.providers.base import BadResponse, Provider, ProviderUnavailable, TaskSnapshot
 
 
 class ResultCollector:
-    def __init__(self, media_dir: str | Path, max_download_bytes: int) -> None:
+    def __init__(
+        self, media_dir: str | Path, max_download_bytes: int, download_timeout: float = 60.0
+    ) -> None:
         self.media_dir = Path(media_dir)
         self.max_download_bytes = max_download_bytes
+        # One download's whole time, retries and redirects included: a host that sends a
+        # byte now and then would otherwise pass every per-read timeout and hold the job
+        # (and its provider's concurrency slot) "running" for ever.
+        self.download_timeout = download_timeout
 
     def path(self, relative: str) -> Path:
         return self.media_dir / relative
@@ -36,9 +43,7 @@ class ResultCollector:
                     provider=provider.name,
                 )
             return
-        blobs = await asyncio.gather(
-            *(provider.download(url, self.max_download_bytes) for _, url in urls)
-        )
+        blobs = await asyncio.gather(*(self.download(provider, url) for _, url in urls))
         for blob in blobs:
             try:
                 await media.a_inspect_image(blob)
@@ -60,6 +65,18 @@ class ResultCollector:
         job.grid = None
         if len(blobs) > 1:
             job.grid = await self._write(folder, "grid", await media.a_compose_grid(blobs))
+
+    async def download(self, provider: Provider, url: str) -> bytes:
+        """One image of `provider`, within the byte cap and the download deadline."""
+        try:
+            async with asyncio.timeout(self.download_timeout):
+                return await provider.download(url, self.max_download_bytes)
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"the image download did not finish within {self.download_timeout:g} s "
+                "(the image host is too slow); try again later.",
+                provider=provider.name,
+            ) from None
 
     async def _write(self, folder: str, stem: str, data: bytes) -> str:
         ext = media.sniff_mime(data) or "image/png"

@@ -90,10 +90,14 @@ class Engine:
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
         self.moderation = Moderator(config.moderation.banned_words)
         self.results = ResultCollector(
-            config.storage.media_dir, int(config.engine.max_download_mib * 1024 * 1024)
+            config.storage.media_dir,
+            int(config.engine.max_download_mib * 1024 * 1024),
+            config.engine.download_timeout_seconds,
         )
         self._http = httpx.AsyncClient(
-            follow_redirects=True,
+            # Redirects are followed by ProviderHttp, which keeps keys on their origin
+            # and refuses private addresses; a client that followed them would not.
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"User-Agent": "Atelier (Discord image bot)"},
         )

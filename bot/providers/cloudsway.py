@@ -105,9 +105,11 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
             timeout=config.request_timeout,
             secrets=self._secrets(),
             overrides=self._overrides(),
+            home=config.image_origins,
         )
         # Image downloads go to the vendor's CDN without our headers: never send the key
-        # to a host that does not need it.
+        # to a host that does not need it. Links off the vendor's own origins must be
+        # public (see ProviderHttp).
         self._media = ProviderHttp(
             client,
             "",
@@ -116,6 +118,7 @@ class CloudswayProvider(Provider, Generic[ConfigT]):
             policy=self.policy,
             timeout=config.request_timeout,
             secrets=self._secrets(),
+            home=(config.base_url, *config.image_origins),
         )
 
     # ------------------------------------------------------------------ select

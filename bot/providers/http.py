@@ -9,7 +9,9 @@
   same on every API; an adapter hands in hooks only for the statuses whose meaning is its
   own (403 is a bad key on mj-proxy and a refused prompt on Cloudsway).
 - The retry policy and the transport (`RetryPolicy`, `ProviderHttp`), which turns
-  connection failures into the same typed errors for every adapter.
+  connection failures into the same typed errors for every adapter, follows redirects
+  itself (a key goes only to the provider's own origin) and fetches only from the
+  provider's own origins or public addresses (`bot.providers.safe_urls`).
 
 `bot.providers.base` re-exports what adapters import from here.
 """
@@ -23,7 +25,8 @@ import html
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -38,6 +41,20 @@ from bot.providers.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+)
+from bot.providers.safe_urls import (
+    KEY_HEADERS,
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    Hop,
+    Origin,
+    RefusedDestination,
+    Resolver,
+    UnresolvedHost,
+    check_destination,
+    origin_of,
+    system_resolve,
+    without_keys,
 )
 
 # --------------------------------------------------------------------------- scrubbing
@@ -363,14 +380,11 @@ def _capital(words: str) -> str:
 
 # --------------------------------------------------------------------------- transport
 
-# Headers that carry a key: their values are secrets of every answer to them.
-_KEY_HEADERS = frozenset({"authorization", "mj-api-secret", "x-api-key", "api-key"})
-
 
 def _header_secrets(headers: Mapping[str, str]) -> list[str]:
     found: list[str] = []
     for name, value in headers.items():
-        if name.lower() in _KEY_HEADERS:
+        if name.lower() in KEY_HEADERS:
             found += [value, value.split(" ", 1)[-1]]  # "Bearer <key>" and "<key>"
     return found
 
@@ -381,6 +395,11 @@ class ProviderHttp:
     It turns transport failures into typed errors, applies the retry policy, and reads
     error answers through the shared mapping with the adapter's own `overrides`. The
     keys in `headers`, and any other `secrets` given, are scrubbed from every message.
+
+    Redirects are followed here, never by the client (the engine's client has
+    `follow_redirects=False`): at most `MAX_REDIRECTS` hops, the key headers kept only
+    while the origin is `base_url`'s, and every URL off the provider's own origins
+    (`base_url`'s and `home`) checked to be public before anything is sent to it.
     """
 
     def __init__(
@@ -394,6 +413,8 @@ class ProviderHttp:
         timeout: float = 30.0,
         secrets: Iterable[str] = (),
         overrides: Mapping[int, Hook] | None = None,
+        home: Iterable[str] = (),
+        resolve: Resolver = system_resolve,
     ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -403,6 +424,11 @@ class ProviderHttp:
         self.timeout = timeout
         self.secrets = tuple(s for s in (*secrets, *_header_secrets(headers)) if s)
         self.overrides: Mapping[int, Hook] = overrides or {}
+        # The one origin keys go to, and every origin trusted whatever its address.
+        self.key_origin = origin_of(self.base_url)
+        origins = (origin_of(url) for url in (self.base_url, *home))
+        self.home: frozenset[Origin] = frozenset(o for o in origins if o is not None)
+        self.resolve = resolve
         self.requests_sent = 0  # for benchmarks and `check`
 
     def __repr__(self) -> str:
@@ -449,11 +475,9 @@ class ProviderHttp:
         self, method: str, path: str, json_body: Any, idempotent: bool
     ) -> HttpAnswer:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        self.requests_sent += 1
         try:
-            response = await self.client.request(
-                method, url, json=json_body, headers=self.headers, timeout=self.timeout
-            )
+            async with self._exchange(Hop(method, url, json_body), keyed=True) as response:
+                body = await response.aread()
         except httpx.HTTPError as err:
             raise transport_error(
                 err,
@@ -462,19 +486,87 @@ class ProviderHttp:
                 hint="; check its base_url and that the server is up",
                 unsure=not idempotent,
             ) from None
-        return self._answer(response.status_code, response.headers, response.content)
+        return self._answer(response.status_code, response.headers, body)
 
     def _answer(self, status: int, headers: httpx.Headers, body: bytes) -> HttpAnswer:
         return HttpAnswer(status, headers, body, provider=self.provider, secrets=self.secrets)
 
-    async def download(self, url: str, max_bytes: int) -> bytes:
-        """Fetch image bytes with a byte cap (reads are retried). No headers go with it:
-        image hosts need no key, and must never be sent one."""
+    # ---- redirects and destinations
+
+    @asynccontextmanager
+    async def _exchange(
+        self, hop: Hop, *, keyed: bool, image: bool = False
+    ) -> AsyncIterator[httpx.Response]:
+        """The streamed answer at the end of `hop`'s redirect chain (closed on exit).
+        `keyed`: the adapter's headers go along while the origin is the key's own.
+        `image`: the chain fetches an image link (the messages say so)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            await self._check(hop.url, image=image)
+            request = self.client.build_request(
+                hop.method,
+                hop.url,
+                json=hop.body,
+                headers=self._headers_for(hop.url, keyed=keyed, image=image),
+                timeout=self.timeout,
+            )
+            self.requests_sent += 1
+            response = await self.client.send(request, stream=True)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                try:
+                    yield response
+                finally:
+                    await response.aclose()
+                return
+            await response.aclose()
+            hop = hop.after(response.status_code, self._target(response, location))
+        raise BadResponse(
+            f"{self.provider} redirected {'the image link' if image else 'a request'} more "
+            f"than {MAX_REDIRECTS} times; Atelier stopped following it.",
+            provider=self.provider,
+        )
+
+    def _target(self, response: httpx.Response, location: str) -> str:
+        try:
+            return str(response.url.join(location))
+        except httpx.InvalidURL:
+            raise BadResponse(
+                f"{self.provider} redirected to a link Atelier cannot read.",
+                provider=self.provider,
+            ) from None
+
+    def _headers_for(self, url: str, *, keyed: bool, image: bool) -> dict[str, str]:
+        """The adapter's headers for a request to `url`: all of them (when `keyed`) on
+        the key's own origin; elsewhere none for an image, and none that carries a key
+        for an API call."""
+        if keyed and self.key_origin is not None and origin_of(url) == self.key_origin:
+            return self.headers
+        return {} if image or not keyed else without_keys(self.headers, self.secrets)
+
+    async def _check(self, url: str, *, image: bool) -> None:
+        """Refuse a URL off the provider's own origins unless its host is public."""
+        try:
+            await check_destination(url, home=self.home, resolve=self.resolve)
+        except RefusedDestination as refused:
+            link = "The provider's image link" if image else f"{self.provider}'s redirect"
+            raise ProviderError(refused.sentence(link), provider=self.provider) from None
+        except UnresolvedHost:
+            who = "the image host" if image else f"{self.provider}'s redirect target"
+            raise _NotSent(
+                f"Cannot reach {who} (its name does not resolve).", provider=self.provider
+            ) from None
+
+    # ---- downloads
+
+    async def download(self, url: str, max_bytes: int, *, keyed: bool = False) -> bytes:
+        """Fetch image bytes with a byte cap (reads are retried). `keyed`: a link on the
+        provider's own origin that needs the key (a relay's /mj/image/{id}); otherwise
+        no adapter header goes with it: image hosts need no key, and must never be sent
+        one. The time bound is the caller's (the engine's download deadline)."""
 
         async def attempt() -> bytes:
-            self.requests_sent += 1
             try:
-                async with self.client.stream("GET", url, timeout=self.timeout) as response:
+                async with self._exchange(Hop("GET", url), keyed=keyed, image=True) as response:
                     if response.status_code >= 400:
                         raise answer_error(
                             self._answer(response.status_code, response.headers, b""),

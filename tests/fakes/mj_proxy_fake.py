@@ -98,13 +98,14 @@ class Recorded:
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "html" | "reset" | "delay" | "malformed"
+    kind: str  # "status" | "html" | "reset" | "delay" | "malformed" | "redirect" | "trickle"
     times: int
     match: str | None = None  # substring of the endpoint (None: every request)
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
     body: str | None = None
+    location: str = ""  # where a "redirect" points
 
 
 @dataclass
@@ -232,6 +233,8 @@ class FakeMjProxy:
             "auth_style": self.auth_style or _NATIVE_AUTH[self.flavour],
             "poll_interval": 0.05,
             "request_timeout": 5,
+            # The fake's CDN is another loopback origin: trusted like a self-hosted one.
+            "image_origins": [self.cdn_url],
         }
         config.update(overrides)
         return config
@@ -270,6 +273,16 @@ class FakeMjProxy:
 
     def slow(self, delay: float, *, times: int = 1, match: str | None = None) -> None:
         self._faults.append(Fault("delay", times, match, delay=delay))
+
+    def redirect(
+        self, location: str, *, status: int = 302, times: int = 1, match: str | None = None
+    ) -> None:
+        """Answer a redirect to `location` (another origin, another path) instead."""
+        self._faults.append(Fault("redirect", times, match, status, location=location))
+
+    def trickle(self, every: float, *, times: int = 1, match: str | None = None) -> None:
+        """Answer 200 and send one byte every `every` seconds, for a minute."""
+        self._faults.append(Fault("trickle", times, match, delay=every))
 
     def expire_images(self) -> None:
         """Every image URL handed out so far answers 403 from now on."""
@@ -449,6 +462,10 @@ class FakeMjProxy:
                     text="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
                     content_type="text/html",
                 )
+            if fault.kind == "redirect":
+                return web.Response(status=fault.status, headers={"Location": fault.location})
+            if fault.kind == "trickle":
+                return await _trickle(request, fault.delay)
             if fault.kind == "malformed":
                 return web.Response(text='{"code": 1, "resu', content_type="application/json")
             headers = {}
@@ -1024,6 +1041,19 @@ class _Answer(Exception):  # a control-flow signal that carries a response
     def __init__(self, response: web.Response) -> None:
         super().__init__("answer")
         self.response = response
+
+
+async def _trickle(request: web.Request, every: float) -> web.StreamResponse:
+    """A host that keeps a download alive with a byte now and then."""
+    response = web.StreamResponse(headers={"Content-Type": "image/png"})
+    await response.prepare(request)
+    try:
+        for _ in range(int(60 / every)):
+            await response.write(b"\x89")
+            await asyncio.sleep(every)
+    except (ConnectionError, RuntimeError):
+        return response  # the client gave up: what this fault is for
+    return response
 
 
 def _button(custom_id: str, label: str, emoji: str = "") -> dict[str, Any]:

@@ -17,7 +17,6 @@ from bot.providers.base import (
     Feature,
     How,
     HttpAnswer,
-    ImageTooLarge,
     NotOffered,
     Provider,
     ProviderError,
@@ -185,29 +184,16 @@ class MjProxyProvider(Provider):
         return str(seed).strip()
 
     async def download(self, url: str, max_bytes: int) -> bytes:
-        if _origin(url) != _origin(self._wire.base_url):
-            # Discord CDN and other hosts: never send our key there.
-            return await self._http.download(url, max_bytes)
-        # A relay's own image link (/mj/image/{id}) may need the key, which only send()
-        # attaches. Its size is checked after the read: these come from the configured host.
-        answer = await self._http.send("GET", url, idempotent=True)
-        if answer.status >= 400:
-            raise BadResponse(
-                f"The image could not be downloaded (HTTP {answer.status}); its link may have "
-                "expired.",
-                provider=self.name,
-            )
-        if looks_html(answer):
+        # A relay's own image link (/mj/image/{id}) may need the key: it goes along only
+        # while the link, and each redirect, stays on the relay's origin. Discord's CDN
+        # and other hosts get no key, and are fetched only when public.
+        data = await self._http.download(url, max_bytes, keyed=True)
+        if _origin(url) == _origin(self._wire.base_url) and data[:200].lstrip().startswith(b"<"):
             raise BadResponse(
                 f"{self.name} answered an image link with a web page, not an image.",
                 provider=self.name,
             )
-        if len(answer.body) > max_bytes:
-            raise ImageTooLarge(
-                f"The image is larger than the {max_bytes // (1024 * 1024)} MiB Atelier accepts.",
-                provider=self.name,
-            )
-        return answer.body
+        return data
 
     # ------------------------------------------------------------------ check
 

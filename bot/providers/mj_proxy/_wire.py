@@ -57,6 +57,7 @@ class Wire:
             provider=config.name,
             policy=policy,
             timeout=config.request_timeout,
+            home=config.image_origins,
         )
         return cls(config, client, http, MjProxyErrors(config))
 
@@ -77,6 +78,7 @@ class Wire:
             provider=self.name,
             policy=policy,
             timeout=timeout,
+            home=self.config.image_origins,
         )
 
     def path(self, endpoint: str, mode: str | None = None) -> str:
