@@ -58,6 +58,25 @@ class Dispatcher(BackgroundLoop):
         """Room now, and nobody ahead in the queue (order is kept)."""
         return not self._queues.get(provider) and self._room(provider)
 
+    def claim(self, job: Job) -> bool:
+        """Take a slot for sending `job` now, if its provider has room and nobody waits
+        ahead. The slot counts at once, before the caller's first await, so that a
+        second request a moment later sees it (the runner counts the job only once the
+        provider has answered). Pair with `release` once the send is over."""
+        if not self.has_room(job.provider):
+            return False
+        self._take(job)
+        return True
+
+    def release(self, job: Job) -> None:
+        self._sending[job.provider] -= 1
+        self._in_hand.pop(job.id, None)
+        self._wake.set()
+
+    def _take(self, job: Job) -> None:
+        self._sending[job.provider] = self._sending.get(job.provider, 0) + 1
+        self._in_hand[job.id] = job
+
     def _room(self, provider: str) -> bool:
         limit = self.limits.get(provider, 0)
         busy = self.in_flight(provider) + self._sending.get(provider, 0)
@@ -99,14 +118,11 @@ class Dispatcher(BackgroundLoop):
                 self._spawn(self.expire(waiting.job))
             while queue and queue[0].not_before <= now and self._room(provider):
                 job = queue.popleft().job
-                self._sending[provider] = self._sending.get(provider, 0) + 1
-                self._in_hand[job.id] = job
-                self._spawn(self._send(provider, job))
+                self._take(job)
+                self._spawn(self._send(job))
 
-    async def _send(self, provider: str, job: Job) -> None:
+    async def _send(self, job: Job) -> None:
         try:
             await self.send(job)
         finally:
-            self._sending[provider] -= 1
-            self._in_hand.pop(job.id, None)
-            self._wake.set()
+            self.release(job)

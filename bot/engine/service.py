@@ -36,6 +36,7 @@ from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
+from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
 from bot.engine.store import Store, Usage
 from bot.providers import build_provider
 from bot.providers.base import (
@@ -88,6 +89,9 @@ class Engine:
         self.store = Store(config.storage.path)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
+        self.spending = Spending(config, self.store, self.audit, self.settings, clock)
+        self.events.subscribe(self.spending.on_update)  # the provider failed: refunded
+        self._cancel_asked: set[str] = set()  # cancels that came while a job was sent
         self.moderation = Moderator(config.moderation.banned_words)
         self.results = ResultCollector(
             config.storage.media_dir,
@@ -140,6 +144,7 @@ class Engine:
         """Stop polling; active jobs stay in the store and resume at the next start."""
         await self.dispatcher.stop()
         await self.runner.stop()
+        await self.spending.drain()
         for provider in self.providers.values():
             await provider.aclose()
         await self._http.aclose()
@@ -278,13 +283,18 @@ class Engine:
         returned is a copy, like `get`'s."""
         try:
             job, support, submit_request = await self._prepare(request)
+        except DuplicatePress as press:  # a double click: the first press's job, once
+            return await self._existing(press.job_id)
         except RequestError as err:  # every refusal is in the audit, whoever refused
             await record_refusal(self.audit, request, err)
             raise
         if support.how is How.SELECT:
             await self._select(job, submit_request)
-        elif self.dispatcher.has_room(job.provider):
-            await self._send(job, submit_request, announce=True)
+        elif self.dispatcher.claim(job):  # counted as in flight before the first await
+            try:
+                await self._send(job, submit_request, announce=True)
+            finally:
+                self.dispatcher.release(job)
         else:
             job.queue_position = self.dispatcher.enqueue(job)
             job.provider_status = "waiting for a free slot"
@@ -319,12 +329,17 @@ class Engine:
             await self.store.save(job)
             self.events.publish(job, EventKind.WAITING)
             return
-        except ProviderError as err:
-            await self._fail(job, str(err))
+        except ProviderError as err:  # refused: refunded unless it may have been accepted
+            await self._fail(job, str(err), refund=refusal_refunds(err))
             return
         except Exception as err:
             log.exception("submitting %s to %s failed unexpectedly", job.id, provider.name)
             await self._fail(job, f"Atelier could not submit this job ({type(err).__name__}).")
+            return
+        if job.id in self._cancel_asked:  # cancelled while it was being sent
+            job.task_id = result.task_id
+            note = await cancel_sent(provider, result.task_id)
+            await self._mark_cancelled(job, "Cancelled while it was being sent." + note)
             return
         job.task_id = result.task_id
         job.provider_data.update(result.data)  # kept from the start: read back on every poll
@@ -342,11 +357,14 @@ class Engine:
         await self.runner.save_until_stored(lambda: self.store.save(job), [job.id])
         self.events.publish(job, EventKind.SUBMITTED)
 
-    async def _fail(self, job: Job, reason: str) -> None:
+    async def _fail(self, job: Job, reason: str, *, refund: bool = False) -> None:
+        self._cancel_asked.discard(job.id)
         job.status = JobStatus.FAILED
         job.failure = reason
         job.finished_at = self.clock()
         await self.store.save(job)
+        if refund:
+            await self.spending.refund(job, reason)
         self.events.publish(job, EventKind.FAILED)
 
     async def _expire_waiting(self, job: Job) -> None:
@@ -355,6 +373,7 @@ class Engine:
             job,
             f"{job.provider} stayed busy for {minutes} minutes, so this job was never sent "
             "(nothing was charged). Try again later.",
+            refund=True,
         )
 
     async def cancel(self, job_id: str) -> Job:
@@ -366,26 +385,34 @@ class Engine:
         if job.finished:
             raise RequestError(f"Job {job_id} has already {job.status.value}.")
         if self.dispatcher.remove(job.id) is not None:
-            job.status = JobStatus.CANCELLED
-            job.failure = "Cancelled before it was sent (nothing was charged)."
-            job.finished_at = self.clock()
-            await self.store.save(job)
-            self.events.publish(job, EventKind.CANCELLED)
+            await self._mark_cancelled(job, "Cancelled before it was sent (nothing was charged).")
             return job.copy()
-        provider = self.providers.get(job.provider)
-        note = ""
-        if provider is not None and job.task_id:
-            try:
-                await provider.cancel(job.task_id)
-            except ProviderError as err:
-                note = f" ({err} Atelier stopped following it; the provider may still finish.)"
+        if job.status is JobStatus.SUBMITTING:
+            # The provider call is in flight: honoured when it answers (see `_send`), never
+            # shown cancelled while the provider may still run it and charge for it.
+            self._cancel_asked.add(job.id)
+            return job.copy()
+        note = await cancel_sent(self.providers.get(job.provider), job.task_id)
         self.runner.forget(job.id)
+        await self._mark_cancelled(job, "Cancelled by request." + note, refund=False)
+        return job.copy()
+
+    async def _mark_cancelled(self, job: Job, failure: str, *, refund: bool = True) -> None:
+        """End a job as cancelled; refunded when it surely cost nothing at the provider."""
+        self._cancel_asked.discard(job.id)
         job.status = JobStatus.CANCELLED
-        job.failure = "Cancelled by request." + note
+        job.failure = failure
         job.finished_at = self.clock()
         await self.store.save(job)
+        if refund:
+            await self.spending.refund(job, failure)
         self.events.publish(job, EventKind.CANCELLED)
-        return job.copy()
+
+    async def _existing(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        if job is None:  # written in the same step as the press that found it
+            raise RequestError(f"There is no job {job_id}.")
+        return job
 
     async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None:
         """Record where a front end shows this job (so edits survive restarts)."""
@@ -421,8 +448,6 @@ class Engine:
         access.check_use(self.config, admission, request, provider.name, mode)
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
-        if request.user_id:
-            await self._check_limits(request.user_id)
         parsed = parse_request_prompt(request, parent, provider)
         check_inputs(request, provider.max_images)
         now = self.clock()
@@ -440,6 +465,7 @@ class Engine:
         # Kept for follow-ups (and for sending a queued job later) once the request is valid.
         for n, image in enumerate(request.images, 1):
             job.inputs.append(await self.results.save_input(job, n, image.data))
+        await self._check_limits(job, request, support)
         return job, support, submit_request
 
     async def _parent_of(self, request: JobRequest) -> Job | None:
@@ -477,23 +503,11 @@ class Engine:
             )
         return support
 
-    async def _check_limits(self, user_id: str) -> None:
-        """The owner's spending limits per user (config [engine])."""
-        at_once = self.config.engine.max_active_per_user
-        if at_once:
-            active = await self.store.count_active_for(user_id)
-            if active >= at_once:
-                raise RequestError(
-                    f"You already have {active} jobs running (the limit here is {at_once}); "
-                    "wait for one to finish."
-                )
-        daily = self.config.engine.max_jobs_per_user_per_day
-        if daily:
-            used = await self.store.count_sent_since(user_id, self.clock() - 86400)
-            if used >= daily:
-                raise RequestError(
-                    f"You have used your {daily} jobs for the last 24 hours here; try again later."
-                )
+    async def _check_limits(self, job: Job, request: JobRequest, support: Support) -> None:
+        """Budgets, active jobs and the double press: checked, and the job stored and
+        charged, in one atomic step (see spending.py), last, once the request is valid."""
+        cost = self.spending.cost(job.provider, job.action, support.how)
+        await self.spending.admit(job, request, cost)
 
     async def _request_for(
         self, job: Job, parent: Job | None = None, images: list[ImageInput] | None = None
