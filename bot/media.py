@@ -155,7 +155,7 @@ def _header(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     except Image.DecompressionBombError:
         raise MediaError(
             f"That {kind} image claims an enormous size, larger than Atelier will decode "
-            "(it may be a decompression bomb)."
+            f"(at most {_megapixels(max_pixels)}; it may be a decompression bomb)."
         ) from None
     except Exception:
         # Pillow reports broken headers with many exception types (SyntaxError, OSError,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.backoff import Backoff
@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 # A provider that forgets a task this many polls in a row has lost it.
 NOT_FOUND_LIMIT = 3
 MAX_BACKOFF = 120.0
-POKE_GAP = 1.0  # seconds between two polls caused by callbacks
+POKE_GAP = 1.0  # seconds between two polls of one job caused by callbacks
+# Polls caused by callbacks per second across all jobs; more are dropped (the runner
+# polls those jobs anyway at their interval), so a flood of callbacks, forged or not,
+# cannot turn into a flood of fetches.
+POKES_PER_SECOND = 20
 # Fetches in flight per provider: enough to overlap slow answers, few enough to be polite.
 FETCHES_PER_PROVIDER = 4
 
@@ -58,6 +62,7 @@ class Runner(BackgroundLoop):
         self._due: dict[str, float] = {}
         self._busy: set[str] = set()  # being fetched or collected
         self._last_poke: dict[str, float] = {}
+        self._recent_pokes: deque[float] = deque()  # when the last polls by poke were set
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(FETCHES_PER_PROVIDER)
         )
@@ -115,15 +120,25 @@ class Runner(BackgroundLoop):
         """News may be waiting for this job (a provider callback): poll it soon.
 
         Pokes are hints and can come in floods, so a job is polled at most once a
-        second because of them. Returns whether the job is being followed."""
-        if job_id not in self._jobs:
+        second because of them, never while it backs off after errors (the backoff
+        decides), and at most POKES_PER_SECOND polls are brought forward across all
+        jobs. Returns whether the job is being followed."""
+        job = self._jobs.get(job_id)
+        if job is None:
             return False
-        soonest = self._last_poke.get(job_id, -POKE_GAP) + POKE_GAP
         now = self.clock()
-        if job_id not in self._busy and self._due.get(job_id, now) > max(now, soonest):
-            self._due[job_id] = max(now, soonest)
-            self._last_poke[job_id] = max(now, soonest)
-            self._wake.set()
+        soonest = max(now, self._last_poke.get(job_id, -POKE_GAP) + POKE_GAP)
+        if job.poll_errors or job_id in self._busy or self._due.get(job_id, now) <= soonest:
+            return True
+        while self._recent_pokes and self._recent_pokes[0] <= now - 1.0:
+            self._recent_pokes.popleft()
+        if len(self._recent_pokes) >= POKES_PER_SECOND:
+            log.debug("poke for job %s dropped: over %d a second", job_id, POKES_PER_SECOND)
+            return True
+        self._recent_pokes.append(now)
+        self._due[job_id] = soonest
+        self._last_poke[job_id] = soonest
+        self._wake.set()
         return True
 
     def forget(self, job_id: str) -> None:
