@@ -68,6 +68,13 @@ class EngineConfig(_Section):
     max_active_per_user: int = Field(default=0, ge=0)
     # Jobs one user may send to providers in any 24 hours (0 = no limit).
     max_jobs_per_user_per_day: int = Field(default=0, ge=0)
+    # Largest attachment accepted, in pixels (width x height), checked from the file's
+    # header before it is decoded: 8192 x 8192 by default. Pillow's own bomb guard
+    # starts at about 89 million.
+    max_attachment_pixels: int = Field(default=8192 * 8192, ge=1_000_000, le=89_000_000)
+    # New jobs are refused ("disk") while the media folder's disk has less free space
+    # than this, in MiB, before anything is sent or charged (0 = no floor).
+    min_free_mib: float = Field(default=500, ge=0)
 
 
 class ModerationConfig(_Section):
@@ -90,6 +97,17 @@ class SpendingConfig(_Section):
 # What a configured paid provider gets when the file has no [spending] section: a
 # paid key must never be silently unlimited (set 0 explicitly to mean "no limit").
 PAID_DEFAULT_SPENDING = SpendingConfig(daily_credits=50, monthly_credits=500)
+
+
+class MediaConfig(_Section):
+    # Finished jobs' images are deleted this many days after the job was last used
+    # (finished, or a button pressed on it); 0 = keep them by age for ever. Buttons on
+    # a job whose images are gone answer so.
+    retention_days: float = Field(default=30, ge=0)
+    # The media folder is kept under this many MiB by deleting the least recently used
+    # finished jobs' images first (0 = no cap). Running jobs and jobs used in the last
+    # hour are never deleted.
+    max_total_mib: float = Field(default=10240, ge=0)
 
 
 class CallbacksConfig(_Section):
@@ -200,6 +218,7 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     spending: SpendingConfig = Field(default_factory=SpendingConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)
