@@ -120,7 +120,8 @@ async def command_job(
         ctx = ui_context(interaction.client)
         check_channel(interaction)
         max_bytes = int(ctx.config.discord.max_attachment_mib * 1024 * 1024)
-        images = await read_images(attachments, max_bytes) if attachments else []
+        max_pixels = ctx.config.engine.max_attachment_pixels
+        images = await read_images(attachments, max_bytes, max_pixels) if attachments else []
         request = make_request(
             interaction,
             action,
