@@ -520,7 +520,7 @@ class ProviderHttp:
                 return
             await response.aclose()
             hop = hop.after(response.status_code, self._target(response, location))
-        raise BadResponse(
+        raise ProviderError(  # a loop: asking again would loop again
             f"{self.provider} redirected {'the image link' if image else 'a request'} more "
             f"than {MAX_REDIRECTS} times; Atelier stopped following it.",
             provider=self.provider,

@@ -153,10 +153,13 @@ def address_kind(address: IPAddress) -> str | None:
         return "link-local"
     if address.is_multicast:
         return "multicast"
-    if address.is_private or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local):
-        return "private"
-    if address.is_reserved or not address.is_global:
-        return "reserved"  # documentation ranges, 240/4, 100.64/10 (shared NAT), ...
+    if address.is_reserved:
+        return "reserved"  # 240/4, IPv6 ranges not yet assigned
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
+    if address.is_private or site_local:
+        return "private"  # 10/8, 172.16/12, 192.168/16, fc00::/7, documentation ranges
+    if not address.is_global:
+        return "reserved"  # 100.64/10 (shared NAT) and the like
     return None
 
 
@@ -194,7 +197,7 @@ async def check_destination(
     if literal is not None:
         kind = address_kind(literal)
         if kind is not None:
-            raise RefusedDestination(origin.host, str(literal), kind)
+            raise RefusedDestination(origin.host, origin.host, kind)  # as the link spells it
         return origin
     addresses = await resolve(origin.host, origin.port)
     if not addresses:
