@@ -22,6 +22,7 @@ from bot.engine.audit import to_csv
 from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine, RequestError
+from bot.engine.spending import ledger_csv
 from bot.vocab import Action
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "usage", parents=[common], help="jobs sent to providers per user and provider"
     )
     usage.add_argument("--days", type=float, default=1, help="how far back (default 1)")
+    usage.add_argument(
+        "--csv", action="store_true", help="print the ledger (credits per user) as CSV"
+    )
     audit = commands.add_parser(
         "audit", parents=[common], help="the audit trail: jobs, refusals, refunds, settings"
     )
@@ -99,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "wait":
             return asyncio.run(wait(config, args.job_id, Path(args.out)))
         if args.command == "usage":
-            return asyncio.run(show_usage(config, args.days))
+            return asyncio.run(show_usage(config, args.days, as_csv=args.csv))
         if args.command == "audit":
             return asyncio.run(show_audit(config, args.days, as_csv=args.csv))
         if args.command == "jobs":
@@ -314,9 +318,13 @@ async def list_jobs(config: Config, limit: int) -> int:
     return EXIT_OK
 
 
-async def show_usage(config: Config, days: float) -> int:
+async def show_usage(config: Config, days: float, *, as_csv: bool = False) -> int:
     async with _reading(config) as engine:
         rows = await engine.usage(days)
+        ledger = await engine.spending.ledger(days)
+    if as_csv:
+        print(ledger_csv(ledger), end="")
+        return EXIT_OK
     if not rows:
         print(f"no jobs sent to providers in the last {days:g} day(s)")
         return EXIT_OK
@@ -324,6 +332,13 @@ async def show_usage(config: Config, days: float) -> int:
     for row in rows:
         who = row.user_id or "(terminal)"
         print(f"{who:<22} {row.provider:<14} {row.jobs:>6} {row.succeeded:>6} {row.failed:>6}")
+    if ledger:
+        print(f"\n{'user':<22} {'provider':<14} {'charged':>8} {'refunded':>8} {'net':>8}")
+    for line in ledger:
+        who = line.user_id or "(terminal)"
+        print(
+            f"{who:<22} {line.provider:<14} {line.charged:>8g} {line.refunded:>8g} {line.net:>8g}"
+        )
     return EXIT_OK
 
 
