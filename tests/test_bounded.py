@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import struct
+import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import ExifTags, Image
@@ -16,9 +19,9 @@ from PIL import ExifTags, Image
 from bot import media
 from bot.config import parse_config
 from bot.engine.events import EventBus
-from bot.engine.models import Job, JobRequest
+from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.runner import POKES_PER_SECOND, Runner
-from bot.engine.service import Engine
+from bot.engine.service import Engine, RequestError
 from bot.engine.store import Store
 from bot.media import MediaError
 from bot.providers.base import Provider, TaskSnapshot
@@ -26,7 +29,7 @@ from bot.ui.attachments import read_images
 from bot.ui.replies import UserError
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
-from tests.test_engine import ScriptedProvider
+from tests.test_engine import ScriptedProvider, make_engine, wait_done
 
 GPS_LATITUDE = 2  # GPSLatitude in the GPS IFD
 
@@ -226,3 +229,102 @@ async def test_pokes_are_rate_limited_across_jobs(tmp_path: Path) -> None:
     clock.now += 1.01  # a second later there is room again
     assert runner.poke(f"job{count - 1}")
     assert runner._due[f"job{count - 1}"] <= clock.now
+
+
+# --------------------------------------------------------------------------- retention
+
+DAY = 86400.0
+
+
+async def _age(engine: Engine, job_id: str, days: float) -> None:
+    """Make a stored job look last changed `days` ago."""
+    await engine.store.db.execute(
+        "UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time() - days * DAY, job_id)
+    )
+    await engine.store.db.commit()
+
+
+async def _stored(engine: Engine, job_id: str, status: JobStatus, **fields: Any) -> Path:
+    """A job in the store with one image in its media folder."""
+    job = Job(id=job_id, action=Action.IMAGINE, provider="scripted", status=status, **fields)
+    await engine.store.save(job)
+    folder = Path(engine.config.storage.media_dir) / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "1.png").write_bytes(b"\x89PNG" + b"\x00" * 4096)
+    return folder
+
+
+async def test_the_sweep_removes_old_media_and_keeps_recent_and_running(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, ScriptedProvider())
+    await engine.start(run=False)
+    try:
+        old = await _stored(engine, "aaaaaaaaaa", JobStatus.SUCCEEDED)
+        recent = await _stored(engine, "bbbbbbbbbb", JobStatus.SUCCEEDED)
+        running = await _stored(engine, "cccccccccc", JobStatus.RUNNING)
+        parent = await _stored(engine, "dddddddddd", JobStatus.SUCCEEDED)
+        used = await _stored(engine, "eeeeeeeeee", JobStatus.SUCCEEDED)
+        await _stored(engine, "ffffffffff", JobStatus.SUBMITTED, parent_id="dddddddddd")
+        await _stored(engine, "gggggggggg", JobStatus.SUCCEEDED, parent_id="eeeeeeeeee")
+        for job_id in ("aaaaaaaaaa", "cccccccccc", "dddddddddd", "eeeeeeeeee"):
+            await _age(engine, job_id, 40)
+        assert await engine.retention.sweep() == ["aaaaaaaaaa"]
+        assert [p.name for p in old.iterdir()] == ["swept.json"]
+        for kept in (recent, running, parent, used):  # parent: a running job reads it
+            assert (kept / "1.png").exists()  # used: a button was pressed on it lately
+        assert await engine.retention.sweep() == []  # swept once only
+        # Over the size cap, the least recently used finished job goes first, and
+        # nothing used in the last hour goes at all.
+        engine.retention.retention_days = 0
+        engine.retention.max_total_bytes = 3 * 4100
+        await _age(engine, "bbbbbbbbbb", 2)
+        await _age(engine, "gggggggggg", 1)
+        swept = await engine.retention.sweep()  # e was last used through g: a tie
+        assert swept[0] == "bbbbbbbbbb" and sorted(swept[1:]) == ["eeeeeeeeee", "gggggggggg"]
+        assert (running / "1.png").exists() and (parent / "1.png").exists()
+    finally:
+        await engine.stop()
+
+
+async def test_a_button_on_a_swept_job_answers_clearly_and_sends_nothing(tmp_path: Path) -> None:
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider)
+    await engine.start()
+    try:
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        done = await wait_done(engine, job.id)
+        assert done.status is JobStatus.SUCCEEDED and done.images
+        await _age(engine, job.id, 31)
+        assert await engine.retention.sweep() == [job.id]
+        sent = len(provider.submitted)
+        with pytest.raises(RequestError, match=r"were removed after 30 days") as refused:
+            await engine.submit(JobRequest(Action.UPSCALE, parent_id=job.id, index=1))
+        assert refused.value.reason == "media gone"
+        assert len(provider.submitted) == sent
+    finally:
+        await engine.stop()
+
+
+async def test_below_the_free_space_floor_new_jobs_are_refused_and_nothing_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = {"bytes": 100 * 1024 * 1024}
+
+    def disk_usage(path: object) -> shutil._ntuple_diskusage:
+        return shutil._ntuple_diskusage(10**12, 10**12 - free["bytes"], free["bytes"])
+
+    monkeypatch.setattr("bot.engine.retention.shutil.disk_usage", disk_usage)
+    provider = ScriptedProvider()
+    engine = make_engine(tmp_path, provider, min_free_mib=500)
+    await engine.start()
+    try:
+        with pytest.raises(RequestError, match=r"disk is almost full \(100 MiB free") as refused:
+            await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        assert refused.value.reason == "disk"
+        assert provider.submitted == []
+        assert await engine.recent() == []  # nothing stored either
+        free["bytes"] = 10 * 1024**3
+        monkeypatch.setattr("bot.engine.retention.FREE_SPACE_CACHE", 0.0)
+        job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
+        assert len(provider.submitted) == 1 and job.id
+    finally:
+        await engine.stop()

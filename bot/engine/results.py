@@ -1,6 +1,7 @@
 """Collecting a finished task's results: images downloaded at once (provider URLs
 expire) within a deadline each, checked by their bytes, split or composed into grids,
-kept on disk."""
+kept on disk. Image work here runs on media's lane reserved for results, so a burst of
+uploads never delays results that are already paid for."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from bot import media
 from bot.engine.models import Job
+from bot.engine.retention import check_present
 from bot.providers.base import BadResponse, Provider, ProviderUnavailable, TaskSnapshot
 
 
@@ -46,13 +48,13 @@ class ResultCollector:
         blobs = await asyncio.gather(*(self.download(provider, url) for _, url in urls))
         for blob in blobs:
             try:
-                await media.a_inspect_image(blob)
+                await media.a_inspect_image(blob, lane=media.Lane.RESULTS)
             except media.MediaError as err:
                 raise BadResponse(f"the provider's image is unusable: {err}") from None
         folder = f"{job.id}"
         if snapshot.grid and len(blobs) == 1:
             job.grid = await self._write(folder, "grid", blobs[0])
-            parts = await media.a_split_grid(blobs[0])
+            parts = await media.a_split_grid(blobs[0], lane=media.Lane.RESULTS)
             job.images = [
                 await self._write(folder, str(n), part) for n, part in enumerate(parts, 1)
             ]
@@ -64,7 +66,8 @@ class ResultCollector:
         job.images = images
         job.grid = None
         if len(blobs) > 1:
-            job.grid = await self._write(folder, "grid", await media.a_compose_grid(blobs))
+            grid = await media.a_compose_grid(blobs, lane=media.Lane.RESULTS)
+            job.grid = await self._write(folder, "grid", grid)
 
     async def download(self, provider: Provider, url: str) -> bytes:
         """One image of `provider`, within the byte cap and the download deadline."""
@@ -94,10 +97,13 @@ class ResultCollector:
 
     async def copy_image(self, source: str, job: Job, stem: str = "1") -> str:
         """Reuse an image of another job (a SELECT action needs no download)."""
-        data = await asyncio.to_thread(self.path(source).read_bytes)
+        data = await self.read(source)
         return await self._write(job.id, stem, data)
 
     async def image_size(self, relative: str) -> tuple[int, int] | None:
+        """The size of a stored image; None when it cannot be read. Raises MediaGone
+        when the retention sweep removed it (a button on that job cannot work)."""
+        check_present(self.media_dir, relative, only_swept=True)
         try:
             data = await asyncio.to_thread(self.path(relative).read_bytes)
             info = await media.a_inspect_image(data)
@@ -109,4 +115,11 @@ class ResultCollector:
         return await self._write(job.id, f"input-{n}", data)
 
     async def read(self, relative: str) -> bytes:
-        return await asyncio.to_thread(self.path(relative).read_bytes)
+        """A stored image or input. Raises MediaGone (a RequestError that says why) when
+        it is gone, e.g. removed by the retention sweep."""
+        check_present(self.media_dir, relative)
+        try:
+            return await asyncio.to_thread(self.path(relative).read_bytes)
+        except FileNotFoundError:
+            check_present(self.media_dir, relative)  # removed just now: say so
+            raise

@@ -34,6 +34,7 @@ from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
 from bot.engine.moderation import Moderator, record_refusal
 from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
+from bot.engine.retention import MediaRetention
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
@@ -98,6 +99,7 @@ class Engine:
             int(config.engine.max_download_mib * 1024 * 1024),
             config.engine.download_timeout_seconds,
         )
+        self.retention = MediaRetention(self.store, config, clock)  # sweep, disk floor
         self._http = httpx.AsyncClient(
             # Redirects are followed by ProviderHttp, which keeps keys on their origin
             # and refuses private addresses; a client that followed them would not.
@@ -134,6 +136,7 @@ class Engine:
             for job in await self.runner.start():
                 job.queue_position = self.dispatcher.enqueue(job)
             self.dispatcher.start()
+            self.retention.start()
 
     async def stop_polling(self) -> None:
         """Stop following jobs, so that no new outcomes arrive (a front end shutting
@@ -144,6 +147,7 @@ class Engine:
         """Stop polling; active jobs stay in the store and resume at the next start."""
         await self.dispatcher.stop()
         await self.runner.stop()
+        await self.retention.stop()
         await self.spending.drain()
         for provider in self.providers.values():
             await provider.aclose()
@@ -440,6 +444,7 @@ class Engine:
 
     async def _prepare(self, request: JobRequest) -> tuple[Job, Support, SubmitRequest]:
         """Check a request and make its job (with its inputs saved), ready to send."""
+        self.retention.check_free_space()  # a full disk refuses before anything is spent
         admission = await access.admit(self.config, self.settings, request)
         parent = await self._parent_of(request)
         provider = self.provider(parent.provider if parent else admission.provider)
