@@ -28,6 +28,7 @@ from bot.engine.models import EventKind, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine
 from bot.ui import actions
+from bot.ui.audit_channel import AuditChannel
 from bot.ui.buttons import JobButton, build_view
 from bot.ui.context import UiContext
 from bot.ui.discord_sender import DiscordSender
@@ -74,6 +75,9 @@ class AtelierBot(commands.AutoShardedBot):
             channel_edits_per_5s=config.discord.channel_edits_per_5s,
         )
         self.atelier = UiContext(config, self.engine, presenter, sender)
+        # Refusals and settings changes, posted to each server's audit channel (paced).
+        self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
+        self.engine.audit.subscribe(self.audit_channel.on_entry)
         self._unsubscribe: object = None
         self._shutting_down = False
         self.callbacks: CallbackServer | None = None
@@ -143,6 +147,7 @@ class AtelierBot(commands.AutoShardedBot):
             with contextlib.suppress(Exception):
                 await self.engine.stop_polling()  # no new outcomes from here on
             await self.atelier.presenter.close(DRAIN_SECONDS)
+            await self.audit_channel.close()
             if callable(self._unsubscribe):
                 self._unsubscribe()
             try:

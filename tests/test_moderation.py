@@ -8,14 +8,20 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from bot.config import parse_config
-from bot.engine.audit import AuditKind
+from bot.engine.audit import AuditEntry, AuditKind
 from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.moderation import BANNED_REASON, WordList, checked_text
 from bot.engine.service import Engine, RequestError
+from bot.ui.audit_channel import AuditChannel, audit_line
+from bot.ui.buttons import build_view
+from bot.ui.discord_sender import DiscordSender
+from bot.ui.pacer import Pacer
 from bot.vocab import Action
+from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
 BANNED = ["gore", "Blood Bath", "暴力", "c++", "ass"]
@@ -194,3 +200,65 @@ async def test_a_providers_own_ban_names_the_word_and_costs_nothing(tmp_path: Pa
             assert await ledger_net(engine) == 0
         finally:
             await engine.stop()
+
+
+# ------------------------------------------------------------------ the audit channel
+
+
+async def test_a_refusal_reaches_the_audit_channel_through_the_sender(tmp_path: Path) -> None:
+    """Engine -> audit -> AuditChannel -> the real DiscordSender -> the fake Discord's REST
+    API (no gateway needed to post a message)."""
+    fake = FakeDiscord()
+    await fake.start()
+    base, discord.http.Route.BASE = discord.http.Route.BASE, fake.base_url.rstrip("/")
+    client = discord.Client(intents=discord.Intents.none())
+    engine = make_sandbox_engine(tmp_path, banned_words=["gore"])
+    await engine.start()
+    try:
+        await client.login(fake.token)
+        audit_channel, where = await fake.add_channel("mod-log"), await fake.add_channel("art")
+        settings = await engine.settings.get(str(fake.guild_id))
+        assert settings is not None
+        settings.audit_channel_id = str(audit_channel)
+        await engine.settings.save(settings, by="admin")
+        poster = AuditChannel(engine.settings, DiscordSender(client, build_view), Pacer(4))
+        engine.audit.subscribe(poster.on_entry)
+        request = JobRequest(
+            Action.IMAGINE, prompt="a GORE fest", user_id=str(fake.user_id),
+            guild_id=str(fake.guild_id), channel_id=str(where),
+        )  # fmt: skip
+        assert "'gore'" in str(await refused(engine, request))
+        await asyncio.wait_for(poster.drained(), 10)
+        [line] = fake.channel_messages(audit_channel)
+        assert f"<@{fake.user_id}>" in line.content and f"<#{where}>" in line.content
+        assert "imagine" in line.content and "banned word (||gore||)" in line.content
+        assert fake.channel_messages(where) == [] and not fake.violations, fake.summary()
+        await poster.close()
+    finally:
+        await engine.stop()
+        await client.close()
+        discord.http.Route.BASE = base
+        await fake.stop()
+
+
+def make_sandbox_engine(tmp_path: Path, **moderation: Any) -> Engine:
+    config = parse_config(
+        {
+            "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "m")},
+            "moderation": moderation,
+            "providers": [{"name": "sandbox", "kind": "sandbox", "state_dir": str(tmp_path)}],
+        }
+    )
+    return Engine(config)
+
+
+def test_audit_lines_say_who_where_and_what() -> None:
+    refusal = AuditEntry(
+        1.0, AuditKind.REFUSAL, "g", "c1", "u1", "j1", "mj", "variation",
+        outcome="mode not allowed", detail="--turbo @everyone",
+    )  # fmt: skip
+    line = audit_line(refusal)
+    assert line.startswith("🚫 Refused <@u1> in <#c1>: variation on mj (job `j1`)")
+    assert "mode not allowed" in line and "@everyone" not in line  # made inert
+    change = AuditEntry(2.0, AuditKind.SETTINGS, "g", None, "u2", detail="banned_words")
+    assert audit_line(change) == "⚙️ <@u2> changed the server settings: banned\\_words"
