@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import discord
@@ -11,6 +12,7 @@ from discord.utils import escape_markdown
 
 from bot.engine.models import Job
 from bot.engine.service import Usage
+from bot.engine.spending import LedgerLine, ledger_csv
 from bot.ui.actions import is_manager
 from bot.ui.context import ui_context
 from bot.ui.render import what
@@ -46,6 +48,14 @@ def usage_line(row: Usage) -> str:
     )
 
 
+def ledger_line(line: LedgerLine) -> str:
+    who = f"<@{line.user_id}>" if line.user_id else "terminal"
+    return (
+        f"{who} · {line.provider}: **{line.net:g}** credits ({line.charged:g} charged, "
+        f"{line.refunded:g} refunded, {line.jobs} jobs)"
+    )
+
+
 def listing(title: str, lines: Sequence[str]) -> str:
     """A bold title and as many whole lines as fit in one Discord message."""
     kept = [f"**{title}**"]
@@ -54,6 +64,13 @@ def listing(title: str, lines: Sequence[str]) -> str:
             break
         kept.append(line)
     return "\n".join(kept)
+
+
+def cancel_reply(job: Job) -> str:
+    """What a cancel says: a job still being sent ends when the provider answers."""
+    if not job.finished:
+        return f"Job `{job.id}` is being sent; it is cancelled once the provider answers."
+    return f"Job `{job.id}` is cancelled. {job.failure or ''}"
 
 
 class Admin(commands.Cog):
@@ -85,10 +102,15 @@ class Admin(commands.Cog):
             await tell(interaction, listing(title, lines))
 
     @app_commands.command(name="usage", description="Who sent how many jobs (Manage Server)")
-    @app_commands.describe(days="How many days back (default 1)")
+    @app_commands.describe(
+        days="How many days back (default 1)", csv="Attach the ledger as a .csv file"
+    )
     @app_commands.guild_only()
     async def usage(
-        self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 90] = 1
+        self,
+        interaction: discord.Interaction,
+        days: app_commands.Range[int, 1, 90] = 1,
+        csv: bool = False,
     ) -> None:
         if not await defer_private(interaction):
             return
@@ -98,10 +120,21 @@ class Admin(commands.Cog):
             ctx = ui_context(interaction.client)
             guild_id = str(interaction.guild_id) if interaction.guild_id else None
             rows = await ctx.engine.usage(days, guild_id=guild_id)
-            if not rows:
+            ledger = await ctx.engine.spending.ledger(days, guild_id=guild_id)
+            if csv:
+                data = io.BytesIO(ledger_csv(ledger).encode())
+                await interaction.followup.send(
+                    f"The ledger of the last {days} day(s).",
+                    file=discord.File(data, filename=f"atelier-usage-{days}d.csv"),
+                    ephemeral=True,
+                )
+                return
+            if not rows and not ledger:
                 await tell(interaction, f"No jobs sent to providers in the last {days} day(s).")
                 return
             lines = [usage_line(row) for row in rows]
+            if ledger:
+                lines += ["**Credits** (charged less refunded)", *map(ledger_line, ledger)]
             await tell(interaction, listing(f"Jobs sent to providers, last {days} day(s)", lines))
 
     @app_commands.command(name="cancel", description="Cancel a running job")
@@ -119,7 +152,7 @@ class Admin(commands.Cog):
             if job.user_id != str(interaction.user.id) and not is_manager(interaction):
                 raise UserError("Only the person who started a job (or a manager) can cancel it.")
             cancelled = await ctx.engine.cancel(job.id)
-            await tell(interaction, f"Job `{cancelled.id}` is cancelled. {cancelled.failure or ''}")
+            await tell(interaction, cancel_reply(cancelled))
 
     @cancel.autocomplete("job_id")
     async def _running_jobs(

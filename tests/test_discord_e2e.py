@@ -647,3 +647,40 @@ async def test_guild_sync_leaves_no_global_duplicates(env: Env) -> None:
     assert global_puts and all(r.json == [] for r in global_puts)
     assert fake.registered_commands.get(None, []) == []
     env.clean()
+
+
+# ---- spending: /info and /usage csv (tests/test_spending.py covers the engine side)
+
+
+async def test_info_shows_spend_left_and_resets(env: Env) -> None:
+    fake = env.fake
+    where = await channel(env, "info")
+    await imagine(env, where, "a budgeted lighthouse")
+    rec = await fake.send_slash_command("info", {}, channel_id=where)
+    await acked(rec, 5)
+    msg = await rec.wait_response(10)
+    assert msg.flags & 64, msg  # ephemeral: only the member sees it
+    assert "Today" in msg.content and "This month" in msg.content, msg.content
+    assert "spent" in msg.content, msg.content
+    env.clean()
+
+
+async def test_usage_csv_attaches_the_ledger(env: Env) -> None:
+    fake = env.fake
+    where = await channel(env, "usage-csv")
+    await imagine(env, where, "a ledgered lighthouse")
+    owner = int(fake.owner["id"])
+    rec = await fake.send_slash_command("usage", {"csv": True}, channel_id=where, user_id=owner)
+    await acked(rec, 5)
+
+    def with_file(message: FakeMessage) -> bool:
+        return any(a.filename.endswith(".csv") for a in message.attachments)
+
+    found = await fake.wait_for(
+        lambda: next((m for m in rec.messages if with_file(m)), None), 10, what="the .csv"
+    )
+    [attachment] = [a for a in found.attachments if a.filename.endswith(".csv")]
+    text = attachment.data.decode()
+    assert text.startswith("user_id,provider,credits_charged"), text
+    assert f"{fake.user_id},sandbox," in text, text
+    env.clean()
