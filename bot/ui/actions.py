@@ -164,7 +164,8 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
             return
         if target.action == custom_ids.CANCEL:
             cancelled = await ctx.engine.cancel(job.id)
-            await tell(interaction, f"Job `{cancelled.id}` is cancelled.")
+            later = "" if cancelled.finished else " once the provider answers (it is being sent)"
+            await tell(interaction, f"Job `{cancelled.id}` is cancelled{later}.")
             return
         reply_to = interaction.message.id if interaction.message else None
         await start_job(ctx, interaction, _request(interaction, target, job), reply_to=reply_to)
