@@ -210,11 +210,14 @@ class Spending:
             await db.execute(_INSERT_JOB, tuple(read(job) for _, read in COLUMNS))
             if cost > 0:
                 await db.execute(_INSERT_ROW, _ledger_row(now, CHARGE, job, cost))
-        await self.audit.record(
-            AuditKind.JOB, guild_id=job.guild_id, channel_id=job.channel_id,
-            user_id=job.user_id, job_id=job.id, provider=job.provider,
-            action=job.action.value, credits=cost, outcome="accepted",
-        )  # fmt: skip
+        try:  # the job is stored and charged: a failed audit write must not strand it
+            await self.audit.record(
+                AuditKind.JOB, guild_id=job.guild_id, channel_id=job.channel_id,
+                user_id=job.user_id, job_id=job.id, provider=job.provider,
+                action=job.action.value, credits=cost, outcome="accepted",
+            )  # fmt: skip
+        except Exception:
+            log.exception("the audit entry of job %s could not be written", job.id)
 
     async def _duplicate(self, db: aiosqlite.Connection, job: Job, now: float) -> str | None:
         since = now - self.config.spending.duplicate_seconds
