@@ -535,7 +535,9 @@ def strip_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Encoded
         return EncodedImage(data, info.mime, info.ext, info.width, info.height, "")
     frames = getattr(image, "n_frames", 1)
     # An animation keeps its frames (and has no EXIF rotation to apply).
-    clean = image if frames > 1 else ImageOps.exif_transpose(image)
+    if frames == 1:
+        ImageOps.exif_transpose(image, in_place=True)  # no second copy of the pixels
+    clean = image
     kept: dict[str, object] = {
         key: clean.info[key] for key in ("icc_profile", "transparency") if key in clean.info
     }
