@@ -4,10 +4,12 @@ pokes that respect backoff and a global rate."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import shutil
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import ExifTags, Image
 
-from bot import media
+from bot import media, media_pool
 from bot.config import parse_config
 from bot.engine.events import EventBus
 from bot.engine.models import Job, JobRequest, JobStatus
@@ -328,3 +330,32 @@ async def test_below_the_free_space_floor_new_jobs_are_refused_and_nothing_is_se
         assert len(provider.submitted) == 1 and job.id
     finally:
         await engine.stop()
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+async def test_uploads_filling_the_shared_workers_do_not_hold_up_result_saving() -> None:
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def slow_upload() -> None:
+        started.release()
+        release.wait(10)
+
+    blockers = [
+        asyncio.ensure_future(media.run_image_work(media.Lane.SHARED, slow_upload))
+        for _ in range(media_pool.SHARED_WORKERS + 3)  # more than the lane has workers
+    ]
+    try:
+        for _ in range(media_pool.SHARED_WORKERS):
+            assert await asyncio.to_thread(started.acquire, True, 5)
+        assert not started.acquire(timeout=0.2)  # the rest wait: the lane is bounded
+        out = io.BytesIO()
+        Image.new("RGB", (32, 32), "red").save(out, "PNG")
+        async with asyncio.timeout(5):  # the reserved worker is free
+            info = await media.a_inspect_image(out.getvalue(), lane=media.Lane.RESULTS)
+        assert info.width == 32
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
