@@ -20,6 +20,7 @@ import signal
 import sys
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.callbacks import CallbackServer
@@ -30,13 +31,13 @@ from bot.engine.service import Engine
 from bot.ui import actions
 from bot.ui.audit_channel import AuditChannel
 from bot.ui.buttons import JobButton, build_view
-from bot.ui.context import UiContext
+from bot.ui.context import UiContext, ui_context
 from bot.ui.discord_sender import DiscordSender
 from bot.ui.presenter import Presenter
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.tools", "cogs.admin", "cogs.info")
+EXTENSIONS = ("cogs.imagine", "cogs.tools", "cogs.admin", "cogs.server", "cogs.info")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # Seconds of shutdown spent posting results that are already known.
 DRAIN_SECONDS = 10.0
@@ -44,6 +45,12 @@ DRAIN_SECONDS = 10.0
 
 class StartupError(Exception):
     """The bot cannot start with this configuration (worded for the operator)."""
+
+
+class AtelierTree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Every command and autocomplete: refused in a server not allowed."""
+        return await actions.guild_admitted(ui_context(interaction.client), interaction)
 
 
 def intents() -> discord.Intents:
@@ -64,6 +71,7 @@ class AtelierBot(commands.AutoShardedBot):
             # A 429 asking for a longer wait raises instead of blocking a channel's
             # writer; the presenter then backs that channel off and coalesces.
             max_ratelimit_timeout=30.0,
+            tree_cls=AtelierTree,
         )
         self.config = config
         self.engine = Engine(config)
@@ -136,6 +144,26 @@ class AtelierBot(commands.AutoShardedBot):
 
     async def on_ready(self) -> None:
         log.info("connected as %s, in %d guilds", self.user, len(self.guilds))
+        for guild in list(self.guilds):
+            await self._leave_unless_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)  # back from an outage, list changed since
+
+    async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+        """A server not in `[discord] allowed_guild_ids` is left (someone added a
+        private bot through its invite link, or the list changed)."""
+        allowed = self.config.discord.allowed_guild_ids
+        if not allowed or guild.id in allowed:
+            return
+        log.warning("leaving server %s: it is not in [discord] allowed_guild_ids", guild.id)
+        try:
+            await guild.leave()
+        except discord.HTTPException as err:
+            log.error("could not leave server %s: %s", guild.id, err)
 
     async def close(self) -> None:
         if not self._shutting_down:

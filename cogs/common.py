@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.engine.models import ImageInput, Job, JobRequest, Origin
-from bot.ui.actions import start_job
+from bot.ui.actions import is_manager, role_ids, start_job
 from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
 from bot.ui.replies import UserError, guarded
@@ -163,4 +163,7 @@ def make_request(
         user_id=str(interaction.user.id),
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
+        # For the server's rules (roles per provider, per-role limits).
+        role_ids=role_ids(interaction),
+        is_manager=is_manager(interaction),
     )

@@ -16,10 +16,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bot.config import Config
+from bot.engine.audit import AuditKind, AuditLog
 from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobRequest, Origin
 from bot.engine.prompt import PromptError, parse_prompt
-from bot.engine.settings import ServerSettings, SettingsStore
+from bot.engine.settings import RoleLimits, ServerSettings, SettingsStore
 from bot.vocab import MODES
 
 ANYONE, REQUESTER = "anyone", "requester"
@@ -160,3 +161,254 @@ def request_mode(request: JobRequest, parent: Job | None) -> str | None:
         if mode is not None:
             return mode
     return parent.mode if parent is not None else None
+
+
+# ---- changing a server's settings (/server ...): checked here, shown by the cog ----
+
+IMAGE_CHECKS = ("off", "spoiler", "withhold")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One settings change, for the manager's answer and the audit: what, from, to."""
+
+    what: str
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.before} → {self.after}"
+
+
+def _listed(items: Sequence[str], sigil: str = "") -> str:
+    if not items:
+        return "(none)"
+    return ", ".join(f"<{sigil}{i}>" if sigil else i for i in items)
+
+
+def edit_channels(settings: ServerSettings, op: str, channel_id: str | None = None) -> Change:
+    """`op` is "add", "remove" or "clear" (every channel again)."""
+    before = list(settings.channel_ids)
+    if op == "add" and channel_id is not None and channel_id not in before:
+        settings.channel_ids.append(channel_id)
+    elif op == "remove" and channel_id is not None:
+        if channel_id not in before:
+            raise RequestError(f"<#{channel_id}> is not on the list.", reason="settings")
+        settings.channel_ids.remove(channel_id)
+    elif op == "clear":
+        settings.channel_ids.clear()
+    after = settings.channel_ids
+    return Change(
+        "channels",
+        _listed(before, "#") if before else "every channel",
+        _listed(after, "#") if after else "every channel",
+    )
+
+
+def edit_provider_roles(
+    config: Config, settings: ServerSettings, op: str, provider: str, role_id: str | None = None
+) -> Change:
+    """Roles that may use `provider`: "add" / "remove" one, or "clear" (every member)."""
+    require_provider(config, provider)
+    roles = settings.provider_roles.setdefault(provider, [])
+    before = list(roles)
+    if op == "add" and role_id is not None and role_id not in roles:
+        roles.append(role_id)
+    elif op == "remove" and role_id is not None:
+        if role_id not in roles:
+            raise RequestError(f"<@&{role_id}> is not a role of {provider}.", reason="settings")
+        roles.remove(role_id)
+    elif op == "clear":
+        roles.clear()
+    if not roles:
+        del settings.provider_roles[provider]
+
+    def shown(ids: Sequence[str]) -> str:
+        return _listed(ids, "@&") if ids else "every member"
+
+    return Change(f"roles for {provider}", shown(before), shown(roles))
+
+
+def edit_button_access(config: Config, settings: ServerSettings, who: str | None) -> Change:
+    """ "anyone", "requester", or None: the operator's `[discord] button_access`."""
+    if who is not None and who not in BUTTON_ACCESS:
+        raise RequestError(f"Buttons are for {' or '.join(BUTTON_ACCESS)}.", reason="settings")
+    before = button_access(config, settings)
+    settings.button_access = who
+    return Change("who may press buttons", before, button_access(config, settings))
+
+
+def edit_channel_provider(
+    config: Config, settings: ServerSettings, channel_id: str, provider: str | None
+) -> Change:
+    """The provider a request in `channel_id` uses when it names none (None: the default)."""
+    fallback = config.default_provider or config.providers[0].name
+    before = settings.channel_providers.get(channel_id, fallback)
+    if provider:
+        require_provider(config, provider)
+        settings.channel_providers[channel_id] = provider
+    else:
+        settings.channel_providers.pop(channel_id, None)
+    return Change(f"default provider in <#{channel_id}>", before, provider or fallback)
+
+
+def parse_modes(text: str) -> list[str]:
+    """ "relax", "fast, relax" or "all" (every mode the operator allows)."""
+    words = [w.strip().lstrip("-").lower() for w in text.replace(",", " ").split()]
+    if words == ["all"] or not words:
+        return []
+    unknown = [w for w in words if w not in MODES]
+    if unknown:
+        raise RequestError(
+            f"{unknown[0]!r} is not a mode; use {', '.join(MODES)} or all.", reason="settings"
+        )
+    return [m for m in MODES if m in words]
+
+
+def edit_modes(config: Config, settings: ServerSettings, provider: str, text: str) -> Change:
+    """The modes members may ask for on `provider`, within what the operator allows."""
+    require_provider(config, provider)
+    wanted = parse_modes(text)
+    offered = operator_modes(config, provider)
+    beyond = [m for m in wanted if m not in offered]
+    if beyond:
+        raise RequestError(
+            f"The operator does not allow --{beyond[0]} on {provider} "
+            f"(allowed: {', '.join(offered)}).",
+            reason="settings",
+        )
+    before = ", ".join(allowed_modes(config, provider, settings))
+    if wanted:
+        settings.allowed_modes[provider] = wanted
+    else:
+        settings.allowed_modes.pop(provider, None)
+    after = ", ".join(allowed_modes(config, provider, settings))
+    return Change(f"modes on {provider}", before, after)
+
+
+def _limits_text(limits: RoleLimits | None) -> str:
+    if limits is None:
+        return "the defaults"
+    parts = [
+        f"{name} {value:g}"
+        for name, value in (
+            ("daily", limits.daily_credits),
+            ("monthly", limits.monthly_credits),
+            ("active", limits.max_active),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts) or "the defaults"
+
+
+def edit_role_limits(
+    settings: ServerSettings,
+    role_id: str,
+    *,
+    daily: float | None = None,
+    monthly: float | None = None,
+    max_active: int | None = None,
+) -> Change:
+    """Limits for members with `role_id`; all None clears them (the defaults apply)."""
+    if any(v is not None and v < 0 for v in (daily, monthly, max_active)):
+        raise RequestError("Limits cannot be negative.", reason="settings")
+    before = _limits_text(settings.role_limits.get(role_id))
+    if daily is None and monthly is None and max_active is None:
+        settings.role_limits.pop(role_id, None)
+    else:
+        settings.role_limits[role_id] = RoleLimits(daily, monthly, max_active)
+    after = _limits_text(settings.role_limits.get(role_id))
+    return Change(f"limits for <@&{role_id}>", before, after)
+
+
+def edit_banned_words(settings: ServerSettings, op: str, word: str) -> Change:
+    """ "add" or "remove" one word (or phrase) refused in prompts here."""
+    word = " ".join(word.split()).lower()
+    if not word:
+        raise RequestError("Give a word.", reason="settings")
+    before = len(settings.banned_words)
+    known = [w.lower() for w in settings.banned_words]
+    if op == "add" and word not in known:
+        settings.banned_words.append(word)
+    elif op == "remove":
+        if word not in known:
+            raise RequestError(f"{word!r} is not on the list.", reason="settings")
+        del settings.banned_words[known.index(word)]
+    # The word itself stays out of the audit channel's line: only the count changes.
+    return Change("banned words", f"{before} words", f"{len(settings.banned_words)} words")
+
+
+def edit_audit_channel(settings: ServerSettings, channel_id: str | None) -> Change:
+    before = settings.audit_channel_id
+    settings.audit_channel_id = channel_id
+
+    def shown(value: str | None) -> str:
+        return f"<#{value}>" if value else "none"
+
+    return Change("audit channel", shown(before), shown(channel_id))
+
+
+def edit_image_check(settings: ServerSettings, mode: str) -> Change:
+    if mode not in IMAGE_CHECKS:
+        raise RequestError(f"The image check is {', '.join(IMAGE_CHECKS)}.", reason="settings")
+    before = settings.image_check
+    settings.image_check = mode
+    return Change("image check", before, mode)
+
+
+def require_provider(config: Config, provider: str) -> None:
+    names = [p.name for p in config.providers]
+    if provider not in names:
+        raise RequestError(
+            f"There is no provider {provider!r}; configured: {', '.join(names)}.",
+            reason="settings",
+        )
+
+
+async def save_change(
+    settings_store: SettingsStore,
+    audit: AuditLog,
+    settings: ServerSettings,
+    change: Change,
+    *,
+    by: str,
+    channel_id: str | None,
+) -> None:
+    """Store the changed settings and write the audit SETTINGS entry (who, what, from → to)."""
+    await settings_store.save(settings, by=by)
+    await audit.record(
+        AuditKind.SETTINGS,
+        guild_id=settings.guild_id,
+        channel_id=channel_id,
+        user_id=by,
+        outcome=change.what,
+        detail=str(change),
+    )
+
+
+def describe(config: Config, settings: ServerSettings) -> list[str]:
+    """Every setting of a server, one readable line each (for /server show)."""
+    channels = _listed(settings.channel_ids, "#") if settings.channel_ids else "every channel"
+    lines = [
+        f"**Channels**: {channels}",
+        f"**Buttons**: {button_access(config, settings)}",
+    ]
+    for entry in config.providers:
+        name = entry.name
+        roles = settings.provider_roles.get(name, [])
+        defaults = [c for c, p in settings.channel_providers.items() if p == name]
+        line = (
+            f"**{name}**: for {_listed(roles, '@&') if roles else 'every member'}; modes "
+            f"{', '.join(allowed_modes(config, name, settings)) or 'none'}"
+        )
+        if defaults:
+            line += f"; default in {_listed(defaults, '#')}"
+        lines.append(line)
+    for role, limits in settings.role_limits.items():
+        lines.append(f"**Limits for <@&{role}>**: {_limits_text(limits)}")
+    words = ", ".join(f"`{w}`" for w in settings.banned_words) or "(none)"
+    lines.append(f"**Banned words**: {words}")
+    audit_channel = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "none"
+    lines.append(f"**Audit channel**: {audit_channel}")
+    lines.append(f"**Image check**: {settings.image_check}")
+    return lines

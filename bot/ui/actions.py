@@ -16,7 +16,10 @@ from typing import Any
 
 import discord
 
+from bot.engine import access
+from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
+from bot.engine.settings import ServerSettings
 from bot.ui import custom_ids, modals
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
@@ -37,29 +40,65 @@ def opens_modal(target: Target) -> bool:
     )
 
 
+NOT_AVAILABLE = "This button is not available here."
+
+
 def is_manager(interaction: discord.Interaction) -> bool:
     permissions = interaction.permissions
     return bool(permissions.manage_guild or permissions.administrator)
 
 
+def role_ids(interaction: discord.Interaction) -> list[str]:
+    """The presser's roles in this server (ids, @everyone left out); none in a DM."""
+    user = interaction.user
+    if not isinstance(user, discord.Member):
+        return []
+    return [str(role.id) for role in user.roles if not role.is_default()]
+
+
+def _place_of(interaction: discord.Interaction) -> tuple[str | None, str | None]:
+    guild_id = getattr(interaction, "guild_id", None)
+    channel_id = getattr(interaction, "channel_id", None)
+    return (
+        str(guild_id) if guild_id else None,
+        str(channel_id) if channel_id else None,
+    )
+
+
 def check_press(
-    ctx: UiContext, interaction: discord.Interaction, job: Job | None, target: Target
+    ctx: UiContext,
+    interaction: discord.Interaction,
+    job: Job | None,
+    target: Target,
+    settings: ServerSettings | None = None,
 ) -> str | None:
-    """Why this press cannot go ahead (a sentence for the presser), or None."""
+    """Why this press cannot go ahead (a sentence for the presser), or None.
+
+    A custom_id comes from the client and may be forged: the job must belong to this
+    server (and this channel, unless the presser asked for it), and the action must be
+    one the job offered; otherwise the press is "not available" and nothing is spent."""
     if job is None:
         return (
             f"Job `{target.job_id}` no longer exists, so its buttons no longer work. "
             "Start a new one with /imagine."
         )
     owner = job.user_id == str(interaction.user.id)
+    guild_id, channel_id = _place_of(interaction)
+    if job.guild_id != guild_id or (job.channel_id != channel_id and not owner):
+        return NOT_AVAILABLE
     if target.action == custom_ids.CANCEL:
         if not (owner or is_manager(interaction)):
             return "Only the person who started this job (or a server manager) can cancel it."
         if job.finished:
             return f"Job `{job.id}` has already {job.status.value}."
         return None
-    if ctx.config.discord.button_access == "requester" and not (owner or is_manager(interaction)):
+    requester_only = access.button_access(ctx.config, settings) == access.REQUESTER
+    if requester_only and not (owner or is_manager(interaction)):
         return f"Only <@{job.user_id}> can use the buttons of this job."
+    return _check_action(ctx, job, target)
+
+
+def _check_action(ctx: UiContext, job: Job, target: Target) -> str | None:
     try:
         action = Action(target.action)
     except ValueError:
@@ -68,10 +107,17 @@ def check_press(
         return f"The provider {job.provider!r} is no longer configured here."
     if action is Action.IMAGINE:
         if not 0 < target.index <= len(job.texts):
-            return f"Job `{job.id}` has no prompt number {target.index}."
+            return f"{NOT_AVAILABLE} Job `{job.id}` has no prompt number {target.index}."
         return None
     if ctx.engine.offers(job, action, target.index, target.variant) is None:
-        return f"{action_name(action)} is not offered for job `{job.id}` on {job.provider}."
+        number = f" {target.index}" if target.index else ""
+        what = f"{action_name(action)}{number} is not offered for job `{job.id}` on {job.provider}."
+        # Never offered by this job (a forged or foreign custom_id) vs. no longer served.
+        return (
+            f"{NOT_AVAILABLE} {what}"
+            if job.offers(action, target.index, target.variant) is None
+            else what
+        )
     return None
 
 
@@ -87,6 +133,7 @@ def _request(
     user_id = str(interaction.user.id)
     guild_id = str(interaction.guild_id) if interaction.guild_id else None
     channel_id = str(interaction.channel_id)
+    roles, manager = role_ids(interaction), is_manager(interaction)
     action = Action(target.action)
     if action is Action.IMAGINE:  # 1️⃣-5️⃣ under a describe/shorten result
         return JobRequest(
@@ -97,6 +144,8 @@ def _request(
             user_id=user_id,
             guild_id=guild_id,
             channel_id=channel_id,
+            role_ids=roles,
+            is_manager=manager,
         )
     return JobRequest(
         action,
@@ -109,6 +158,8 @@ def _request(
         user_id=user_id,
         guild_id=guild_id,
         channel_id=channel_id,
+        role_ids=roles,
+        is_manager=manager,
     )
 
 
@@ -179,15 +230,42 @@ async def _pressed_job(
     timeout: float | None = None,
 ) -> Job | None:
     """The job a press or a form is about, or None once the presser is told why not."""
+    if not await guild_admitted(ctx, interaction):
+        return None
+    guild_id = str(interaction.guild_id) if interaction.guild_id else None
     try:
-        job = await asyncio.wait_for(ctx.engine.get(target.job_id), timeout)
+        async with asyncio.timeout(timeout):
+            job = await ctx.engine.get(target.job_id)
+            settings = await ctx.engine.settings.get(guild_id)
     except TimeoutError:
         raise UserError("Atelier is busy right now; press the button again.") from None
-    problem = check_press(ctx, interaction, job, target)
+    problem = check_press(ctx, interaction, job, target, settings)
     if problem:
         await tell(interaction, problem)
         return None
     return job
+
+
+async def guild_admitted(ctx: UiContext, interaction: discord.Interaction) -> bool:
+    """False (the person told privately, the refusal in the audit) when this server is
+    not one of `[discord] allowed_guild_ids`. Commands, buttons and forms all ask."""
+    guild_id = str(interaction.guild_id) if interaction.guild_id else None
+    if access.guild_allowed(guild_id, ctx.config.discord.allowed_guild_ids, Origin.DISCORD):
+        return True
+    await ctx.engine.audit.record(
+        AuditKind.REFUSAL,
+        guild_id=guild_id,
+        channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+        user_id=str(interaction.user.id),
+        outcome="guild",
+        detail="a server not in [discord] allowed_guild_ids",
+    )
+    if interaction.type is not discord.InteractionType.autocomplete:
+        await tell(interaction, NOT_IN_THIS_SERVER)
+    return False
+
+
+NOT_IN_THIS_SERVER = "Atelier is not available in this server."
 
 
 async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: Target) -> None:

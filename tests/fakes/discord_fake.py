@@ -578,6 +578,9 @@ class FakeGuild:
     everyone_permissions: int = Permissions.EVERYONE_DEFAULT
     bot_role_id: int = 0
     bot_permissions: int = Permissions.BOT_DEFAULT
+    # Roles made with FakeDiscord.add_role (id -> name); the bot left this guild.
+    extra_roles: dict[int, str] = field(default_factory=dict)
+    left: bool = False
 
     @property
     def premium_tier(self) -> int:
@@ -607,6 +610,8 @@ class FakeGuild:
         roles = [role(self.id, "@everyone", self.everyone_permissions, 0, False)]
         if self.bot_role_id:
             roles.append(role(self.bot_role_id, "Atelier", self.bot_permissions, 1, True))
+        for position, (rid, name) in enumerate(self.extra_roles.items(), 2):
+            roles.append(role(rid, name, 0, position, False))
         return roles
 
 
@@ -1216,7 +1221,11 @@ class FakeDiscord:
     async def add_guild(self, name: str = "Another Guild", channel_name: str = "general") -> int:
         """A new guild with one text channel (GUILD_CREATE is sent if connected)."""
         guild = self._new_guild(name, channel_name, DEFAULT_UPLOAD_LIMIT)
-        await self._dispatch("GUILD_CREATE", self._guild_create_payload(guild), guild.id)
+        payload = self._guild_create_payload(guild)
+        # A guild the bot joins comes without "unavailable" (false means "back from an
+        # outage"): discord.py tells them apart as on_guild_join / on_guild_available.
+        payload.pop("unavailable", None)
+        await self._dispatch("GUILD_CREATE", payload, guild.id)
         return guild.id
 
     async def add_channel(
@@ -1504,6 +1513,7 @@ class FakeDiscord:
             R("GET", "/gateway/bot", self._h_gateway_bot),
             R("GET", "/users/@me", self._h_me),
             R("GET", "/users/{user_id}", self._h_user),
+            R("DELETE", "/users/@me/guilds/{guild_id}", self._h_leave_guild),
             R("POST", "/users/@me/channels", self._h_create_dm),
             R("GET", "/oauth2/applications/@me", self._h_app_info),
             R("GET", "/applications/@me", self._h_app_info),
@@ -2031,6 +2041,16 @@ class FakeDiscord:
         if guild is None:
             raise DiscordAPIError(404, 10004, "Unknown Guild")
         return guild
+
+    async def _h_leave_guild(self, ctx: _Ctx) -> web.Response:
+        """DELETE /users/@me/guilds/{guild.id}: the bot leaves; GUILD_DELETE follows."""
+        guild = self._require_guild(ctx)
+        if guild.left:
+            raise DiscordAPIError(404, 10004, "Unknown Guild")
+        guild.left = True
+        await self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, guild.id)
+        self._notify()
+        return self._json(204, None)
 
     async def _h_get_channel(self, ctx: _Ctx) -> web.Response:
         return self._json(200, self._require_channel(ctx).to_payload())
@@ -2692,7 +2712,9 @@ class FakeDiscord:
         self._shard_sessions[shard_id] = session
         session.conn = conn
         conn.session = session
-        guilds = [g for g in self.guilds.values() if self._shard_of(g.id) == shard_id]
+        guilds = [
+            g for g in self.guilds.values() if self._shard_of(g.id) == shard_id and not g.left
+        ]
         await self._send_event(
             session,
             "READY",
@@ -3004,6 +3026,8 @@ class FakeDiscord:
                     "permissions": str(Permissions.EVERYONE_DEFAULT),
                 }
                 out.append({"name": name, "type": 7, "value": str(ch.id)})
+            elif otype == 8:
+                out.append(self._role_option(name, int(value), channel_id, resolved))
             elif otype == 4:
                 out.append({"name": name, "type": 4, "value": int(value)})
             elif otype == 10:
@@ -3296,6 +3320,60 @@ class FakeDiscord:
         for req in self.requests[-15:]:
             lines.append(f"  {req!r}")
         return "\n".join(lines)
+
+    # ------------------------------------------------- roles, leaving, forged presses
+    async def add_role(self, name: str, *, guild_id: int | None = None) -> int:
+        """A new role in a guild (GUILD_ROLE_CREATE is sent if connected); its id."""
+        guild = self.guilds[guild_id or self.guild_id]
+        role_id = self._ids.next()
+        guild.extra_roles[role_id] = name
+        payload = next(r for r in guild.roles() if r["id"] == str(role_id))
+        await self._dispatch(
+            "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": payload}, guild.id
+        )
+        return role_id
+
+    def set_member_roles(
+        self, user_id: int, role_ids: Sequence[int], *, guild_id: int | None = None
+    ) -> None:
+        """The roles a member has (sent in every interaction's member payload)."""
+        guild = self.guilds[guild_id or self.guild_id]
+        member = guild.members[user_id]
+        member["roles"] = [str(r) for r in role_ids]
+
+    def _role_option(
+        self, name: str, role_id: int, channel_id: int, resolved: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        guild = self.guilds[self.channels[channel_id].guild_id or self.guild_id]
+        role = next((r for r in guild.roles() if r["id"] == str(role_id)), None)
+        if role is None:
+            raise ValueError(f"guild {guild.id} has no role {role_id}")
+        resolved.setdefault("roles", {})[str(role_id)] = role
+        return {"name": name, "type": 8, "value": str(role_id)}
+
+    async def forge_press(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+    ) -> InteractionRecord:
+        """A button press with a ``custom_id`` of the client's choosing (another job's,
+        another guild's, an action the job never offered), on a copy of the message
+        that carries it; ``channel_id`` (in any guild) says where the press comes from
+        (default: the message's channel)."""
+        msg = self._messages_by_id[message_id]
+        payload, user, channel = self._base_interaction(
+            3, user_id, channel_id or msg.channel_id, "en-US"
+        )
+        message = msg.to_payload()
+        # discord.py routes a press only to a button the message carries: this one does.
+        button = {"type": 2, "style": 2, "label": "forged", "custom_id": custom_id}
+        message["components"] = [{"type": 1, "components": [button]}]
+        payload["message"] = message
+        payload["data"] = {"custom_id": custom_id, "component_type": 2, "id": 0}
+        return await self._inject(payload, user, channel, custom_id)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FakeDiscord]:
