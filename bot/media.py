@@ -579,8 +579,8 @@ async def a_compose_grid(
     return await run_image_work(lane, compose_grid, list(images), gap)
 
 
-async def a_fit_to_limit(data: bytes, max_bytes: int) -> EncodedImage:
-    return await run_image_work(Lane.SHARED, fit_to_limit, data, max_bytes)
+async def a_fit_to_limit(data: bytes, max_bytes: int, *, lane: Lane = Lane.SHARED) -> EncodedImage:
+    return await run_image_work(lane, fit_to_limit, data, max_bytes)
 
 
 async def a_region_mask(

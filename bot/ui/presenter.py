@@ -519,7 +519,8 @@ class Presenter:
         for suffix, rel in picks:
             try:
                 data = await asyncio.to_thread(self.engine.media_path(rel).read_bytes)
-                image = await media.a_fit_to_limit(data, limit)
+                # Results go on the reserved lane: uploads queueing never delay them.
+                image = await media.a_fit_to_limit(data, limit, lane=media.Lane.RESULTS)
             except (OSError, media.MediaError) as err:
                 log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
                 notes.append(f"An image of this job could not be attached ({err}).")
