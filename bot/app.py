@@ -33,6 +33,7 @@ from bot.ui.audit_channel import AuditChannel
 from bot.ui.buttons import JobButton, build_view
 from bot.ui.context import UiContext, ui_context
 from bot.ui.discord_sender import DiscordSender
+from bot.ui.image_check import ImageCheck, build_detector
 from bot.ui.presenter import Presenter
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ class AtelierBot(commands.AutoShardedBot):
         # Refusals and settings changes, posted to each server's audit channel (paced).
         self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
         self.engine.audit.subscribe(self.audit_channel.on_entry)
+        moderation = config.moderation
+        detector = build_detector(moderation.image_check, moderation.image_check_score)
+        if detector is not None:
+            presenter.image_check = ImageCheck(detector, self.engine.settings, self._is_nsfw)
         self._unsubscribe: object = None
         self._shutting_down = False
         self.callbacks: CallbackServer | None = None
@@ -164,6 +169,12 @@ class AtelierBot(commands.AutoShardedBot):
             await guild.leave()
         except discord.HTTPException as err:
             log.error("could not leave server %s: %s", guild.id, err)
+
+    def _is_nsfw(self, channel_id: int) -> bool:
+        """Whether a channel is marked NSFW (unknown: no, so its images are checked)."""
+        channel = self.get_channel(channel_id)
+        is_nsfw = getattr(channel, "is_nsfw", None)
+        return bool(is_nsfw()) if callable(is_nsfw) else False
 
     async def close(self) -> None:
         if not self._shutting_down:

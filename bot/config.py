@@ -6,6 +6,7 @@ Secrets are `SecretStr`: they print as `**********` in reprs, logs and errors.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -82,6 +83,21 @@ class ModerationConfig(_Section):
     # anything is sent or charged (each server adds its own with /server). Matched on
     # word boundaries, ignoring case; Chinese/Japanese/Korean words as substrings.
     banned_words: list[str] = Field(default_factory=list)
+    # Check result images before they are posted, in channels not marked NSFW: "off",
+    # or "nudenet" (needs `pip install -e '.[nsfw]'`; its model ships in the package).
+    # Each server then chooses what happens to a flagged image (/server image-check).
+    image_check: Literal["off", "nudenet"] = "off"
+    # Lowest detector score that flags an image (0-1).
+    image_check_score: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("image_check")
+    @classmethod
+    def _detector_installed(cls, kind: str) -> str:
+        if kind == "nudenet" and importlib.util.find_spec("nudenet") is None:
+            raise ValueError(
+                "image_check = \"nudenet\" needs the nsfw extra: pip install -e '.[nsfw]'"
+            )
+        return kind
 
 
 class SpendingConfig(_Section):

@@ -38,6 +38,7 @@ from bot import media
 from bot.backoff import Backoff
 from bot.engine.models import Job, JobStatus, JobUpdate, Origin, Support
 from bot.ui import render
+from bot.ui.image_check import ImageCheck
 from bot.ui.layout import SupportOf
 from bot.ui.outgoing import (
     ChannelGone,
@@ -129,6 +130,7 @@ class Presenter:
         self._wakes: dict[int, asyncio.Event] = {}
         self._closing = False
         self.writes = 0  # messages sent or edited, for tests and benchmarks
+        self.image_check: ImageCheck | None = None  # [moderation] image_check (bot/app.py)
 
     # ------------------------------------------------------------------ events
 
@@ -531,6 +533,8 @@ class Presenter:
                     f"({image.note}); the original is kept by Atelier."
                 )
             files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
+        if self.image_check is not None:  # flagged images: spoilers, or left out
+            return await self.image_check.apply(job, files, notes)
         return files, notes
 
     # ------------------------------------------------------------------ lifecycle
