@@ -149,3 +149,89 @@ async def test_engine_applies_the_server_settings(tmp_path: Path) -> None:
         assert relaxed.mode == "relax"
         outcomes = [e.outcome for e in await engine.audit.entries(0) if e.kind is AuditKind.REFUSAL]
         assert outcomes == ["channel", "role", "mode not allowed"]
+
+
+# ---- changing settings (/server) ----
+
+
+def test_edits_say_what_changed(tmp_path: Path) -> None:
+    cfg = config(tmp_path, allowed_modes=["fast", "relax"])
+    s = ServerSettings(GUILD)
+    assert str(access.edit_channels(s, "add", "50")) == "channels: every channel → <#50>"
+    access.edit_channels(s, "add", "51")
+    assert s.channel_ids == ["50", "51"]
+    assert str(access.edit_channels(s, "remove", "50")) == "channels: <#50>, <#51> → <#51>"
+    with pytest.raises(RequestError):
+        access.edit_channels(s, "remove", "50")
+    access.edit_channels(s, "clear")
+    assert s.channel_ids == []
+    change = access.edit_provider_roles(cfg, s, "add", "sandbox", "9")
+    assert str(change) == "roles for sandbox: every member → <@&9>"
+    access.edit_provider_roles(cfg, s, "clear", "sandbox")
+    assert s.provider_roles == {}  # nothing left over
+    with pytest.raises(RequestError, match="no provider"):
+        access.edit_provider_roles(cfg, s, "add", "nope", "9")
+    assert str(access.edit_button_access(cfg, s, "requester")) == (
+        "who may press buttons: anyone → requester"
+    )
+    access.edit_button_access(cfg, s, None)
+    assert s.button_access is None
+    change = access.edit_channel_provider(cfg, s, "50", "other")
+    assert str(change) == "default provider in <#50>: sandbox → other"
+    access.edit_channel_provider(cfg, s, "50", None)
+    assert s.channel_providers == {}
+
+
+def test_modes_within_the_operators(tmp_path: Path) -> None:
+    cfg = config(tmp_path, allowed_modes=["fast", "relax"])
+    s = ServerSettings(GUILD)
+    assert access.parse_modes("all") == [] and access.parse_modes("--relax, fast") == [
+        "fast",
+        "relax",
+    ]
+    with pytest.raises(RequestError, match="not a mode"):
+        access.parse_modes("slow")
+    with pytest.raises(RequestError, match="--turbo"):
+        access.edit_modes(cfg, s, "sandbox", "turbo")
+    assert str(access.edit_modes(cfg, s, "sandbox", "relax")) == (
+        "modes on sandbox: fast, relax → relax"
+    )
+    access.edit_modes(cfg, s, "sandbox", "all")
+    assert s.allowed_modes == {}
+
+
+def test_limits_words_audit_channel_image_check() -> None:
+    s = ServerSettings(GUILD)
+    change = access.edit_role_limits(s, "9", daily=5, max_active=1)
+    assert str(change) == "limits for <@&9>: the defaults → daily 5, active 1"
+    assert s.role_limits["9"].daily_credits == 5 and s.role_limits["9"].monthly_credits is None
+    access.edit_role_limits(s, "9")
+    assert s.role_limits == {}
+    with pytest.raises(RequestError):
+        access.edit_role_limits(s, "9", daily=-1)
+    change = access.edit_banned_words(s, "add", "  Kraken ")
+    assert s.banned_words == ["kraken"] and "kraken" not in str(change)
+    access.edit_banned_words(s, "remove", "KRAKEN")
+    assert s.banned_words == []
+    assert str(access.edit_audit_channel(s, "60")) == "audit channel: none → <#60>"
+    assert str(access.edit_image_check(s, "withhold")) == "image check: off → withhold"
+    with pytest.raises(RequestError):
+        access.edit_image_check(s, "blur")
+
+
+async def test_a_saved_change_is_audited(tmp_path: Path) -> None:
+    async with Engine(config(tmp_path)) as engine:
+        settings = await engine.settings.get(GUILD)
+        assert settings is not None
+        change = access.edit_channels(settings, "add", "50")
+        await access.save_change(
+            engine.settings, engine.audit, settings, change, by="1", channel_id="50"
+        )
+        stored = await engine.settings.get(GUILD)
+        assert stored is not None and stored.channel_ids == ["50"]
+        lines = access.describe(engine.config, stored)
+        assert "**Channels**: <#50>" in lines
+        entries = await engine.audit.entries(0)
+        assert [(e.kind, e.user_id, e.detail) for e in entries] == [
+            (AuditKind.SETTINGS, "1", "channels: every channel → <#50>")
+        ]

@@ -97,10 +97,6 @@ def channel_provider(channel_id: str | None, settings: ServerSettings | None) ->
     return settings.channel_providers.get(channel_id)
 
 
-def _mentions(ids: Sequence[str], sigil: str) -> str:
-    return ", ".join(f"<{sigil}{i}>" for i in ids)
-
-
 @dataclass(frozen=True)
 class Admission:
     """A request let in: the server's settings and the provider it names (or the
@@ -119,7 +115,7 @@ async def admit(config: Config, settings_store: SettingsStore, request: JobReque
     if not channel_allowed(request.channel_id, settings):
         assert settings is not None
         raise RequestError(
-            f"Atelier can be used here only in {_mentions(settings.channel_ids, '#')}.",
+            f"Atelier can be used here only in {_listed(settings.channel_ids, '#')}.",
             reason="channel",
         )
     return Admission(settings, request.provider or channel_provider(request.channel_id, settings))
@@ -133,7 +129,7 @@ def check_use(
     settings = admission.settings
     if not provider_allowed(provider, request.role_ids, settings):
         assert settings is not None
-        roles = _mentions(settings.provider_roles.get(provider, []), "@&")
+        roles = _listed(settings.provider_roles.get(provider, []), "@&")
         raise RequestError(
             f"The provider {provider} is only for members with {roles} here.", reason="role"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -130,36 +131,25 @@ def _request(
     regions: Sequence[Region] = (),
 ) -> JobRequest:
     """The child job a press asks for; it belongs to whoever pressed."""
-    user_id = str(interaction.user.id)
-    guild_id = str(interaction.guild_id) if interaction.guild_id else None
-    channel_id = str(interaction.channel_id)
-    roles, manager = role_ids(interaction), is_manager(interaction)
     action = Action(target.action)
-    if action is Action.IMAGINE:  # 1️⃣-5️⃣ under a describe/shorten result
-        return JobRequest(
-            Action.IMAGINE,
-            prompt=job.texts[target.index - 1],
-            provider=job.provider,
-            origin=Origin.DISCORD,
-            user_id=user_id,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            role_ids=roles,
-            is_manager=manager,
-        )
-    return JobRequest(
+    asker = JobRequest(
         action,
+        origin=Origin.DISCORD,
+        user_id=str(interaction.user.id),
+        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(interaction.channel_id),
+        role_ids=role_ids(interaction),
+        is_manager=is_manager(interaction),
+    )
+    if action is Action.IMAGINE:  # 1️⃣-5️⃣ under a describe/shorten result
+        return replace(asker, prompt=job.texts[target.index - 1], provider=job.provider)
+    return replace(
+        asker,
         parent_id=job.id,
         index=target.index,
         variant=target.variant,
         prompt=prompt,
         regions=regions,
-        origin=Origin.DISCORD,
-        user_id=user_id,
-        guild_id=guild_id,
-        channel_id=channel_id,
-        role_ids=roles,
-        is_manager=manager,
     )
 
 
