@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 import shutil
 import struct
 import threading
 import time
 import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from PIL import ExifTags, Image
 
 from bot import media, media_pool
@@ -30,6 +34,8 @@ from bot.providers.base import Provider, TaskSnapshot
 from bot.ui.attachments import read_images
 from bot.ui.replies import UserError
 from bot.vocab import Action
+from tests.discord_helpers import BotProcess, write_config
+from tests.fakes.discord_fake import FakeDiscord, FakeFile
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_engine import ScriptedProvider, make_engine, wait_done
 
@@ -359,3 +365,57 @@ async def test_uploads_filling_the_shared_workers_do_not_hold_up_result_saving()
     finally:
         release.set()
         await asyncio.gather(*blockers)
+
+
+# --------------------------------------------------------------------------- on Discord
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def discord_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DiscordEnv]:
+    tmp = tmp_path_factory.mktemp("bounded-e2e")
+    fake = FakeDiscord()
+    await fake.start()
+    config = write_config(tmp / "config.toml", fake, tmp / "data")
+    bot = BotProcess(config, tmp / "bot.log")
+    await bot.start()
+    try:
+        await fake.wait_ready(60)
+        await fake.wait_commands_synced(60)
+        yield DiscordEnv(fake, tmp / "data" / "media")
+    finally:
+        await bot.stop()
+        await fake.stop()
+
+
+@dataclass
+class DiscordEnv:
+    fake: FakeDiscord
+    media_dir: Path
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_on_discord_a_bomb_is_refused_and_a_photo_is_stored_without_gps(
+    discord_env: DiscordEnv,
+) -> None:
+    fake = discord_env.fake
+    where = await fake.add_channel("uploads")
+    bomb = await fake.send_slash_command(
+        "describe",
+        attachments={"image": FakeFile("bomb.png", png_bomb(9_000, 9_000))},
+        channel_id=where,
+    )
+    refusal = await bomb.wait_response(20)
+    assert "bomb.png" in refusal.content and "9000x9000" in refusal.content
+    assert "at most 67 megapixels, 8192x8192" in refusal.content
+    assert re.search(r"`[0-9a-z]{10}`", refusal.content) is None  # no job
+    photo = await fake.send_slash_command(
+        "describe",
+        attachments={"image": FakeFile("me.jpg", gps_jpeg())},
+        channel_id=where,
+    )
+    reply = await photo.wait_response(20)
+    match = re.search(r"`([0-9a-z]{10})`", reply.content)
+    assert match, reply.content
+    stored = discord_env.media_dir / match.group(1) / "input-1.jpg"
+    await fake.wait_for(stored.exists, 10, what="the stored input")
+    assert has_no_metadata(stored.read_bytes())
