@@ -42,6 +42,9 @@ class DiscordConfig(_Section):
     token: SecretStr | None = None
     api_base_url: str = "https://discord.com/api/v10"
     guild_ids: list[int] = Field(default_factory=list)
+    # Servers Atelier serves; empty: every server it is added to. Others are refused
+    # and left (keep the bot private: turn off "Public Bot" in the Developer Portal).
+    allowed_guild_ids: list[int] = Field(default_factory=list)
     # Who may press a job's buttons: "anyone" in the channel, or only its "requester".
     button_access: Literal["anyone", "requester"] = "anyone"
     # Fewest seconds between two progress edits of one message.
@@ -145,6 +148,9 @@ class _ProviderBase(_Section):
     # Jobs sent to this provider at once (0 = no limit); more wait in Atelier's queue,
     # in order, instead of being refused (midjourney-proxy accounts queue ~10 each).
     max_concurrent: int = Field(default=0, ge=0, le=10_000)
+    # Speed modes members may ask for here (--fast/--relax/--turbo); empty: every mode.
+    # A server's managers may narrow this further with /server modes.
+    allowed_modes: list[Literal["fast", "relax", "turbo"]] = Field(default_factory=list)
     # Origins besides base_url's whose image links may point at a private address (a
     # self-hosted relay's own image store, e.g. "http://10.0.0.7:9000"). Any other image
     # link, and every redirect target, must resolve to public addresses only.
@@ -188,6 +194,13 @@ class MjProxyConfig(_ProviderBase):
     batch_fetch: bool = True
     # Offer the extras of midjourney-proxy-plus and the aggregators (shorten, face swap).
     plus_extras: bool = True
+
+    @model_validator(mode="after")
+    def _mode_allowed(self) -> MjProxyConfig:
+        # Otherwise every prompt without its own mode would be refused.
+        if self.mode and self.allowed_modes and self.mode not in self.allowed_modes:
+            raise ValueError(f"mode {self.mode!r} is not one of allowed_modes {self.allowed_modes}")
+        return self
 
 
 class MaasMjConfig(_ProviderBase):

@@ -90,10 +90,12 @@ class Server(commands.Cog):
     # ---- channels ----
 
     @channels.command(name="add", description="Allow Atelier in a channel (then only there)")
+    @app_commands.describe(channel="A channel where members may use Atelier")
     async def channels_add(self, interaction: discord.Interaction, channel: Channel) -> None:
         await change(interaction, lambda s: access.edit_channels(s, "add", str(channel.id)))
 
     @channels.command(name="remove", description="Take a channel off the list")
+    @app_commands.describe(channel="The channel to take off")
     async def channels_remove(self, interaction: discord.Interaction, channel: Channel) -> None:
         await change(interaction, lambda s: access.edit_channels(s, "remove", str(channel.id)))
 
@@ -104,6 +106,7 @@ class Server(commands.Cog):
     # ---- roles per provider ----
 
     @roles.command(name="add", description="Let a role use a provider (then only such roles)")
+    @app_commands.describe(provider="A configured provider", role="Members with it may use it")
     @app_commands.autocomplete(provider=provider_autocomplete(Action.IMAGINE))
     async def roles_add(
         self, interaction: discord.Interaction, provider: str, role: discord.Role
@@ -115,6 +118,7 @@ class Server(commands.Cog):
         )
 
     @roles.command(name="remove", description="Take a role off a provider")
+    @app_commands.describe(provider="A configured provider", role="The role to take off")
     @app_commands.autocomplete(provider=provider_autocomplete(Action.IMAGINE))
     async def roles_remove(
         self, interaction: discord.Interaction, provider: str, role: discord.Role
@@ -126,6 +130,7 @@ class Server(commands.Cog):
         )
 
     @roles.command(name="clear", description="Let every member use a provider again")
+    @app_commands.describe(provider="A configured provider")
     @app_commands.autocomplete(provider=provider_autocomplete(Action.IMAGINE))
     async def roles_clear(self, interaction: discord.Interaction, provider: str) -> None:
         config = ui_context(interaction.client).config
@@ -136,6 +141,7 @@ class Server(commands.Cog):
     # ---- buttons, default provider, modes ----
 
     @server.command(name="buttons", description="Who may press a job's buttons")
+    @app_commands.describe(who="default: the bot's configuration")
     async def buttons(
         self,
         interaction: discord.Interaction,
@@ -146,7 +152,9 @@ class Server(commands.Cog):
         await change(interaction, lambda s: access.edit_button_access(config, s, chosen))
 
     @server.command(name="provider", description="The provider a channel uses by default")
-    @app_commands.describe(provider="Leave out to use the bot's default provider again")
+    @app_commands.describe(
+        channel="The channel", provider="Leave out to use the bot's default provider again"
+    )
     @app_commands.autocomplete(provider=provider_autocomplete(Action.IMAGINE))
     async def default_provider(
         self, interaction: discord.Interaction, channel: Channel, provider: str | None = None
@@ -158,7 +166,7 @@ class Server(commands.Cog):
         )
 
     @server.command(name="modes", description="Speed modes members may ask for on a provider")
-    @app_commands.describe(modes='e.g. "relax", "fast relax", or "all"')
+    @app_commands.describe(provider="A configured provider", modes='"relax", "fast relax" or "all"')
     @app_commands.autocomplete(provider=provider_autocomplete(Action.IMAGINE))
     async def modes(self, interaction: discord.Interaction, provider: str, modes: str) -> None:
         config = ui_context(interaction.client).config
@@ -168,7 +176,10 @@ class Server(commands.Cog):
 
     @server.command(name="limits", description="Credits and jobs for members with a role")
     @app_commands.describe(
-        daily="Credits per day", monthly="Credits per month", active="Jobs running at once"
+        role="Members with this role",
+        daily="Credits per day",
+        monthly="Credits per month",
+        active="Jobs running at once",
     )
     async def limits(
         self,
@@ -189,10 +200,12 @@ class Server(commands.Cog):
     # ---- moderation settings (the moderation rules apply them) ----
 
     @banned.command(name="add", description="Refuse prompts with this word here")
+    @app_commands.describe(word="A word or phrase (case does not matter)")
     async def banned_add(self, interaction: discord.Interaction, word: str) -> None:
         await change(interaction, lambda s: access.edit_banned_words(s, "add", word))
 
     @banned.command(name="remove", description="Take a word off the list")
+    @app_commands.describe(word="The word to take off")
     async def banned_remove(self, interaction: discord.Interaction, word: str) -> None:
         await change(interaction, lambda s: access.edit_banned_words(s, "remove", word))
 
@@ -208,6 +221,7 @@ class Server(commands.Cog):
             await tell(interaction, f"**Banned words here**: {words}")
 
     @audit.command(name="set", description="Report refusals and settings changes here")
+    @app_commands.describe(channel="Where the lines go (keep it private to managers)")
     async def audit_set(self, interaction: discord.Interaction, channel: Channel) -> None:
         await change(interaction, lambda s: access.edit_audit_channel(s, str(channel.id)))
 
@@ -216,6 +230,7 @@ class Server(commands.Cog):
         await change(interaction, lambda s: access.edit_audit_channel(s, None))
 
     @server.command(name="image-check", description="Result images flagged as not safe")
+    @app_commands.describe(mode="off, post flagged images as spoilers, or withhold them")
     async def image_check(
         self, interaction: discord.Interaction, mode: Literal["off", "spoiler", "withhold"]
     ) -> None:

@@ -161,6 +161,10 @@ async def test_forged_presses_spend_nothing(env: Env) -> None:
         rec = await fake.forge_press(result.id, custom_id, channel_id=channel_id)
         said = await rec.wait_followup(10)
         assert said.ephemeral and NOT_AVAILABLE in said.content, f"{custom_id}: {said.content}"
+    # From a guild not allowed at all: refused before the job is even read.
+    rec = await fake.forge_press(result.id, upscale, channel_id=first_channel(fake, env.stranger))
+    said = await rec.wait_followup(10)
+    assert said.ephemeral and "not available in this server" in said.content, said.content
     # Another channel of the same guild: not available to someone else.
     rec = await fake.forge_press(result.id, upscale, channel_id=forged[3][1], user_id=other_user)
     said = await rec.wait_followup(10)

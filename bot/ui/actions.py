@@ -242,6 +242,8 @@ async def guild_admitted(ctx: UiContext, interaction: discord.Interaction) -> bo
     guild_id = str(interaction.guild_id) if interaction.guild_id else None
     if access.guild_allowed(guild_id, ctx.config.discord.allowed_guild_ids, Origin.DISCORD):
         return True
+    if interaction.type is discord.InteractionType.autocomplete:
+        return False  # no answer, and no audit line per keystroke
     await ctx.engine.audit.record(
         AuditKind.REFUSAL,
         guild_id=guild_id,
@@ -250,8 +252,7 @@ async def guild_admitted(ctx: UiContext, interaction: discord.Interaction) -> bo
         outcome="guild",
         detail="a server not in [discord] allowed_guild_ids",
     )
-    if interaction.type is not discord.InteractionType.autocomplete:
-        await tell(interaction, NOT_IN_THIS_SERVER)
+    await tell(interaction, NOT_IN_THIS_SERVER)
     return False
 
 
