@@ -22,6 +22,7 @@ from bot.ui.discord_sender import DiscordSender
 from bot.ui.pacer import Pacer
 from bot.vocab import Action
 from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
 BANNED = ["gore", "Blood Bath", "暴力", "c++", "ass"]
@@ -262,3 +263,40 @@ def test_audit_lines_say_who_where_and_what() -> None:
     assert "mode not allowed" in line and "@everyone" not in line  # made inert
     change = AuditEntry(2.0, AuditKind.SETTINGS, "g", None, "u2", detail="banned_words")
     assert audit_line(change) == "⚙️ <@u2> changed the server settings: banned\\_words"
+
+
+async def test_maas_bans_are_shown_and_cost_nothing(tmp_path: Path) -> None:
+    """MaaS-MJ gives no word: its 403 (sensitive prompt) and a job that ends TextReject
+    fail with the vendor's reason, and the ledger nets to zero."""
+    async with FakeMaasMj(key="k", endpoint="ep") as fake:
+        config = parse_config(
+            {
+                "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "m")},
+                "providers": [
+                    {"name": "cw", "kind": "maas-mj", "base_url": fake.base_url,
+                     "endpoint": "ep", "api_key": "k", "poll_interval": 0.05},
+                ],
+            }
+        )  # fmt: skip
+        engine = Engine(config)
+        await engine.start()
+        try:
+            banned = await engine.submit(
+                JobRequest(Action.IMAGINE, prompt="a forbidden cat", user_id="u1")
+            )
+            banned = await until_done(engine, banned.id)
+            assert banned.status is JobStatus.FAILED
+            assert "sensitive" in (banned.failure or "").lower()
+            fake.fail_comment = "TextReject"
+            rejected = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat", user_id="u1"))
+            rejected = await until_done(engine, rejected.id)
+            assert rejected.status is JobStatus.FAILED
+            assert "content review refused the prompt" in (rejected.failure or "")
+            for _ in range(50):  # refunds are written off the event path
+                if await ledger_net(engine) == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert await ledger_net(engine) == 0
+        finally:
+            await engine.stop()
+        assert fake.violations == []
