@@ -268,7 +268,8 @@ def test_audit_lines_say_who_where_and_what() -> None:
 async def test_maas_bans_are_shown_and_cost_nothing(tmp_path: Path) -> None:
     """MaaS-MJ gives no word: its 403 (sensitive prompt) and a job that ends TextReject
     fail with the vendor's reason, and the ledger nets to zero."""
-    async with FakeMaasMj(key="k", endpoint="ep") as fake:
+    fake = FakeMaasMj(key="k", endpoint="ep")
+    async with fake:
         config = parse_config(
             {
                 "storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path / "m")},
