@@ -11,7 +11,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.config import parse_config
+from bot.config import load_config, parse_config
 from bot.engine.audit import AuditEntry, AuditKind
 from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.moderation import BANNED_REASON, WordList, checked_text
@@ -21,6 +21,7 @@ from bot.ui.buttons import build_view
 from bot.ui.discord_sender import DiscordSender
 from bot.ui.pacer import Pacer
 from bot.vocab import Action
+from tests.discord_helpers import BotProcess, write_config
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import FakeMjProxy
@@ -301,3 +302,54 @@ async def test_maas_bans_are_shown_and_cost_nothing(tmp_path: Path) -> None:
         finally:
             await engine.stop()
         assert fake.violations == []
+
+
+# ------------------------------------------------------------------ end to end: the real bot
+
+
+async def test_a_refusal_is_private_and_reaches_the_audit_channel(tmp_path: Path) -> None:
+    """`python -m bot run` against the fake Discord: /imagine with a banned word gets a
+    private refusal naming it, nothing in the channel, and a line in the audit channel."""
+    fake = FakeDiscord()
+    await fake.start()
+    bot: BotProcess | None = None
+    try:
+        audit_channel = await fake.add_channel("mod-log")
+        where = await fake.add_channel("art")
+        config = write_config(
+            tmp_path / "config.toml",
+            fake,
+            tmp_path / "data",
+            duration=0.5,
+            extra='\n[moderation]\nbanned_words = ["gore"]\n',
+        )
+        engine = Engine(load_config(str(config)))
+        await engine.start(run=False)
+        settings = await engine.settings.get(str(fake.guild_id))
+        assert settings is not None
+        settings.audit_channel_id = str(audit_channel)
+        await engine.settings.save(settings, by="admin")
+        await engine.stop()
+        bot = BotProcess(config, tmp_path / "bot.log")
+        await bot.start()
+        await fake.wait_ready(60)
+        await fake.wait_commands_synced(60)
+        rec = await fake.send_slash_command("imagine", {"prompt": "a GORE fest"}, channel_id=where)
+        reply = await rec.wait_response(20)
+        assert reply.ephemeral and "'gore'" in reply.content, bot.log_text()
+        line = await fake.wait_for(
+            lambda: next(iter(fake.channel_messages(audit_channel)), None),
+            20,
+            what="the audit channel's line",
+        )
+        assert f"<@{fake.user_id}>" in line.content and f"<#{where}>" in line.content
+        assert "imagine" in line.content and "banned word (||gore||)" in line.content
+        await asyncio.sleep(0.5)
+        assert [
+            m for m in fake.channel_messages(where) if not m.ephemeral and not m.webhook_id
+        ] == []
+        assert not fake.violations, fake.summary()
+    finally:
+        if bot is not None:
+            await bot.stop()
+        await fake.stop()
