@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 from bot.config import Config, parse_config
 from bot.engine import access
 from bot.engine.audit import AuditKind
-from bot.engine.models import Job, JobRequest, Origin
+from bot.engine.models import Job, JobRequest, JobStatus, Origin
 from bot.engine.service import Engine, RequestError
 from bot.engine.settings import ServerSettings
 from bot.vocab import Action
@@ -235,3 +237,28 @@ async def test_a_saved_change_is_audited(tmp_path: Path) -> None:
         assert [(e.kind, e.user_id, e.detail) for e in entries] == [
             (AuditKind.SETTINGS, "1", "channels: every channel → <#50>")
         ]
+
+
+async def test_the_engine_refuses_a_follow_up_from_another_server(tmp_path: Path) -> None:
+    async with Engine(config(tmp_path)) as engine:
+        job = await engine.submit(ask())
+        for _ in range(200):
+            got = await engine.get(job.id)
+            if got is not None and got.finished:
+                break
+            await asyncio.sleep(0.05)
+        assert got is not None and got.status is JobStatus.SUCCEEDED, got
+        press = JobRequest(
+            Action.UPSCALE,
+            parent_id=job.id,
+            index=1,
+            origin=Origin.DISCORD,
+            user_id="7",
+            guild_id=OTHER,
+            channel_id="90",
+        )
+        with pytest.raises(RequestError, match="not available here") as caught:
+            await engine.submit(press)
+        assert caught.value.reason == "guild"
+        same_server = await engine.submit(replace(press, guild_id=GUILD, channel_id="50"))
+        assert same_server.parent_id == job.id

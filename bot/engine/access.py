@@ -122,11 +122,17 @@ async def admit(config: Config, settings_store: SettingsStore, request: JobReque
 
 
 def check_use(
-    config: Config, admission: Admission, request: JobRequest, provider: str, mode: str | None
+    config: Config, admission: Admission, request: JobRequest, provider: str, parent: Job | None
 ) -> None:
-    """Whether the asker may use `provider` in `mode` (the prompt's, else the parent's,
-    else the provider's configured default); RequestError when not."""
+    """Whether the asker may act on `parent` (a job of this server) and use `provider`
+    in the mode asked for (the prompt's, else the parent's, else the provider's
+    configured default); RequestError when not."""
+    # Front ends check this too (a forged button); the engine never trusts them to.
+    foreign = parent is not None and parent.guild_id != request.guild_id
+    if foreign and request.origin is Origin.DISCORD:
+        raise RequestError("This button is not available here.", reason="guild")
     settings = admission.settings
+    mode = request_mode(request, parent)
     if not provider_allowed(provider, request.role_ids, settings):
         assert settings is not None
         roles = _listed(settings.provider_roles.get(provider, []), "@&")

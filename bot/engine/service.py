@@ -449,8 +449,7 @@ class Engine:
         parent = await self._parent_of(request)
         provider = self.provider(parent.provider if parent else admission.provider)
         support = self._check_offered(request, parent, provider)
-        mode = access.request_mode(request, parent)
-        access.check_use(self.config, admission, request, provider.name, mode)
+        access.check_use(self.config, admission, request, provider.name, parent)
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         parsed = parse_request_prompt(request, parent, provider)
