@@ -32,7 +32,7 @@ async def test_audit_lists_refusals_and_exports_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(exported.out)))
     assert [(r["kind"], r["outcome"], r["detail"]) for r in rows] == [
         ("refusal", "banned word", "gore"),
-        ("refusal", "invalid request", ""),
+        ("refusal", "invalid request", "The prompt is empty; describe what you want to see."),
     ]
     assert rows[0]["action"] == "imagine" and float(rows[0]["at"]) > 0
 

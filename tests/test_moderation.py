@@ -178,7 +178,8 @@ async def test_every_refusal_is_audited_with_its_reason(tmp_path: Path) -> None:
             await refused(engine, JobRequest(Action.IMAGINE, prompt="  ", user_id="u1"))
             [entry] = await engine.audit.entries(0)
             assert entry.kind is AuditKind.REFUSAL and entry.user_id == "u1"
-            assert entry.outcome == "invalid request" and entry.detail == ""
+            assert entry.outcome == "invalid request"
+            assert entry.detail == "The prompt is empty; describe what you want to see."
         finally:
             await engine.stop()
 

@@ -39,6 +39,7 @@ from bot.vocab import Param
 log = logging.getLogger(__name__)
 
 BANNED_REASON = "banned word"  # the audit's outcome for a prompt refused here
+DETAIL_LIMIT = 300  # characters of a refusal's message kept in the audit
 
 # Scripts written without spaces between words: Han, kana, Hangul (syllables and jamo),
 # CJK compatibility ideographs and the supplementary ideograph planes.
@@ -144,10 +145,10 @@ class Moderator:
 
 
 async def record_refusal(audit: AuditLog, request: JobRequest, err: RequestError) -> None:
-    """The audit entry of a refused request: who, where, what, and the short reason; the
-    banned word, when that was it, in `detail` (for managers). A store that cannot write
-    it is logged: the refusal itself still reaches the person who asked."""
-    detail = err.word if isinstance(err, BannedWord) else ""
+    """The audit entry of a refused request: who, where, what, and the short reason; in
+    `detail` (for managers) the banned word, when that was it, else what the asker was
+    told. A store that cannot write it is logged: the refusal still reaches the asker."""
+    detail = err.word if isinstance(err, BannedWord) else str(err)[:DETAIL_LIMIT]
     try:
         await audit.record(
             AuditKind.REFUSAL,
