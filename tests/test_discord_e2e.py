@@ -506,13 +506,16 @@ async def test_describe_blend_shorten(env: Env) -> None:
         )
 
     described = await fake.wait_for(lambda: text_result(ids[0]), RESULT_TIMEOUT)
-    assert rows(described) == [["1️⃣", "2️⃣", "3️⃣", "4️⃣"]] and "1️⃣" in described.text()
+    assert rows(described) == [["1️⃣", "2️⃣", "3️⃣", "4️⃣"], ["Imagine all", "🔄"]]
+    assert "1️⃣" in described.text()
     blended = await result_of(env, ids[1], where)
     assert rows(blended) == GRID_ROWS
     shortened = await fake.wait_for(lambda: text_result(ids[2]), RESULT_TIMEOUT)
     assert rows(shortened)[0][0] == "1️⃣"
 
-    await acked(await press(env, described, "2️⃣"), 6)
+    form = await acked(await press(env, described, "2️⃣"), 9)  # the prompt's form first
+    assert form.modal is not None
+    await fake.submit_modal(form.modal["custom_id"], {}, source=form)  # the prompt as is
     child_id, _ = await child_of(env, described, "sandbox")
     await result_of(env, child_id, where)
     env.clean()

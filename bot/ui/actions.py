@@ -21,7 +21,7 @@ from bot.engine import access
 from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
 from bot.engine.settings import ServerSettings
-from bot.ui import custom_ids, modals
+from bot.ui import custom_ids, describe, modals
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ChannelGone
@@ -36,8 +36,10 @@ MODAL_READ_TIMEOUT = 1.5
 
 
 def opens_modal(target: Target) -> bool:
-    return target.action == Action.INPAINT.value or (
-        target.action == Action.ZOOM.value and target.variant == "custom"
+    return (
+        target.action == Action.INPAINT.value
+        or (target.action == Action.ZOOM.value and target.variant == "custom")
+        or describe.opens_form(target)
     )
 
 
@@ -106,10 +108,8 @@ def _check_action(ctx: UiContext, job: Job, target: Target) -> str | None:
         return "This button is from a version of Atelier that no longer offers it."
     if not ctx.engine.has_provider(job.provider):
         return f"The provider {job.provider!r} is no longer configured here."
-    if action is Action.IMAGINE:
-        if not 0 < target.index <= len(job.texts):
-            return f"{NOT_AVAILABLE} Job `{job.id}` has no prompt number {target.index}."
-        return None
+    if describe.handles(target):  # the buttons under a describe/shorten answer
+        return describe.problem(job, target)
     if ctx.engine.offers(job, action, target.index, target.variant) is None:
         number = f" {target.index}" if target.index else ""
         what = f"{action_name(action)}{number} is not offered for job `{job.id}` on {job.provider}."
@@ -131,8 +131,19 @@ def _request(
     regions: Sequence[Region] = (),
 ) -> JobRequest:
     """The child job a press asks for; it belongs to whoever pressed."""
-    action = Action(target.action)
-    asker = JobRequest(
+    return replace(
+        _asker(interaction, Action(target.action)),
+        parent_id=job.id,
+        index=target.index,
+        variant=target.variant,
+        prompt=prompt,
+        regions=regions,
+    )
+
+
+def _asker(interaction: discord.Interaction, action: Action) -> JobRequest:
+    """A request of `action` by whoever pressed, from where they pressed."""
+    return JobRequest(
         action,
         origin=Origin.DISCORD,
         user_id=str(interaction.user.id),
@@ -140,16 +151,6 @@ def _request(
         channel_id=str(interaction.channel_id),
         role_ids=role_ids(interaction),
         is_manager=is_manager(interaction),
-    )
-    if action is Action.IMAGINE:  # 1️⃣-5️⃣ under a describe/shorten result
-        return replace(asker, prompt=job.texts[target.index - 1], provider=job.provider)
-    return replace(
-        asker,
-        parent_id=job.id,
-        index=target.index,
-        variant=target.variant,
-        prompt=prompt,
-        regions=regions,
     )
 
 
@@ -209,6 +210,14 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
             await tell(interaction, f"Job `{cancelled.id}` is cancelled{later}.")
             return
         reply_to = interaction.message.id if interaction.message else None
+        if describe.handles(target):  # 🔄 or "Imagine all" under a describe answer
+
+            async def start(request: JobRequest) -> Job:
+                return (await start_job(ctx, interaction, request, reply_to=reply_to))[0]
+
+            asker = _asker(interaction, Action.IMAGINE)
+            await describe.on_press(ctx, interaction, asker, job, target, start)
+            return
         await start_job(ctx, interaction, _request(interaction, target, job), reply_to=reply_to)
 
 
@@ -263,11 +272,12 @@ async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: 
     job = await _pressed_job(ctx, interaction, target, timeout=MODAL_READ_TIMEOUT)
     if job is None:
         return
-    form = (
-        modals.region_modal(target, job)
-        if target.action == Action.INPAINT.value
-        else (modals.zoom_modal(target, job))
-    )
+    if describe.opens_form(target):
+        form = describe.prompt_form(target, job)
+    elif target.action == Action.INPAINT.value:
+        form = modals.region_modal(target, job)
+    else:
+        form = modals.zoom_modal(target, job)
     await interaction.response.send_modal(form)
 
 
@@ -287,7 +297,11 @@ async def on_modal_submit(interaction: discord.Interaction) -> None:
         if job is None:
             return
         prompt = (values.get(modals.PROMPT) or [""])[0].strip()
-        if target.action == Action.INPAINT.value:
+        if describe.opens_form(target):  # a prompt of a describe/shorten answer, edited
+            text = prompt or job.texts[target.index - 1]
+            asker = _asker(interaction, Action.IMAGINE)
+            request = await describe.imagine_request(ctx, asker, job, text)
+        elif target.action == Action.INPAINT.value:
             regions = regions_from(values.get(modals.AREA, []), values.get(modals.BOX, [""])[0])
             request = _request(interaction, target, job, regions=regions, prompt=prompt)
         else:

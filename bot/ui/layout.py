@@ -96,16 +96,31 @@ def emulation_notes(job: Job, support_of: SupportOf) -> list[str]:
     return notes
 
 
+# The variant of the "Imagine all" button under a describe result (index 0).
+IMAGINE_ALL = "all"
+
+
 def text_rows(job: Job) -> list[list[ButtonSpec]]:
-    """1️⃣-5️⃣ under a describe or shorten result: imagine that prompt."""
+    """Under a describe or shorten result: 1️⃣-5️⃣ (each opens a form with that prompt,
+    then imagines it); a describe also gets "Imagine all" and 🔄 (describe again)."""
+    count = min(len(job.texts), len(KEYCAPS))
     buttons = [
         ButtonSpec(
-            custom_ids.button_id(Target(Action.IMAGINE.value, job.id, n)),
-            emoji=KEYCAPS[n - 1],
+            custom_ids.button_id(Target(Action.IMAGINE.value, job.id, n)), emoji=KEYCAPS[n - 1]
         )
-        for n in range(1, min(len(job.texts), len(KEYCAPS)) + 1)
+        for n in range(1, count + 1)
     ]
-    return [buttons] if buttons else []
+    if not buttons:
+        return []
+    rows = [buttons]
+    if job.action is Action.DESCRIBE:
+        imagine_all = Target(Action.IMAGINE.value, job.id, 0, IMAGINE_ALL)
+        more = [ButtonSpec(custom_ids.button_id(imagine_all), label="Imagine all", emoji="🎨")]
+        if job.inputs:  # describing again needs the image, kept as the job's input
+            again = Target(Action.DESCRIBE.value, job.id)
+            more.append(ButtonSpec(custom_ids.button_id(again), emoji="🔄"))
+        rows.append(more)
+    return rows
 
 
 def cancel_row(job: Job) -> list[list[ButtonSpec]]:
