@@ -32,6 +32,7 @@ from bot.engine.intake import (
 )
 from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
 from bot.engine.moderation import Moderator, record_refusal
+from bot.engine.preferences import PreferenceStore
 from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.retention import MediaRetention
@@ -90,6 +91,7 @@ class Engine:
         self.store = Store(config.storage.path)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
+        self.preferences = PreferenceStore(self)  # each member's own (/settings, /prefer)
         self.spending = Spending(config, self.store, self.audit, self.settings, clock)
         self.events.subscribe(self.spending.on_update)  # the provider failed: refunded
         self._cancel_asked: set[str] = set()  # cancels that came while a job was sent
@@ -445,6 +447,7 @@ class Engine:
     async def _prepare(self, request: JobRequest) -> tuple[Job, Support, SubmitRequest]:
         """Check a request and make its job (with its inputs saved), ready to send."""
         self.retention.check_free_space()  # a full disk refuses before anything is spent
+        request = await self.preferences.apply(request)  # options, suffix, /settings
         admission = await access.admit(self.config, self.settings, request)
         parent = await self._parent_of(request)
         provider = self.provider(parent.provider if parent else admission.provider)

@@ -119,6 +119,17 @@ MIGRATIONS: list[Sequence[str]] = [
             updated_by TEXT
         )""",
     ),
+    # 5: each member's own preferences per server (/settings, /prefer), one JSON document
+    # per (server, member); "" is the server of direct messages.
+    (
+        """CREATE TABLE user_prefs (
+            guild_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (guild_id, user_id)
+        )""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
