@@ -38,7 +38,14 @@ from bot.ui.presenter import Presenter
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.tools", "cogs.admin", "cogs.server", "cogs.info")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.tools",
+    "cogs.admin",
+    "cogs.server",
+    "cogs.info",
+    "cogs.show",
+)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # Seconds of shutdown spent posting results that are already known.
 DRAIN_SECONDS = 10.0

@@ -102,6 +102,14 @@ class Dispatcher(BackgroundLoop):
                     return waiting.job
         return None
 
+    def position(self, job_id: str) -> int | None:
+        """Where a waiting job stands in its provider's queue now (1 = next), or None."""
+        for queue in self._queues.values():
+            for place, waiting in enumerate(queue, 1):
+                if waiting.job.id == job_id:
+                    return place
+        return None
+
     def get(self, job_id: str) -> Job | None:
         """A job waiting here, or being sent from here."""
         for queue in self._queues.values():

@@ -21,7 +21,7 @@ from bot.engine import access
 from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
 from bot.engine.settings import ServerSettings
-from bot.ui import custom_ids, describe, modals
+from bot.ui import custom_ids, describe, modals, repost
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ChannelGone
@@ -87,7 +87,8 @@ def check_press(
         )
     owner = job.user_id == str(interaction.user.id)
     guild_id, channel_id = _place_of(interaction)
-    if job.guild_id != guild_id or (job.channel_id != channel_id and not owner):
+    elsewhere = job.channel_id != channel_id and not repost.shown_here(interaction, job.id)
+    if job.guild_id != guild_id or (elsewhere and not owner):
         return NOT_AVAILABLE
     if target.action == custom_ids.CANCEL:
         if not (owner or is_manager(interaction)):

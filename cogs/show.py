@@ -1,0 +1,118 @@
+"""/show JOB_ID: post a finished job again in this channel, with its images and buttons.
+
+A member may show their own jobs; a member who may manage the server, any job of this
+server. Never another server's job: for one of those the answer is the same as for an
+id that does not exist, so nothing about other servers is told.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.engine.models import Job, JobStatus, is_job_id
+from bot.ui import render
+from bot.ui.actions import is_manager
+from bot.ui.context import UiContext, ui_context
+from bot.ui.outgoing import ChannelGone, SendError
+from bot.ui.replies import UserError, guarded, tell
+from bot.ui.repost import repost, stored_images
+from cogs.common import MAX_CHOICES, check_channel, defer_private
+
+CHOICE_CHARS = 100  # Discord's limit for a choice's name
+
+
+def refusal(job: Job | None, job_id: str, interaction: discord.Interaction) -> str | None:
+    """Why this member may not show this job here, or None."""
+    guild_id = str(interaction.guild_id) if interaction.guild_id else None
+    if job is None or job.guild_id != guild_id:
+        return f"There is no job `{job_id}` in this server."
+    if job.user_id != str(interaction.user.id) and not is_manager(interaction):
+        return f"Job `{job.id}` is <@{job.user_id}>'s: only they, or a server manager, can show it."
+    return None
+
+
+def not_shown(ctx: UiContext, job: Job) -> str | None:
+    """Why the job has nothing to post again (its status, or its images swept), or None."""
+    if job.status is not JobStatus.SUCCEEDED:
+        if job.finished:
+            why = f": {job.failure}" if job.failure else ""
+            return f"Job `{job.id}` has no results to show; it {job.status.value}{why}"
+        return f"Job `{job.id}` has no results yet. {render.status_line(job)}"
+    images = stored_images(job)
+    if images and not any(ctx.engine.media_path(rel).is_file() for rel in images):
+        return (
+            f"The images of job `{job.id}` are no longer kept (media retention removed "
+            "them), so it cannot be shown again."
+        )
+    return None
+
+
+def choice_name(job: Job) -> str:
+    what = job.prompt.strip() or job.action.value
+    return f"{job.id} · {job.action.value} · {what}"[:CHOICE_CHARS]
+
+
+async def recent_jobs(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """The member's recent finished jobs in this server, newest first."""
+    if interaction.guild_id is None:
+        return []
+    ctx = ui_context(interaction.client)
+    jobs = await ctx.engine.recent(
+        50, user_id=str(interaction.user.id), guild_id=str(interaction.guild_id)
+    )
+    typed = current.strip().lower()
+    return [
+        app_commands.Choice(name=choice_name(job), value=job.id)
+        for job in jobs
+        if job.status is JobStatus.SUCCEEDED and typed in choice_name(job).lower()
+    ][:MAX_CHOICES]
+
+
+class Show(commands.Cog):
+    @app_commands.command(name="show", description="Post one of your jobs here again")
+    @app_commands.describe(job_id="The job's id (as on its message, or /jobs)")
+    @app_commands.autocomplete(job_id=recent_jobs)
+    @app_commands.guild_only()
+    async def show(self, interaction: discord.Interaction, job_id: str) -> None:
+        if not await defer_private(interaction):
+            return
+        async with guarded(interaction):
+            await show_job(interaction, job_id.strip().lower())
+
+
+async def show_job(interaction: discord.Interaction, job_id: str) -> None:
+    """Check, repost and point the private answer at the new message."""
+    ctx = ui_context(interaction.client)
+    job = await ctx.engine.get(job_id) if is_job_id(job_id) else None
+    problem = refusal(job, job_id, interaction) or (not_shown(ctx, job) if job else None)
+    if problem or job is None:
+        await tell(interaction, f"❌ {problem}")
+        return
+    check_channel(interaction)
+    assert interaction.channel_id is not None
+    ctx.sender.note_limit(job.guild_id, interaction.filesize_limit)
+    try:
+        message_id = await repost(
+            ctx.presenter,
+            job,
+            interaction.channel_id,
+            limit=interaction.filesize_limit,
+            shown_by=str(interaction.user.id),
+        )
+    except ChannelGone:
+        raise UserError(
+            "I cannot post in this channel (I need Send Messages, Attach Files and Read "
+            "Message History)."
+        ) from None
+    except SendError as err:
+        raise UserError(f"Job `{job.id}` could not be posted again ({err}); try later.") from None
+    link = ctx.sender.jump_url(job.guild_id, interaction.channel_id, message_id)
+    await tell(interaction, f"✅ Job `{job.id}` → {link}")
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Show())
