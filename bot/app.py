@@ -45,6 +45,8 @@ EXTENSIONS = (
     "cogs.server",
     "cogs.info",
     "cogs.show",
+    "cogs.settings",
+    "cogs.prefer",
 )
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # Seconds of shutdown spent posting results that are already known.

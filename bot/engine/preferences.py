@@ -300,3 +300,43 @@ class PreferenceStore:
         suffix = expand_options(prefs.suffix, prefs.options)
         prompt = merge(prompt, suffix, defaults, provider.accepted_params)
         return replace(request, prompt=prompt, provider=provider_name)
+
+
+# ---- /prefer edits: each changes `prefs` and returns what to tell the member ----
+
+
+def set_suffix(prefs: Preferences, value: str) -> str:
+    text = " ".join(value.split())
+    if len(text) > MAX_SUFFIX_CHARS:
+        raise PreferenceError(f"A suffix is at most {MAX_SUFFIX_CHARS} characters.")
+    expand_options(text, prefs.options)  # a loop or an unknown option is refused now
+    prefs.suffix = text
+    return f"Your suffix is now `{text}`." if text else "Your suffix is cleared."
+
+
+def set_option(prefs: Preferences, name: str, value: str) -> str:
+    clean = check_option_name(name)
+    text = " ".join(value.split())
+    if not text or len(text) > MAX_OPTION_CHARS:
+        raise PreferenceError(f"An option's value is 1 to {MAX_OPTION_CHARS} characters.")
+    if clean not in prefs.options and len(prefs.options) >= MAX_OPTIONS:
+        raise PreferenceError(f"You have {MAX_OPTIONS} options already; delete one first.")
+    options = {**prefs.options, clean: text}
+    expand_options(f"x --{clean}", options)  # refuses a loop by name, before it is kept
+    prefs.options = options
+    return f"--{clean} now stands for `{text}`."
+
+
+def delete_option(prefs: Preferences, name: str) -> str:
+    clean = name.strip().lstrip("-\u2014").lower()
+    if clean not in prefs.options:
+        raise PreferenceError(f"You have no option named --{clean}.")
+    del prefs.options[clean]
+    return f"--{clean} is deleted."
+
+
+def list_options(prefs: Preferences) -> str:
+    if not prefs.options:
+        return "You have no options yet; add one with /prefer option set."
+    lines = [f"`--{name}` → `{value}`" for name, value in sorted(prefs.options.items())]
+    return "\n".join(["**Your options**", *lines])

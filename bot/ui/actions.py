@@ -21,7 +21,7 @@ from bot.engine import access
 from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
 from bot.engine.settings import ServerSettings
-from bot.ui import custom_ids, describe, modals, repost
+from bot.ui import custom_ids, describe, modals, remix, repost
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ChannelGone
@@ -198,7 +198,7 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
     """A press on one of our buttons (called by the DynamicItem)."""
     ctx = ui_context(interaction.client)
     async with guarded(interaction):
-        if opens_modal(target):
+        if opens_modal(target) or await remix.wants_form(ctx, interaction, target):
             await _open_modal(ctx, interaction, target)
             return
         await interaction.response.defer()  # within 3 s, whatever comes next
@@ -277,6 +277,8 @@ async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: 
         form = describe.prompt_form(target, job)
     elif target.action == Action.INPAINT.value:
         form = modals.region_modal(target, job)
+    elif remix.handles(target):  # Remix is on: the prompt to edit first
+        form = remix.form(target, job)
     else:
         form = modals.zoom_modal(target, job)
     await interaction.response.send_modal(form)
@@ -305,6 +307,8 @@ async def on_modal_submit(interaction: discord.Interaction) -> None:
         elif target.action == Action.INPAINT.value:
             regions = regions_from(values.get(modals.AREA, []), values.get(modals.BOX, [""])[0])
             request = _request(interaction, target, job, regions=regions, prompt=prompt)
+        elif remix.handles(target):  # a Remix form: its prompt is the new job's own
+            request = _request(interaction, target, job, prompt=prompt or job.prompt)
         else:
             factor = parse_zoom((values.get(modals.FACTOR) or [""])[0])
             request = _request(

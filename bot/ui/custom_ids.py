@@ -92,3 +92,25 @@ def modal_id(target: Target) -> str:
 
 def parse_modal(custom_id: str) -> Target | None:
     return _decode(_MODAL, custom_id)
+
+
+# The /settings panel's buttons and selects: `at1s:<setting>` or `at1s:<setting>:<value>`
+# (e.g. `at1s:raw`, `at1s:stylize:very_high`). They name no job: a press acts on the
+# presser's own preferences, read from the store, so an old panel still works.
+SETTINGS_VERSION = "at1s"
+_SETTING = re.compile(
+    rf"{SETTINGS_VERSION}:(?P<setting>[a-z_]{{1,24}})(?::(?P<value>[a-z0-9_.]{{1,24}}))?"
+)
+
+
+def settings_id(setting: str, value: str = "") -> str:
+    text = f"{SETTINGS_VERSION}:{setting}" + (f":{value}" if value else "")
+    if _SETTING.fullmatch(text) is None:
+        raise ValueError(f"bad settings custom_id: {text!r}")
+    return text
+
+
+def parse_settings(custom_id: str) -> tuple[str, str] | None:
+    """(setting, value) of a settings panel component, or None when it is not one."""
+    match = _SETTING.fullmatch(custom_id)
+    return (match["setting"], match["value"] or "") if match else None
