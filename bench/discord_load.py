@@ -22,13 +22,13 @@ What it prints:
 2. Discord requests per completed job, for run A and run B. Every REST request the bot
    made during the run (429-answered ones included, they are requests too), divided by
    the jobs whose result was posted, broken down by route. A run lasts until every result
-   is posted AND every job's progress message has been edited to "Finished ->". Not
+   is posted AND every job's progress message is deleted (one message per job). Not
    counted: everything before the first command (login, `GET /gateway/bot`, command sync;
    listed once as "excluded"). Gateway traffic and CDN downloads are not REST requests.
 3. 429s with many jobs in ONE channel (run B). `--jobs` /imagine commands are injected
    in one burst into a single channel. Printed: the 429 answers the fake sent (with the
-   route of each), the peak requests per wall-clock second, the channel's message creates
-   and edits, the wall time until all results were posted and until the run settled, and
+   route of each), the peak requests per wall-clock second, the channel's message creates,
+   edits and deletes, the wall time until all results were posted and until the run settled, and
    the limits the fake enforced.
 
 Last, the number of body violations the fake found (schema, limits, late or missing
@@ -66,10 +66,11 @@ from tests.fakes.discord_fake import (  # noqa: E402
 )
 
 ACK_DEADLINE = 3.0
-FINISHED_MARK = "✅ Finished →"  # bot/ui/render.py finished(): the progress message at the end
 
 ROUTE_NAMES = {
     FakeDiscord.ROUTE_MESSAGE_CREATE: "message create (job message, result)",
+    FakeDiscord.ROUTE_MESSAGE_EDIT: "message edit (progress)",
+    FakeDiscord.ROUTE_MESSAGE_DELETE: "message delete (progress message, after the result)",
     FakeDiscord.ROUTE_CALLBACK: "interaction callback",
     FakeDiscord.ROUTE_ORIGINAL_EDIT: "webhook edit @original",
     FakeDiscord.ROUTE_WEBHOOK_MESSAGE_EDIT: "webhook edit (follow-up)",
@@ -85,10 +86,6 @@ class BenchError(Exception):
 
 
 def route_name(request: RecordedRequest) -> str:
-    if request.key == FakeDiscord.ROUTE_MESSAGE_EDIT:
-        body = request.json if isinstance(request.json, dict) else {}
-        closing = FINISHED_MARK in str(body.get("content") or "")
-        return f"message edit, {'closing (→ result link)' if closing else 'progress'}"
     return ROUTE_NAMES.get(request.key, request.key)
 
 
@@ -119,17 +116,16 @@ def channel_posts(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
     ]
 
 
-def settled_counts(fake: FakeDiscord, channels: Sequence[int]) -> tuple[int, int, int]:
-    """(results posted, job messages, job messages edited to "Finished")."""
-    results = jobs = finished = 0
+def settled_counts(fake: FakeDiscord, channels: Sequence[int]) -> tuple[int, int]:
+    """(results posted, job messages left beside them: progress not yet deleted)."""
+    results = left = 0
     for channel_id in channels:
         for message in channel_posts(fake, channel_id):
             if is_result(message):
                 results += 1
             elif job_id_in(message):
-                jobs += 1
-                finished += FINISHED_MARK in message.content
-    return results, jobs, finished
+                left += 1
+    return results, left
 
 
 async def wait_quiet(fake: FakeDiscord, quiet: float, timeout: float) -> None:
@@ -276,7 +272,8 @@ state_dir = "{data / "sandbox"}"
         self.check_alive()
 
         # Worst case of the bot's pacing: three urgent writes per job (its message, the
-        # result, the final edit) at channel_edits_per_5s per 5 s in the busiest channel.
+        # result, the deletion of its message) at channel_edits_per_5s per 5 s in the
+        # busiest channel.
         per_channel = math.ceil(commands / len(channels))
         budget = 3 * per_channel * 5 / 4 + self.args.duration * 3 + 120
 
@@ -285,8 +282,8 @@ state_dir = "{data / "sandbox"}"
             return run.results >= commands or not self.check_running()
 
         def all_settled() -> bool:
-            results, jobs, finished = settled_counts(fake, channels)
-            return (results >= commands and finished >= jobs) or not self.check_running()
+            results, left = settled_counts(fake, channels)
+            return (results >= commands and left == 0) or not self.check_running()
 
         try:
             await fake.wait_for(results_done, budget, what=f"{commands} results")
@@ -296,10 +293,10 @@ state_dir = "{data / "sandbox"}"
             await fake.wait_for(all_settled, max(remaining, 30), what="all jobs closed")
             self.check_alive()
         except TimeoutError:
-            results, jobs, finished = settled_counts(fake, channels)
+            results, left = settled_counts(fake, channels)
             raise BenchError(
                 f"run {name}: timed out after {time.monotonic() - run.started:.0f} s with "
-                f"{results}/{commands} results posted, {finished}/{jobs} job messages closed"
+                f"{results}/{commands} results posted, {left} progress messages left"
             ) from None
         run.settled_at = time.monotonic()
         run.last_request = len(fake.requests)
@@ -356,8 +353,8 @@ state_dir = "{data / "sandbox"}"
         print(
             f"  wall time (jobs take {self.args.duration:g} s): first result posted after "
             f"{posted[0]:.1f} s, median {percentile(posted, 50):.1f} s, all "
-            f"{len(posted)} after {run.results_at - run.started:.1f} s; every job message "
-            f"closed after {run.settled_at - run.started:.1f} s"
+            f"{len(posted)} after {run.results_at - run.started:.1f} s; every progress "
+            f"message deleted after {run.settled_at - run.started:.1f} s"
         )
 
     def report_requests(self, run: Run) -> None:
@@ -397,15 +394,17 @@ state_dir = "{data / "sandbox"}"
         in_channel = [r for r in requests if r.path.startswith(f"/channels/{channel}/")]
         creates = [r for r in in_channel if r.key == FakeDiscord.ROUTE_MESSAGE_CREATE]
         edits = [r for r in in_channel if r.key == FakeDiscord.ROUTE_MESSAGE_EDIT]
+        deletes = [r for r in in_channel if r.key == FakeDiscord.ROUTE_MESSAGE_DELETE]
         posts = channel_posts(fake, channel)
         print(
             f"  channel writes with the bot token: {len(creates)} creates "
             f"({sum(r.status == 200 for r in creates)} OK), {len(edits)} edits "
-            f"({sum(r.status == 200 for r in edits)} OK); messages now in the channel: "
+            f"({sum(r.status == 200 for r in edits)} OK), {len(deletes)} deletes "
+            f"({sum(r.status == 204 for r in deletes)} OK); messages now in the channel: "
             f"{len(posts)} ({sum(is_result(m) for m in posts)} results), "
             f"{sum(m.edit_count for m in posts)} edits recorded on them"
         )
-        writes = sorted(r.time for r in creates + edits)
+        writes = sorted(r.time for r in creates + edits + deletes)
         if len(writes) > 1:
             span = writes[-1] - writes[0]
             print(

@@ -153,12 +153,14 @@ async def press(env: Env, message: FakeMessage, label: str) -> InteractionRecord
 
 
 async def child_of(env: Env, parent: FakeMessage, marker: str) -> tuple[str, FakeMessage]:
-    """The job message that replies to `parent` and whose text contains `marker`."""
+    """The job message that replies to `parent` and whose first line (what the job is)
+    contains `marker`. Results of earlier children reply to `parent` too, and their notes
+    ("Reroll is emulated...") must not match."""
 
     def find() -> FakeMessage | None:
         for m in channel_posts(env, parent.channel_id):
             ref = m.message_reference or {}
-            if ref.get("message_id") == str(parent.id) and marker in m.content:
+            if ref.get("message_id") == str(parent.id) and marker in m.content.split("\n")[0]:
                 return m
         return None
 
@@ -166,6 +168,15 @@ async def child_of(env: Env, parent: FakeMessage, marker: str) -> tuple[str, Fak
     job_id = job_id_in(message)
     assert job_id
     return job_id, message
+
+
+def delivered(env: Env, job_id: str) -> bool:
+    """Whether the store says the job's outcome was shown (the presenter's last step)."""
+    with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
+        row = db.execute(
+            "SELECT json_extract(data, '$.delivered_at') FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def png_bytes(colour: tuple[int, int, int], size: int = 96) -> bytes:
@@ -216,7 +227,7 @@ async def test_imagine_shows_progress_then_result_with_buttons(env: Env) -> None
     assert str(job_msg.id) in (rec.original.content if rec.original else "")
 
     result = await result_of(env, job_id, where)
-    assert (result.message_reference or {}).get("message_id") == str(job_msg.id)
+    assert not result.message_reference  # a new message, Midjourney's way (no parent here)
     assert rows(result) == GRID_ROWS
     assert len(result.attachments) == 1 and result.attachments[0].filename.endswith(".png")
     mentions = create_request_of(env, result).get("allowed_mentions")
@@ -224,10 +235,11 @@ async def test_imagine_shows_progress_then_result_with_buttons(env: Env) -> None
     assert [int(u) for u in mentions["users"]] == [fake.user_id]  # only the requester
     assert f"<@{fake.user_id}>" in result.content
 
-    # Progress was shown, no faster than edit_interval, and the message now links the result.
-    await fake.wait_for(lambda: "Finished" in fake.get_message(job_msg.id).content, 10)
+    # Progress was shown, no faster than edit_interval, and the message is now deleted:
+    # the result is the one message left about the job.
+    await fake.wait_for(lambda: fake.get_message(job_msg.id).deleted, 10)
     final = fake.get_message(job_msg.id)
-    assert str(result.id) in final.content and not final.components and not final.attachments
+    assert [m.id for m in channel_posts(env, where) if job_id_in(m) == job_id] == [result.id]
     progress = [e for e in final.edits if "🎨" in str(e.body.get("content", ""))]
     assert progress, env.why()
     assert all(e.via == "channel" for e in final.edits)
@@ -253,13 +265,12 @@ async def test_u2_v3_and_reroll_start_child_jobs(env: Env) -> None:
         result_of(env, re_id, grid.channel_id),
     )
     assert rows(upscale) == UPSCALE_ROWS
-    # The result replies to the child's own message, or, when the child finished before
-    # its message could be posted (a busy channel posts just the outcome), to the grid.
+    # The result replies to the grid (the parent's result), whether or not the child's
+    # progress message was posted first (a busy channel posts just the outcome).
     replied_to = (upscale.message_reference or {}).get("message_id")
-    if up_msg.id == upscale.id:
-        assert replied_to == str(grid.id)
-    else:
-        assert replied_to == str(up_msg.id)
+    assert replied_to == str(grid.id)
+    if up_msg.id != upscale.id:  # the progress message went when the result came
+        await env.fake.wait_for(lambda: env.fake.get_message(up_msg.id).deleted, 10)
     assert rows(variation) == GRID_ROWS and rows(reroll) == GRID_ROWS
     assert f"from `{env.grid_job}`" in upscale.content
     env.upscale_result = upscale
@@ -392,8 +403,9 @@ async def test_button_of_a_job_gone_from_the_store_says_so(env: Env) -> None:
     where = await channel(env, "forgotten")
     _, job_id, job_msg = await imagine(env, where, "a job that will be forgotten")
     result = await result_of(env, job_id, where)
-    # "Finished" comes after the bot recorded the result's message: the store is settled.
-    await fake.wait_for(lambda: "Finished" in fake.get_message(job_msg.id).content, 10)
+    # The progress message goes first, then the store records the result as delivered.
+    await fake.wait_for(lambda: fake.get_message(job_msg.id).deleted, 10)
+    await fake.wait_for(lambda: delivered(env, job_id), 10, what="the store to settle")
     with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     rec = await press(env, result, "U1")
@@ -606,8 +618,9 @@ async def test_restart_keeps_buttons_and_running_jobs(env: Env) -> None:
 
     # The job that was running when the bot died is finished and shown where it began.
     result = await result_of(env, job_id, where)
-    assert (result.message_reference or {}).get("message_id") == str(job_msg.id)
-    await fake.wait_for(lambda: "Finished" in fake.get_message(job_msg.id).content, 10)
+    assert not result.message_reference  # an imagine: a new message, replying to nothing
+    await fake.wait_for(lambda: fake.get_message(job_msg.id).deleted, 10)
+    assert [m.id for m in channel_posts(env, where) if job_id_in(m) == job_id] == [result.id]
 
     # SIGTERM stops cleanly (exit 0), and the bot comes back for what follows.
     assert await env.bot.stop(signal.SIGTERM) == 0, env.bot.log_text()

@@ -49,6 +49,10 @@ class StubEngine:
     def support(self, provider_name: str, action: Action) -> Support | None:
         return Support(How.NATIVE)
 
+    async def get(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return copy(job) if job else None
+
     async def preview(self, job: Job) -> bytes | None:
         return png()
 
@@ -65,7 +69,7 @@ class StubEngine:
 @dataclass
 class Write:
     at: float
-    kind: str  # "send" | "edit"
+    kind: str  # "send" | "edit" | "delete"
     channel: int
     message_id: int
     message: Outgoing
@@ -98,6 +102,13 @@ class RecordingSender:
         if self.fail_edits:
             raise self.fail_edits.pop(0)
         self.writes.append(Write(time.monotonic(), "edit", channel_id, message_id, message))
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        await asyncio.sleep(0)
+        if message_id in self.gone:
+            raise MessageGone("10008")
+        self.gone.add(message_id)
+        self.writes.append(Write(time.monotonic(), "delete", channel_id, message_id, Outgoing("")))
 
     def upload_limit(self, guild_id: str | None) -> int:
         return self.limit
@@ -196,18 +207,22 @@ async def test_channel_pacer_is_shared_and_finals_are_not_dropped(media: Path) -
         await asyncio.sleep(0.03)
     for job in jobs:
         presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
-    results = lambda: [w for w in sender.writes if w.kind == "send" and w.message.files]  # noqa: E731
+
+    def results() -> list[Write]:
+        return [w for w in sender.writes if w.kind == "send" and w.message.files]
+
     await wait_until(lambda: len(results()) == 6 and presenter.pending_finals() == 0, 20)
-    # Every result was posted, replying to its job's message, with its grid attached.
-    by_reply = {w.reply_to for w in results()}
-    assert len(by_reply) == 6
+    # Every result was posted as a new message (no parent: not a reply), its grid attached.
+    assert len({w.message_id for w in results()}) == 6
+    assert all(w.reply_to is None for w in results())
     # Never more than 4 writes in any 0.5 s window in this channel.
     times = sorted(w.at for w in sender.writes)
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + 0.5 - 1e-3) <= 4
-    # The progress messages end as "finished" links.
-    finished = [w for w in sender.writes if w.kind == "edit" and "Finished" in w.message.content]
-    assert len(finished) == 6
+    # The progress messages end deleted, each after its result: one message per job.
+    progress_ids = {w.message_id for w in sender.writes if w.kind == "send" and not w.message.files}
+    deleted = [w for w in sender.writes if w.kind == "delete"]
+    assert len(progress_ids) == 6 and {w.message_id for w in deleted} == progress_ids
     await presenter.close(1)
 
 
@@ -401,3 +416,87 @@ async def test_previews_come_through_the_engine_and_a_bad_one_is_skipped(
     finally:
         await presenter.close(1)
         await engine.stop()
+
+
+async def test_result_is_posted_then_the_progress_message_deleted(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("kkkkkkkkkk", progress=40)
+    engine.jobs[job.id] = copy(job)
+    progress_id = await presenter.announce(copy(job), CHANNEL, reply_to=77)
+    assert progress_id is not None
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
+    await wait_until(lambda: presenter.pending_finals() == 0, 5)
+    kinds = [(w.kind, w.message_id) for w in sender.writes]
+    result = next(w for w in sender.writes if w.message.files)
+    # The result replies to the parent's message and mentions the requester; then, and
+    # only then, the progress message goes, and the store points at the result.
+    assert result.reply_to == 77 and result.message.mention_user == "42"
+    assert kinds.index(("delete", progress_id)) > kinds.index(("send", result.message_id))
+    assert next(w for w in sender.writes if w.kind == "delete").message_id == progress_id
+    assert engine.attached[-1] == (job.id, str(CHANNEL), str(result.message_id))
+    assert engine.delivered == [job.id]
+    # No edit ever said "finished" and no message but the result is left.
+    assert not any(w.kind == "edit" and "Finished" in w.message.content for w in sender.writes)
+    await presenter.close(1)
+
+
+async def test_a_progress_message_already_gone_is_fine_to_delete(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("qqqqqqqqqq", progress=40, message_id="4343")
+    job.created_at = time.time() - 3600  # resumed: its message is known from the store
+    sender.gone.add(4343)  # deleted while the bot was down
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
+    await wait_until(lambda: engine.delivered == [job.id], 5)
+    assert [w.kind for w in sender.writes] == ["send"]
+    await presenter.close(1)
+
+
+async def test_delivered_waits_for_the_delete(media: Path) -> None:
+    """A restart between the result and the delete shows the outcome again (and Discord's
+    nonce makes that post the same message); it never leaves the progress behind."""
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender, per_window=1)  # one write per 0.5 s
+    job = make_job("mmmmmmmmmm", progress=40)
+    engine.jobs[job.id] = copy(job)
+    await presenter.announce(copy(job), CHANNEL)
+    presenter.on_update(JobUpdate(copy(finish(engine, job, media)), EventKind.SUCCEEDED))
+    await wait_until(lambda: any(w.message.files for w in sender.writes), 5)
+    result = next(w for w in sender.writes if w.message.files)
+    assert result.message.nonce == f"atelier-r-{job.id}"
+    assert not any(w.kind == "delete" for w in sender.writes) and engine.delivered == []
+    await wait_until(lambda: engine.delivered == [job.id], 5)
+    assert any(w.kind == "delete" for w in sender.writes)
+    await presenter.close(1)
+
+
+async def test_resumed_follow_up_replies_to_its_parents_message(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    parent = make_job("nnnnnnnnn0", status=JobStatus.SUCCEEDED, message_id="9090")
+    engine.jobs[parent.id] = copy(parent)
+    child = make_job(
+        "nnnnnnnnn1", action=Action.UPSCALE, index=2, parent_id=parent.id, message_id="9191"
+    )
+    child.created_at = time.time() - 3600
+    presenter.on_update(JobUpdate(copy(finish(engine, child, media)), EventKind.SUCCEEDED))
+    await wait_until(lambda: engine.delivered == [child.id], 5)
+    result = next(w for w in sender.writes if w.message.files)
+    assert result.reply_to == 9090
+    assert [(w.kind, w.message_id) for w in sender.writes][-1] == ("delete", 9191)
+    await presenter.close(1)
+
+
+async def test_failure_leaves_one_message_and_deletes_nothing(media: Path) -> None:
+    engine, sender = StubEngine(media), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    job = make_job("rrrrrrrrrr", progress=5)
+    engine.jobs[job.id] = copy(job)
+    message_id = await presenter.announce(copy(job), CHANNEL)
+    job.status, job.failure = JobStatus.FAILED, "no credit left"
+    presenter.on_update(JobUpdate(copy(job), EventKind.FAILED))
+    await wait_until(lambda: engine.delivered == [job.id], 5)
+    assert [w.kind for w in sender.writes] == ["send", "edit"]
+    assert sender.writes[-1].message_id == message_id
+    await presenter.close(1)

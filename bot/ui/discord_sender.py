@@ -1,8 +1,9 @@
 """The presenter's writes, done with discord.py and the BOT token.
 
 Every job message is a normal channel message owned by the bot, created with
-`POST /channels/{c}/messages` and edited with `PATCH /channels/{c}/messages/{m}`, so it
-can be edited long after the interaction token (15 min) has expired. Discord's errors
+`POST /channels/{c}/messages`, edited with `PATCH /channels/{c}/messages/{m}` and deleted
+with `DELETE /channels/{c}/messages/{m}`, so it can be changed long after the interaction
+token (15 min) has expired. Discord's errors
 are mapped onto the plain `SendError` family the presenter understands.
 """
 
@@ -93,6 +94,8 @@ class DiscordSender:
             kwargs["files"] = self._files(message)
         if message.rows:
             kwargs["view"] = self.view_factory(message.rows)
+        if message.nonce:
+            kwargs["nonce"] = message.nonce  # discord.py sends enforce_nonce with it
         if reply_to is not None:
             # fail_if_not_exists=False: a deleted parent turns the reply into a plain post.
             kwargs["reference"] = discord.MessageReference(
@@ -123,6 +126,13 @@ class DiscordSender:
             kwargs["attachments"] = self._files(message)
         try:
             await target.edit(**kwargs)
+        except Exception as err:
+            raise _mapped(err, editing=True) from None
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        target = self.client.get_partial_messageable(channel_id).get_partial_message(message_id)
+        try:
+            await target.delete()
         except Exception as err:
             raise _mapped(err, editing=True) from None
 

@@ -37,6 +37,9 @@ class Outgoing:
     rows: list[list[ButtonSpec]] = field(default_factory=list)
     # The one user this message may ping (results); everything else is sent silently.
     mention_user: str | None = None
+    # On a post: Discord returns the message already posted with this nonce (in the
+    # last few minutes) instead of a second one, so a repeated post is harmless.
+    nonce: str | None = None
 
 
 class SendError(Exception):
@@ -81,6 +84,9 @@ class Sender(Protocol):
 
     async def edit(self, channel_id: int, message_id: int, message: Outgoing) -> None:
         """Edit a message the bot owns (with the bot token: works at any age)."""
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        """Delete a message the bot owns (MessageGone when it is gone already)."""
 
     def upload_limit(self, guild_id: str | None) -> int:
         """Bytes per file that a channel of this guild accepts when no interaction told us."""

@@ -10,14 +10,18 @@ task per channel turns that state into message writes:
   slot, goes before progress edits, and is retried after errors.
 
 The job's own message (posted by `announce`) shows progress. A success is posted as a
-NEW message replying to it (so the mention notifies the requester, and the attachments
-and buttons live on a message of their own); the progress message is then edited to a
-short "finished → link". A failure edits the progress message to say why.
+NEW message (so the mention notifies the requester), a reply to the parent's result for
+follow-ups; the progress message is then deleted, Midjourney's way, so that a finished
+job is shown by exactly one message. A failure edits the progress message to say why.
 
-Deleted things never stop a job: a deleted progress message just ends progress edits
-and the result is posted anew in the channel; a deleted or forbidden channel ends the
-showing (the job runs on and `/jobs` lists it). Jobs that resume after a restart are
-found again through the channel and message ids the store keeps.
+The order keeps that true across a kill -9: the job is marked delivered only after its
+progress message is deleted, so a restart in between posts the result again rather
+than leave a message at "78%" (and Discord's nonce makes that repost the same message).
+
+Deleted things never stop a job: a deleted progress message just ends progress edits;
+a deleted or forbidden channel ends the showing (the job runs on and `/jobs` lists it).
+Jobs that resume after a restart are found again through the channel and message ids
+the store keeps.
 """
 
 from __future__ import annotations
@@ -27,18 +31,16 @@ import contextlib
 import enum
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from bot import media
 from bot.backoff import Backoff
 from bot.engine.models import Job, JobStatus, JobUpdate, Origin, Support
-from bot.ui import render
+from bot.ui import job_media, render
 from bot.ui.image_check import ImageCheck
+from bot.ui.job_media import MediaSource
 from bot.ui.layout import SupportOf
 from bot.ui.outgoing import (
     ChannelGone,
@@ -46,6 +48,7 @@ from bot.ui.outgoing import (
     FileSpec,
     MessageGone,
     Outgoing,
+    Rejected,
     Sender,
     SendError,
     Throttled,
@@ -64,33 +67,31 @@ SHOW_BACKOFF = Backoff(base=2.0, cap=60.0, jitter=0.0)
 PENDING_TTL = 600.0  # a finished job never announced is forgotten after this long
 
 
-class EngineView(Protocol):
+class EngineView(MediaSource, Protocol):
     """The part of the engine the presenter uses (it never reaches a provider)."""
 
     def support(self, provider_name: str, action: Action) -> Support | None: ...
 
-    async def preview(self, job: Job) -> bytes | None: ...
+    async def get(self, job_id: str) -> Job | None: ...
 
     async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None: ...
 
     async def mark_delivered(self, job_id: str) -> None: ...
 
-    def media_path(self, relative: str) -> Path: ...
-
 
 class Stage(enum.Enum):
     RUNNING = "running"  # progress edits; the result when the job finishes
-    CLOSING = "closing"  # result posted; the progress message still to be edited
-    DONE = "done"
+    CLOSING = "closing"  # outcome posted; the progress message still to be deleted
 
 
 @dataclass
 class Shown:
     job: Job  # the newest state (a copy from the events)
     channel_id: int
-    message_id: int | None = None  # the job's (progress) message
+    message_id: int | None = None  # the job's (progress) message; None once it is gone
     announced: bool = False  # its message was posted (or tried): the presenter owns it
-    reply_to: int | None = None  # the message the job's message replies to (a parent's)
+    reply_to: int | None = None  # the message the job's messages reply to (a parent's)
+    parent_checked: bool = False  # reply_to was looked up in the store (after a restart)
     limit: int | None = None  # upload limit told by the interaction that started it
     version: int = 0
     sent_version: int = -1
@@ -103,7 +104,7 @@ class Shown:
     stage: Stage = Stage.RUNNING
     files: list[FileSpec] | None = None
     notes: list[str] = field(default_factory=list)
-    result_link: str = ""
+    outcome_id: int | None = None  # the message that shows the outcome, once posted
     seen_at: float = 0.0
 
 
@@ -129,8 +130,10 @@ class Presenter:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._wakes: dict[int, asyncio.Event] = {}
         self._closing = False
-        self.writes = 0  # messages sent or edited, for tests and benchmarks
+        self.writes = 0  # messages sent, edited or deleted, for tests and benchmarks
         self.image_check: ImageCheck | None = None  # [moderation] image_check (bot/app.py)
+        # Told of each message posted for a job (cogs/reactions.py finds jobs by it).
+        self.posted: Callable[[str, int, int], None] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -202,8 +205,10 @@ class Presenter:
             return await self._show_outcome(shown)
         await self.pacer.acquire(shown.channel_id)
         job, version = shown.job, shown.version
+        message = render.progress(job)
+        message.nonce = _nonce("p", job)
         try:
-            message_id = await self._send(shown, render.progress(job), reply_to=shown.reply_to)
+            message_id = await self._send(shown, message, reply_to=shown.reply_to)
         except ChannelGone:
             self._drop(shown, dead=True)
             raise
@@ -243,7 +248,7 @@ class Presenter:
 
     def _plan(self, channel_id: int) -> tuple[Coroutine[Any, Any, None] | None, float | None]:
         """The next write for this channel, or how long to wait. Order: results and
-        failures, then the "finished →" edits of progress messages, then progress."""
+        failures, then the deletion of finished jobs' progress messages, then progress."""
         now = self.clock()
         waits: list[float] = []
         progress: list[Shown] = []
@@ -304,6 +309,7 @@ class Presenter:
 
     async def _self_announce(self, shown: Shown) -> None:
         shown.announced = True
+        await self._find_parent(shown)
         if shown.job.finished:
             await self._show_outcome(shown)
         else:
@@ -323,7 +329,7 @@ class Presenter:
             await self._edit(shown, shown.message_id, message)
         except MessageGone:
             log.info("the message of job %s was deleted; its result will be posted anew", job.id)
-            shown.progress_off = True
+            shown.progress_off, shown.message_id = True, None
         except EditCapped:
             shown.progress_off = True
         except ChannelGone:
@@ -342,50 +348,51 @@ class Presenter:
     async def _show_outcome(self, shown: Shown) -> int | None:
         """Post the result (or show the failure). Returns the id of the message that
         now shows the outcome, or None when it has to be retried."""
+        await self._find_parent(shown)
         if shown.job.status is not JobStatus.SUCCEEDED:
             return await self._show_failure(shown)
         return await self._post_result(shown)
 
     async def _show_failure(self, shown: Shown) -> int | None:
-        """Edit the job's message to say why it failed (post anew when it is gone)."""
+        """Edit the job's message to say why it failed. When it is gone, post the failure
+        anew (and when only its edits are capped, delete it after that)."""
         job = shown.job
         message = render.failure(job)
+        message.nonce = _nonce("f", job)
         await self.pacer.acquire(shown.channel_id)
         if shown.message_id is not None and not shown.progress_off:
             try:
                 await self._edit(shown, shown.message_id, message)
-            except MessageGone:
+            except (MessageGone, EditCapped) as err:
                 shown.progress_off = True
+                if isinstance(err, MessageGone):
+                    shown.message_id = None
                 return await self._show_outcome(shown)
             except SendError as err:
                 self._retry_final(shown, err)
                 return None
-            await self._delivered(job)
-            self._drop(shown)
-            return shown.message_id
+            shown.outcome_id = shown.message_id
+            await self._finish(shown)
+            return shown.outcome_id
         try:
             posted = await self._send(shown, message, reply_to=shown.reply_to)
         except SendError as err:
             self._retry_final(shown, err)
             return None
-        await self._attach(job, shown.channel_id, posted)
-        await self._delivered(job)
-        self._drop(shown)
-        return posted
+        return await self._posted(shown, posted)
 
     async def _post_result(self, shown: Shown) -> int | None:
-        """Post the images and buttons as a reply to the job's message (or anew)."""
+        """Post the images and buttons as a message of their own (a reply to the parent's
+        result for follow-ups); the progress message is deleted after it."""
         job = shown.job
-        alive = shown.message_id is not None and not shown.progress_off
         limit = shown.limit or self.sender.upload_limit(job.guild_id)
         if shown.files is None:
             shown.files, shown.notes = await self._result_files(job, limit)
         message = render.result(job, self._support_of(job), shown.notes)
-        message.files = shown.files
+        message.files, message.nonce = shown.files, _nonce("r", job)
         await self.pacer.acquire(shown.channel_id)
-        reply_to = shown.message_id if alive else shown.reply_to
         try:
-            posted = await self._send(shown, message, reply_to=reply_to)
+            posted = await self._send(shown, message, reply_to=shown.reply_to)
         except TooLarge:
             # The limit we were told (or assumed) was too generous: shrink and retry.
             shown.limit = max(256 * 1024, int(limit * 0.6))
@@ -395,30 +402,43 @@ class Presenter:
         except SendError as err:
             self._retry_final(shown, err)
             return None
-        shown.files = None  # the bytes are on Discord now
-        await self._attach(job, shown.channel_id, posted)
-        await self._delivered(job)
-        shown.result_link = self.sender.jump_url(job.guild_id, shown.channel_id, posted)
-        if alive:
+        return await self._posted(shown, posted)
+
+    async def _posted(self, shown: Shown, posted: int) -> int:
+        """The outcome is on Discord. A progress message left beside it is deleted next,
+        as a write of its own (paced, before any progress edit); without one, done."""
+        shown.outcome_id, shown.files = posted, None  # the bytes are on Discord now
+        if shown.message_id is not None and shown.message_id != posted:
             shown.stage = Stage.CLOSING
             shown.attempts = 0
             self._wake(shown.channel_id)
         else:
-            self._drop(shown)
+            await self._finish(shown)
         return posted
 
     async def _close(self, shown: Shown) -> None:
-        """Edit the progress message to point at the posted result."""
+        """Delete the progress message of a job whose outcome is posted."""
         assert shown.message_id is not None
         await self.pacer.acquire(shown.channel_id)
-        message = render.finished(shown.job, shown.result_link)
         try:
-            await self._edit(shown, shown.message_id, message)
-        except (MessageGone, EditCapped, ChannelGone):
-            pass  # the result is posted; a progress message that cannot be edited is moot
+            await self._delete(shown, shown.message_id)
+        except (MessageGone, ChannelGone):
+            pass  # deleted already (by someone, or by us before a restart), or its channel
         except SendError as err:
-            self._retry_final(shown, err)
-            return
+            if not isinstance(err, Rejected) and shown.attempts + 1 < FINAL_ATTEMPTS:
+                self._retry_final(shown, err)
+                return
+            log.warning("could not delete the progress message of job %s: %s", shown.job.id, err)
+        await self._finish(shown)
+
+    async def _finish(self, shown: Shown) -> None:
+        """Point the store at the message that shows the outcome (for /jobs and a restart)
+        and confirm the outcome is shown. Only after the progress message is deleted: a
+        kill -9 before this shows the outcome again rather than leave progress behind."""
+        assert shown.outcome_id is not None
+        if shown.outcome_id != shown.message_id:
+            await self._attach(shown.job, shown.channel_id, shown.outcome_id)
+        await self._delivered(shown.job)
         self._drop(shown)
 
     def _retry_final(self, shown: Shown, err: SendError, delay: float | None = None) -> None:
@@ -457,11 +477,18 @@ class Presenter:
 
     async def _send(self, shown: Shown, message: Outgoing, *, reply_to: int | None) -> int:
         self.writes += 1
-        return await self.sender.send(shown.channel_id, message, reply_to=reply_to)
+        posted = await self.sender.send(shown.channel_id, message, reply_to=reply_to)
+        if self.posted is not None:
+            self.posted(shown.job.id, shown.channel_id, posted)
+        return posted
 
     async def _edit(self, shown: Shown, message_id: int, message: Outgoing) -> None:
         self.writes += 1
         await self.sender.edit(shown.channel_id, message_id, message)
+
+    async def _delete(self, shown: Shown, message_id: int) -> None:
+        self.writes += 1
+        await self.sender.delete(shown.channel_id, message_id)
 
     async def _attach(self, job: Job, channel_id: int, message_id: int) -> None:
         """Record where the job is shown, so that a restart finds it (and /jobs links it)."""
@@ -477,6 +504,21 @@ class Presenter:
         except Exception:
             log.exception("could not record that job %s was delivered", job.id)
 
+    async def _find_parent(self, shown: Shown) -> None:
+        """A follow-up shown by a new process (its interaction is gone) replies to its
+        parent's message, as it would have: the store keeps where the parent is shown."""
+        parent_id = shown.job.parent_id
+        if shown.reply_to is not None or shown.parent_checked or not parent_id:
+            return
+        shown.parent_checked = True
+        try:
+            parent = await self.engine.get(parent_id)
+        except Exception:
+            log.exception("could not read job %s, the parent of %s", parent_id, shown.job.id)
+            return
+        if parent and parent.message_id and parent.channel_id == shown.job.channel_id:
+            shown.reply_to = int(parent.message_id)
+
     def _support_of(self, job: Job) -> SupportOf:
         def support_of(action: Action) -> Support | None:
             return self.engine.support(job.provider, action)
@@ -484,58 +526,11 @@ class Presenter:
         return support_of
 
     async def _preview(self, shown: Shown) -> tuple[str | None, list[FileSpec] | None, str | None]:
-        """(embed URL, files to attach or None to keep, what is attached afterwards).
-
-        http(s) previews are shown by URL (Discord fetches them). Other schemes, such as
-        the sandbox's `sandbox://`, are fetched through the engine (bounded in size and
-        time) and attached, once per distinct preview; a preview that cannot be had is
-        skipped (the progress line still moves)."""
-        job = shown.job
-        url = job.preview_url
-        if not url:
-            return None, None, shown.preview_attached
-        if url.startswith(("http://", "https://")):
-            return url, ([] if shown.preview_attached else None), None
-        if url == shown.preview_attached:
-            return None, None, url
-        data = await self.engine.preview(job)
-        if data is None:
-            return None, None, shown.preview_attached
-        try:
-            limit = shown.limit or self.sender.upload_limit(job.guild_id)
-            image = await media.a_fit_to_limit(data, limit)
-        except media.MediaError as err:
-            log.debug("skipping the preview of job %s: %s", job.id, err)
-            return None, None, shown.preview_attached
-        return None, [FileSpec(f"preview.{image.ext}", image.data)], url
+        limit = shown.limit or self.sender.upload_limit(shown.job.guild_id)
+        return await job_media.preview(self.engine, shown.job, shown.preview_attached, limit)
 
     async def _result_files(self, job: Job, limit: int) -> tuple[list[FileSpec], list[str]]:
-        """The images to attach, each re-encoded (only when needed) to fit `limit`."""
-        if job.grid:
-            picks = [("", job.grid)]
-        else:
-            picks = [(f"_{n}", rel) for n, rel in enumerate(job.images, 1) if rel][:10]
-        files: list[FileSpec] = []
-        notes: list[str] = []
-        stem = _slug(job.prompt) or job.action.value
-        for suffix, rel in picks:
-            try:
-                data = await asyncio.to_thread(self.engine.media_path(rel).read_bytes)
-                # Results go on the reserved lane: uploads queueing never delay them.
-                image = await media.a_fit_to_limit(data, limit, lane=media.Lane.RESULTS)
-            except (OSError, media.MediaError) as err:
-                log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
-                notes.append(f"An image of this job could not be attached ({err}).")
-                continue
-            if image.note:
-                notes.append(
-                    f"Re-encoded to fit this channel's {_mib(limit)} upload limit "
-                    f"({image.note}); the original is kept by Atelier."
-                )
-            files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
-        if self.image_check is not None:  # flagged images: spoilers, or left out
-            return await self.image_check.apply(job, files, notes)
-        return files, notes
+        return await job_media.result_files(self.engine, job, limit, self.image_check)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -559,10 +554,7 @@ class Presenter:
         self._workers.clear()
 
 
-def _slug(text: str) -> str:
-    words = re.findall(r"[a-z0-9]+", text.lower().split("--")[0])
-    return "_".join(words)[:40].strip("_")
-
-
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.0f} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
+def _nonce(kind: str, job: Job) -> str:
+    """Discord keeps one message per nonce for a few minutes: a post repeated after a
+    lost answer or a restart returns the message already there instead of a second."""
+    return f"atelier-{kind}-{job.id}"[:25]

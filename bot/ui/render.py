@@ -1,4 +1,4 @@
-"""The words and layout of a job's messages: progress, result, failure, "finished".
+"""The words and layout of a job's messages: progress, result, failure.
 
 Pure functions from a `Job` to an `Outgoing`; the presenter decides when they are sent.
 Content is kept under Discord's 2000 characters by trimming the prompt, never by
@@ -148,8 +148,3 @@ def result(job: Job, support_of: SupportOf, notes: Sequence[str] = ()) -> Outgoi
     return Outgoing(
         content=_short(content, CONTENT_LIMIT), embeds=embeds, rows=rows, mention_user=job.user_id
     )
-
-
-def finished(job: Job, link: str) -> Outgoing:
-    """The progress message once the result is posted below it."""
-    return Outgoing(content=f"{header(job)}\n✅ Finished → {link}", embeds=[], files=[], rows=[])

@@ -1,0 +1,100 @@
+"""The images a job's messages carry: its live preview and its result files.
+
+Kept apart from the presenter (which decides when messages are written): here only what
+is attached, fitted to the channel's upload limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import Protocol
+
+from bot import media
+from bot.engine.models import Job
+from bot.ui.image_check import ImageCheck
+from bot.ui.outgoing import FileSpec
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_FILES = 10  # Discord's attachments per message
+
+
+class MediaSource(Protocol):
+    """Where a job's images come from (the engine)."""
+
+    async def preview(self, job: Job) -> bytes | None: ...
+
+    def media_path(self, relative: str) -> Path: ...
+
+
+async def preview(
+    source: MediaSource, job: Job, attached: str | None, limit: int
+) -> tuple[str | None, list[FileSpec] | None, str | None]:
+    """(embed URL, files to attach or None to keep, what is attached afterwards), given
+    the preview `attached` to the message now.
+
+    http(s) previews are shown by URL (Discord fetches them). Other schemes, such as
+    the sandbox's `sandbox://`, are fetched through the engine (bounded in size and
+    time) and attached, once per distinct preview; a preview that cannot be had is
+    skipped (the progress line still moves)."""
+    url = job.preview_url
+    if not url:
+        return None, None, attached
+    if url.startswith(("http://", "https://")):
+        return url, ([] if attached else None), None
+    if url == attached:
+        return None, None, url
+    data = await source.preview(job)
+    if data is None:
+        return None, None, attached
+    try:
+        image = await media.a_fit_to_limit(data, limit)
+    except media.MediaError as err:
+        log.debug("skipping the preview of job %s: %s", job.id, err)
+        return None, None, attached
+    return None, [FileSpec(f"preview.{image.ext}", image.data)], url
+
+
+async def result_files(
+    source: MediaSource, job: Job, limit: int, image_check: ImageCheck | None
+) -> tuple[list[FileSpec], list[str]]:
+    """The images to attach, each re-encoded (only when needed) to fit `limit`, and the
+    notes to show about them."""
+    if job.grid:
+        picks = [("", job.grid)]
+    else:
+        picks = [(f"_{n}", rel) for n, rel in enumerate(job.images, 1) if rel]
+        picks = picks[:MAX_RESULT_FILES]
+    files: list[FileSpec] = []
+    notes: list[str] = []
+    stem = _slug(job.prompt) or job.action.value
+    for suffix, rel in picks:
+        try:
+            data = await asyncio.to_thread(source.media_path(rel).read_bytes)
+            # Results go on the reserved lane: uploads queueing never delay them.
+            image = await media.a_fit_to_limit(data, limit, lane=media.Lane.RESULTS)
+        except (OSError, media.MediaError) as err:
+            log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
+            notes.append(f"An image of this job could not be attached ({err}).")
+            continue
+        if image.note:
+            notes.append(
+                f"Re-encoded to fit this channel's {_mib(limit)} upload limit "
+                f"({image.note}); the original is kept by Atelier."
+            )
+        files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
+    if image_check is not None:  # flagged images: spoilers, or left out
+        return await image_check.apply(job, files, notes)
+    return files, notes
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower().split("--")[0])
+    return "_".join(words)[:40].strip("_")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
