@@ -1,8 +1,8 @@
 """The Discord bot: an AutoShardedBot that wires the engine, the presenter and the cogs.
 
-- Intents: only `guilds` (slash commands and buttons arrive as interactions, which need
-  no intent; the guild cache gives channels and upload limits). No message content,
-  no members.
+- Intents: `guilds` (slash commands and buttons arrive as interactions, which need
+  no intent; the guild cache gives channels and upload limits) and `guild_reactions`
+  (✉️ and ❌ on job messages). No message content, no members.
 - `discord.api_base_url` moves every REST call (interaction callbacks included) to a
   proxy such as nirn-proxy, or to the fake Discord in tests: `Route.BASE` is set before
   login. The gateway URL comes from `GET /gateway/bot` through that base.
@@ -44,6 +44,7 @@ EXTENSIONS = (
     "cogs.admin",
     "cogs.server",
     "cogs.info",
+    "cogs.reactions",
     "cogs.show",
     "cogs.settings",
     "cogs.prefer",
@@ -66,6 +67,7 @@ class AtelierTree(app_commands.CommandTree[discord.Client]):
 def intents() -> discord.Intents:
     wanted = discord.Intents.none()
     wanted.guilds = True
+    wanted.guild_reactions = True  # ✉️ and ❌ on job messages (not privileged)
     return wanted
 
 

@@ -377,6 +377,15 @@ class Store:
         found = await self._read("SELECT id, data FROM jobs WHERE id = ?", (job_id,))
         return found[0] if found else None
 
+    async def job_for_message(self, channel_id: str, message_id: str) -> Job | None:
+        """The job whose recorded message this is. (No index: callers read only for
+        messages the bot wrote, and a job keeps one message id, its newest.)"""
+        found = await self._read(
+            "SELECT id, data FROM jobs WHERE message_id = ? AND channel_id = ? LIMIT 1",
+            (message_id, channel_id),
+        )
+        return found[0] if found else None
+
     async def active(self) -> list[Job]:
         """The unfinished jobs, for the process that resumes them: only the one that runs
         the store may (another one would send its queued jobs a second time)."""

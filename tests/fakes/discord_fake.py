@@ -90,6 +90,7 @@ _EDIT_FLAGS = FLAG_SUPPRESS_EMBEDS | FLAG_IS_COMPONENTS_V2
 # Gateway intents that matter here
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 
@@ -1052,6 +1053,7 @@ class FakeDiscord:
         self.heartbeat_count = 0
         self.gateway_received: list[dict[str, Any]] = []
         self.presence: dict[str, Any] | None = None
+        self.closed_dms: set[int] = set()  # members who take no DMs (see close_dms)
 
         self._routes: list[_RouteDef] = self._build_routes()
         self._runner: web.AppRunner | None = None
@@ -2352,6 +2354,7 @@ class FakeDiscord:
     async def _h_create_message(self, ctx: _Ctx) -> web.Response:
         channel = self._require_channel(ctx)
         self._check_send_perms(channel, ctx.files)
+        self._check_dm_open(channel)
         msg = self._new_message(channel, ctx.body or {}, ctx.files)
         await self._dispatch_message_event("MESSAGE_CREATE", self._message_event_payload(msg), msg)
         ctx.rec.response = {"id": str(msg.id)}
@@ -3374,6 +3377,55 @@ class FakeDiscord:
         payload["message"] = message
         payload["data"] = {"custom_id": custom_id, "component_type": 2, "id": 0}
         return await self._inject(payload, user, channel, custom_id)
+
+    # ------------------------------------------------- reactions and DMs
+    def close_dms(self, user_id: int) -> None:
+        """This member takes no DMs from the bot: the DM channel opens, but a message to
+        it answers 403 50007, as on Discord."""
+        self.closed_dms.add(user_id)
+
+    def _check_dm_open(self, channel: FakeChannel) -> None:
+        if channel.type != 1 or not channel.recipients:
+            return
+        if int(channel.recipients[0]["id"]) in self.closed_dms:
+            raise DiscordAPIError(403, 50007, "Cannot send messages to this user")
+
+    def dm_messages(self, user_id: int) -> list[FakeMessage]:
+        """What the bot sent a member by DM (their DM channel's messages)."""
+        for channel in self.channels.values():
+            if channel.type == 1 and any(int(r["id"]) == user_id for r in channel.recipients):
+                return [m for m in self.messages.get(channel.id, []) if not m.deleted]
+        return []
+
+    async def react(self, message_id: int, emoji: str, *, user_id: int | None = None) -> None:
+        """A member (default: the tester; the bot's own id for the bot) adds a unicode
+        reaction to a message: counted on it, and MESSAGE_REACTION_ADD is dispatched
+        only to a session with the GUILD_MESSAGE_REACTIONS intent, like Discord (a
+        session without it gets nothing: RuntimeError)."""
+        msg = self._messages_by_id[message_id]
+        uid = user_id or self.user_id
+        user = self.bot_user if uid == int(self.bot_user["id"]) else self.users[uid]
+        msg.reactions[emoji] = msg.reactions.get(emoji, 0) + 1
+        data: dict[str, Any] = {
+            "type": 0,
+            "user_id": str(uid),
+            "channel_id": str(msg.channel_id),
+            "message_id": str(msg.id),
+            "message_author_id": msg.author["id"],
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "burst_colors": [],
+        }
+        guild_id = msg.guild_id if msg.guild_id is not None else self.guild_id
+        if msg.guild_id is not None:
+            data["guild_id"] = str(msg.guild_id)
+            member = self.guilds[msg.guild_id].members.get(uid)
+            data["member"] = member or self._member(user, self.guilds[msg.guild_id])
+        sent = await self._dispatch(
+            "MESSAGE_REACTION_ADD", data, guild_id, intent=INTENT_GUILD_MESSAGE_REACTIONS
+        )
+        if not sent:
+            raise RuntimeError("FakeDiscord: no session with the reactions intent got it")
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FakeDiscord]:
