@@ -167,3 +167,17 @@ async def test_info_lists_running_and_waiting_jobs_with_their_place(env: ShowEnv
     for job_id in ids:
         await result_of(env, job_id, home)
     env.clean()
+
+
+async def test_show_of_a_job_whose_media_was_swept_says_so(env: ShowEnv) -> None:
+    home = await channel(env, "show-swept")
+    _, job_id, _ = await imagine(env, home, "a sandcastle before the tide")
+    await result_of(env, job_id, home)
+    folder = env.tmp / "data" / "media" / job_id
+    assert folder.is_dir(), env.why()
+    for path in folder.iterdir():  # what media retention does to an old job's images
+        path.unlink()
+    said = await show(env, job_id, home)
+    assert "no longer kept" in said and "retention" in said, said
+    assert not any("Shown again" in m.content for m in channel_posts(env, home))
+    env.clean()
