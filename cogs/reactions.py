@@ -24,7 +24,13 @@ class ReactionsCog(commands.Cog, name="Reactions"):
 
 async def setup(bot: commands.Bot) -> None:
     ctx = ui_context(bot)
-    engine = ctx.engine
-    handler = Reactions(bot, engine, engine.store.job_for_message, ctx.sender.upload_limit)
-    ctx.presenter.posted = handler.note_posted  # so a fresh result is found at once
+    engine, presenter = ctx.engine, ctx.presenter
+    handler = Reactions(
+        bot,
+        engine,
+        engine.store.job_for_message,
+        ctx.sender.upload_limit,
+        image_check=lambda: presenter.image_check,  # the server's check covers DMs too
+    )
+    presenter.posted = handler.note_posted  # so a fresh result is found at once
     await bot.add_cog(ReactionsCog(handler))

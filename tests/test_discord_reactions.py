@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bot.engine.models import Action, Job, JobStatus
+from bot.ui.reactions import dm_text
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, RecordedRequest
 
@@ -115,7 +117,7 @@ async def test_mail_sends_a_dm_with_images_prompt_job_and_seed(env: Env) -> None
     dm = await dm_to(env, asker)
     assert "a quiet harbour at dawn" in dm.content, dm.content
     assert job_id in dm.content and "1234" in dm.content, dm.content
-    assert dm.attachments and all(a.filename.startswith(job_id) for a in dm.attachments)
+    assert dm.attachments and all(job_id in a.filename for a in dm.attachments)
     assert all(a.size <= 10 * 1024 * 1024 for a in dm.attachments)
 
     # A storm of the same reaction sends no second DM within the minute.
@@ -195,3 +197,19 @@ async def test_closed_dms_get_nothing_and_the_bot_goes_on(env: Env) -> None:
     dm = await dm_to(env, other)
     assert job_id in dm.content
     assert env.bot.running and "Traceback" not in env.bot.log_text(), env.why()
+
+
+async def test_dm_text_stays_under_discords_limit_and_says_the_seed() -> None:
+    job = Job(
+        id="abcdefghjk",
+        action=Action.IMAGINE,
+        provider="sandbox",
+        status=JobStatus.SUCCEEDED,
+        prompt="*a* " * 1500,
+        seed="42",
+    )
+    text = dm_text(job, "https://discord.com/channels/1/2/3", ["x" * 500] * 5)
+    assert len(text) <= 2000 and "abcdefghjk" in text and "--seed 42" in text
+    assert "\\*a\\*" in text  # the prompt's markdown is shown, not applied
+    running = Job(id="abcdefghjm", action=Action.IMAGINE, provider="sandbox", seed="0")
+    assert "seed" not in dm_text(running, "link").lower() and "waiting" in dm_text(running, "l")

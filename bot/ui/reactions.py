@@ -1,9 +1,10 @@
 """Reactions on job messages, as Midjourney members expect them.
 
 - ✉️ on a job's message: the reactor gets a DM with the images (each fit to the DM
-  upload limit), the prompt, the job id and the seed where known. Anyone who can see
-  the message may ask; a member whose DMs are closed gets nothing (a log line says so).
-  One DM per job per member per minute, so a reaction storm cannot flood anyone.
+  upload limit, the server's image check applied as in its channel), the prompt, the
+  job id and the seed where known. Anyone who can see the message may ask; a member
+  whose DMs are closed gets nothing (a log line says so). One DM per message per
+  member per minute, so a reaction storm cannot flood anyone (nor the store).
 - ❌ by the job's requester: a finished job's message is deleted; a running job is
   cancelled (through `Engine.cancel`, which refunds what surely cost nothing). ❌ by
   anyone else does nothing.
@@ -14,43 +15,41 @@ emoji, and messages the bot did not write (the gateway event names the author).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import discord
 from discord.utils import escape_markdown
 
-from bot import media
 from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobStatus
+from bot.ui import job_media
+from bot.ui.image_check import ImageCheck
+from bot.ui.job_media import MediaSource
 from bot.ui.outgoing import FileSpec
 
 log = logging.getLogger(__name__)
 
 MAIL, CROSS = "✉", "❌"  # compared without the emoji variation selector (U+FE0F)
-DM_COOLDOWN = 60.0  # seconds between two DMs of one job to one member
+DM_COOLDOWN = 60.0  # seconds between two DMs of one job's message to one member
 DMS_CLOSED = 50007  # Discord: "Cannot send messages to this user"
-PROMPT_CHARS = 1500  # the DM stays under Discord's 2000 characters
-MAX_FILES = 10  # Discord's attachments per message
+PROMPT_CHARS = 1200  # the DM stays under Discord's 2000 characters
+NOTE_CHARS = 200
 COOLDOWN_KEYS = 10_000  # a bound on the memory of who was sent what
 POSTED_KEPT = 5_000  # messages of recent jobs remembered (older ones: the store)
 
 
-class ReactionEngine(Protocol):
+class ReactionEngine(MediaSource, Protocol):
     """The part of the engine reactions use."""
 
     async def get(self, job_id: str) -> Job | None: ...
 
     async def cancel(self, job_id: str) -> Job: ...
-
-    def media_path(self, relative: str) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -80,15 +79,18 @@ class Reaction:
         return self.emoji.replace("\ufe0f", "")
 
 
-def dm_text(job: Job, link: str) -> str:
-    """The DM's words: the prompt, the job id, the seed where known, and a link back."""
-    prompt = job.prompt or job.action.value
+def dm_text(job: Job, link: str, notes: Sequence[str] = ()) -> str:
+    """The DM's words: the prompt, the job id, the seed where known, and a link back
+    (under Discord's 2000 characters: the prompt is cut, and the notes)."""
+    prompt = escape_markdown(job.prompt or job.action.value)  # escaping lengthens it
     if len(prompt) > PROMPT_CHARS:
         prompt = prompt[: PROMPT_CHARS - 1].rstrip() + "…"
-    lines = [f"**{escape_markdown(prompt)}**", f"Job `{job.id}` · {job.provider}"]
+    status = "" if job.status is JobStatus.SUCCEEDED else f" · {job.status.value}"
+    lines = [f"**{prompt}**", f"Job `{job.id}` · {job.provider}{status}"]
     if job.seed and job.seed != "0":
         lines.append(f"Seed `{job.seed}` (add `--seed {job.seed}` to draw it again)")
     lines.append(link)
+    lines.extend(f"-# {note}"[:NOTE_CHARS] for note in notes[:3])
     return "\n".join(lines)
 
 
@@ -102,6 +104,7 @@ class Reactions:
         stored: Callable[[str, str], Awaitable[Job | None]],
         upload_limit: Callable[[str | None], int],
         *,
+        image_check: Callable[[], ImageCheck | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -111,8 +114,9 @@ class Reactions:
         # only once its progress message is deleted (see the presenter), a while later.
         self._posted: OrderedDict[tuple[int, int], str] = OrderedDict()
         self.upload_limit = upload_limit  # the sender's, for DMs (guild id None)
+        self.image_check = image_check  # the presenter's, read when a DM is made
         self.clock = clock
-        self._sent: dict[tuple[int, str], float] = {}  # (member, job) -> when its DM went
+        self._sent: dict[tuple[int, int], float] = {}  # (member, message) -> when asked
 
     def note_posted(self, job_id: str, channel_id: int, message_id: int) -> None:
         """The presenter posted a message for this job (its progress, or its result)."""
@@ -136,6 +140,8 @@ class Reactions:
             return
         if reaction.symbol not in (MAIL, CROSS) or reaction.message_author_id != bot_id:
             return  # not ours to act on: no store read
+        if reaction.symbol == MAIL and self._cooling(reaction.user_id, reaction.message_id):
+            return  # a storm of ✉️: one DM a minute, and no store read for the rest
         job = await self._job_of(reaction)
         if job is None:
             return
@@ -146,27 +152,32 @@ class Reactions:
 
     # ---- ✉️
 
-    def _cooling(self, user_id: int, job_id: str) -> bool:
-        """Whether this member was sent this job within the last minute (else note it)."""
+    def _cooling(self, user_id: int, message_id: int) -> bool:
+        """Whether this member asked for this message's job within the last minute (else
+        note that they ask now)."""
         now = self.clock()
         if len(self._sent) >= COOLDOWN_KEYS:
             self._sent = {k: at for k, at in self._sent.items() if now - at < DM_COOLDOWN}
-        last = self._sent.get((user_id, job_id))
+        last = self._sent.get((user_id, message_id))
         if last is not None and now - last < DM_COOLDOWN:
             return True
-        self._sent[(user_id, job_id)] = now
+        self._sent[(user_id, message_id)] = now
         return False
 
     async def _send_dm(self, reaction: Reaction, job: Job) -> None:
-        if self._cooling(reaction.user_id, job.id):
-            return
         guild = str(reaction.guild_id) if reaction.guild_id is not None else "@me"
         link = f"https://discord.com/channels/{guild}/{reaction.channel_id}/{reaction.message_id}"
-        files = await self._files(job) if job.status is JobStatus.SUCCEEDED else []
+        files: list[FileSpec] = []
+        notes: list[str] = []
+        if job.status is JobStatus.SUCCEEDED:
+            # As in its channel: fit to the (DM) limit, and the server's image check.
+            files, notes = await job_media.result_files(
+                self.engine, job, self.upload_limit(None), self.image_check()
+            )
         try:
             channel = await self.client.create_dm(discord.Object(reaction.user_id))
             await channel.send(
-                content=dm_text(job, link),
+                content=dm_text(job, link, notes),
                 files=[discord.File(io.BytesIO(f.data), filename=f.name) for f in files],
                 allowed_mentions=discord.AllowedMentions.none(),
             )
@@ -176,23 +187,8 @@ class Reactions:
             else:
                 log.warning("DM of job %s to %s refused: %s", job.id, reaction.user_id, err)
         except discord.HTTPException as err:
-            self._sent.pop((reaction.user_id, job.id), None)  # may be asked again
+            self._sent.pop((reaction.user_id, reaction.message_id), None)  # may ask again
             log.warning("DM of job %s to %s failed: %s", job.id, reaction.user_id, err)
-
-    async def _files(self, job: Job) -> list[FileSpec]:
-        """The job's images (the grid, else each image), each fit to the DM limit."""
-        limit = self.upload_limit(None)
-        picks = [job.grid] if job.grid else [rel for rel in job.images if rel]
-        files: list[FileSpec] = []
-        for n, rel in enumerate(picks[:MAX_FILES], 1):
-            try:
-                data = await asyncio.to_thread(self.engine.media_path(rel).read_bytes)
-                image = await media.a_fit_to_limit(data, limit)
-            except (OSError, media.MediaError) as err:
-                log.warning("image %s of job %s cannot go in a DM: %s", rel, job.id, err)
-                continue
-            files.append(FileSpec(f"{job.id}_{n}.{image.ext}", image.data))
-        return files
 
     # ---- ❌
 
