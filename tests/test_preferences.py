@@ -3,12 +3,16 @@ suffix, and the store; then through `Engine.submit` to the stored job's prompt."
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from bot.config import Config, parse_config
+from bot.config import Config, MaasMjConfig, parse_config
 from bot.engine.models import JobRequest, Origin
 from bot.engine.preferences import (
     PreferenceError,
@@ -19,7 +23,10 @@ from bot.engine.preferences import (
     version_choices,
 )
 from bot.engine.service import Engine, RequestError
+from bot.providers.base import RetryPolicy, SubmitRequest, task_refs
+from bot.providers.maas_mj import MaasMjProvider
 from bot.vocab import ALL_PARAMS, Action
+from tests.fakes.maas_fake import FakeMaasMj
 
 GUILD = "111"
 EVERY = frozenset(ALL_PARAMS)
@@ -165,3 +172,69 @@ async def test_reset_keeps_suffix_and_options(tmp_path: Path) -> None:
         assert not fresh.raw and not fresh.remix and fresh.suffix == "--ar 2:3"
         assert (await engine.preferences.get(GUILD, "7")).suffix == "--ar 2:3"
         assert "7" in version_choices(list(engine.providers.values()))
+
+
+# ---- variation strength: what V1-V4 do, as each provider takes it ----
+
+
+async def test_v1_carries_the_members_variation_strength(tmp_path: Path) -> None:
+    async with Engine(config(tmp_path)) as engine:
+        grid = await engine.submit(ask("a heron"))
+        for _ in range(200):
+            done = await engine.get(grid.id)
+            if done is not None and done.finished:
+                break
+            await asyncio.sleep(0.05)
+        prefs = await engine.preferences.get(GUILD, "7")
+        prefs.variation = "low"
+        await engine.preferences.save(prefs)
+        v1 = JobRequest(
+            Action.VARIATION,
+            parent_id=grid.id,
+            index=1,
+            origin=Origin.DISCORD,
+            user_id="7",
+            guild_id=GUILD,
+            channel_id="50",
+        )
+        low = await engine.submit(v1)
+        assert low.strength == "low"
+        # The sandbox draws it as subtly as Vary (Subtle).
+        tasks = [json.loads(p.read_bytes()) for p in (tmp_path / "sandbox" / "tasks").iterdir()]
+        assert {t["draw"] for t in tasks if t["id"] == low.task_id} == {"vary_subtle"}
+        prefs.variation = "high"
+        await engine.preferences.save(prefs)
+        high = await engine.submit(replace(v1, index=2))
+        assert high.strength == "high"
+
+
+async def test_maas_mj_takes_low_variation_as_its_subtle_type() -> None:
+    key, endpoint = "RWsecretKEY0Gd", "eljciTfuqTxBSjXl"
+    async with (
+        FakeMaasMj(key=key, endpoint=endpoint, variation=True) as fake,
+        httpx.AsyncClient() as client,
+    ):
+        settings = MaasMjConfig.model_validate(
+            {
+                "name": "mj",
+                "kind": "maas-mj",
+                "base_url": fake.base_url,
+                "endpoint": endpoint,
+                "api_key": key,
+            }
+        )
+        provider = MaasMjProvider(
+            settings, client, policy=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+        )
+        grid = await provider.submit(SubmitRequest(Action.IMAGINE, prompt="a heron"))
+        for _ in range(20):
+            if (await provider.fetch(task_refs([grid.task_id])))[grid.task_id].state.finished:
+                break
+        for strength, kind in (("low", 0), ("high", 1), ("", 1)):
+            v3 = SubmitRequest(
+                Action.VARIATION, parent_task_id=grid.task_id, index=3, strength=strength
+            )
+            await provider.submit(v3)
+            sent = fake.api_requests("/tob/variation")[-1].json
+            assert sent == {"jobId": grid.task_id, "imageNo": 2, "type": kind}
+        assert fake.violations == []

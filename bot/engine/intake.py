@@ -90,6 +90,7 @@ def new_job(
         parent_id=parent.id if parent else None,
         index=request.index,
         variant=request.variant,
+        strength=request.strength,
         prompt=parsed.raw if parsed else (parent.prompt if parent else ""),
         params=dict(parsed.params) if parsed else (dict(parent.params) if parent else {}),
         mode=(parsed.mode if parsed else None) or (parent.mode if parent else None),

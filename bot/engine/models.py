@@ -120,6 +120,7 @@ class JobRequest:
     parent_id: str | None = None
     index: int = 0
     variant: str = ""
+    strength: str = ""  # V1-V4: "high" (strong) or "low" (subtle), from /settings
     images: Sequence[ImageInput] = ()
     regions: Sequence[Region] = ()
     dimensions: str = "SQUARE"
@@ -142,6 +143,7 @@ class Job:
     parent_id: str | None = None
     index: int = 0
     variant: str = ""
+    strength: str = ""  # V1-V4: "high" or "low" (the requester's variation setting)
     prompt: str = ""
     params: dict[str, str] = field(default_factory=dict)
     mode: str | None = None

@@ -10,6 +10,9 @@ before its rules run):
 - `--NAME` custom options in the prompt are replaced by their values (an option may
   use other options; a loop, or a name that is neither an option nor a parameter, is
   refused by name);
+- V1-V4 carry the member's variation strength ("high": strong, "low": subtle), which
+  each adapter sends its own way (MaaS-MJ's variation type; midjourney-proxy cannot
+  choose: its Midjourney account's own setting decides);
 - for a new /imagine only: the default provider when the request names none, then the
   suffix's words after the prompt's words, then the suffix's parameters and the
   settings (model version, raw, stylize, speed) for each parameter the prompt does not
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.engine import access
 from bot.engine.intake import RequestError
-from bot.engine.models import JobRequest
+from bot.engine.models import JobRequest, Origin
 from bot.engine.prompt import PARAMS, PromptError, parse_prompt, resolve_name
 from bot.engine.settings import ServerSettings
 from bot.engine.store import Store
@@ -276,9 +279,15 @@ class PreferenceStore:
 
     async def apply(self, request: JobRequest) -> JobRequest:
         """The request as the member's preferences make it (see the module doc)."""
-        if request.user_id is None or not request.prompt.strip():
+        user_id = request.user_id
+        if user_id is None or request.origin is not Origin.DISCORD:
             return request
-        prefs = await self.get(request.guild_id, request.user_id)
+        if request.action is Action.VARIATION and not request.strength:
+            prefs = await self.get(request.guild_id, user_id)
+            request = replace(request, strength=prefs.variation)
+        if not request.prompt.strip():
+            return request
+        prefs = await self.get(request.guild_id, user_id)
         prompt = expand_options(request.prompt, prefs.options)
         if request.action is not Action.IMAGINE or request.parent_id:
             return replace(request, prompt=prompt)

@@ -554,6 +554,7 @@ class Engine:
             parent_image_size=size,
             index=job.index,
             variant=job.variant,
+            strength=job.strength,
             ref=followup.ref if followup else "",
             regions=list(job.regions),
             dimensions=job.dimensions,

@@ -215,6 +215,7 @@ class SubmitRequest:
     parent_image_size: tuple[int, int] | None = None  # (width, height) of the image acted on
     index: int = 0
     variant: str = ""
+    strength: str = ""  # V1-V4: "low" asks for a subtle variation, "high" a strong one
     ref: str = ""
     # Vary (Region): rectangles as fractions of the image, (x0, y0, x1, y1).
     regions: Sequence[tuple[float, float, float, float]] = ()

@@ -20,7 +20,7 @@ follow Youchuan's convention (the same one resellers of that API document):
 
 Choices made here, on purpose:
 - V1-V4 are a *strong* variation of image n: Midjourney's V buttons on a grid vary as
-  much as Vary (Strong) does.
+  much as Vary (Strong) does; a *subtle* one when the member chose Low Variation.
 - 🔄 is a new /tob/diffusion of the same prompt (Cloudsway documents no reroll call).
 - U1-U4 need no call: the four images are already separate, so they are a selection.
 - An upscaled image offers no further follow-ups: nothing documents which calls accept
@@ -173,7 +173,9 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
                 "upscale", {"jobId": job_id, "imageNo": image_no, "type": kind}
             )
         if action in (Action.VARIATION, Action.VARY_SUBTLE, Action.VARY_STRONG):
-            kind = 0 if action is Action.VARY_SUBTLE else 1  # V1-V4: strong, see module doc
+            # V1-V4: strong (see the module doc) unless the member's setting is low.
+            subtle = action is Action.VARY_SUBTLE or request.strength == "low"
+            kind = 0 if subtle and action is not Action.VARY_STRONG else 1
             return await self._post_job(
                 "variation", {"jobId": job_id, "imageNo": image_no, "type": kind}
             )

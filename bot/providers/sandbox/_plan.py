@@ -217,7 +217,9 @@ def _upscale(ask: Ask, child: Spec, parent: Spec) -> Spec:
 
 def _variation(ask: Ask, child: Spec, parent: Spec) -> Spec:
     _need_grid_cell(ask, parent, "V")
-    return dataclasses.replace(child, grid=True, long=parent.long)
+    # Low variation (the member's setting): drawn as subtly as Vary (Subtle).
+    draw = Action.VARY_SUBTLE.value if ask.request.strength == "low" else child.draw
+    return dataclasses.replace(child, grid=True, long=parent.long, draw=draw)
 
 
 def _reroll(ask: Ask, child: Spec, parent: Spec) -> Spec:
