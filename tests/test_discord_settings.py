@@ -20,6 +20,8 @@ import pytest_asyncio
 
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
+from tests.fakes.mj_proxy_fake import FakeMjProxy
+from tests.test_discord_providers import toml_table
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -174,3 +176,60 @@ async def test_v1_with_remix_on_asks_for_the_prompt_first(env: Env) -> None:
     assert "Remix is off" in (await command(env, "prefer remix", user, channel)).content
     await acked(env, await fake.click_button(grid.id, v1, user_id=user), 6)
     assert not fake.violations, env.why()
+
+
+# ---- Remix on midjourney-proxy: its MODAL flow, where the server asks for it ----
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def proxy_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Env, Any]]:
+    tmp = tmp_path_factory.mktemp("discord-remix-proxy")
+    async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
+        proxy.remix = True  # the Midjourney account has Remix on: V1 waits for a modal
+        proxy.step_seconds = 0.3
+        fake = FakeDiscord()
+        await fake.start()
+        extra = toml_table(proxy.provider_config("proxy", poll_interval=0.1))
+        config = write_config(tmp / "config.toml", fake, tmp / "data", duration=1.0, extra=extra)
+        bot = BotProcess(config, tmp / "bot.log")
+        await bot.start()
+        try:
+            await fake.wait_ready(60)
+            await fake.wait_commands_synced(60)
+            yield Env(fake, bot, tmp / "data"), proxy
+        finally:
+            await bot.stop()
+            await fake.stop()
+
+
+async def test_remix_on_mj_proxy_answers_the_servers_modal(proxy_env: tuple[Env, Any]) -> None:
+    env, proxy = proxy_env
+    fake = env.fake
+    user, channel = fake.add_user("proxy-remixer"), await fake.add_channel("proxy-remix")
+    # The default provider from the panel's select: the sandbox comes first in the config.
+    rec = await acked(
+        env, await fake.send_slash_command("settings", user_id=user, channel_id=channel), 4
+    )
+    assert rec.original is not None
+    pick = await fake.select_option(rec.original.id, "at1s:provider", ["proxy"], user_id=user)
+    await acked(env, pick, 7)
+    assert "Provider: proxy" in rec.original.content
+    assert "Remix is on" in (await command(env, "prefer remix", user, channel)).content
+    job_id = await imagine(env, user, channel, "a red fox")
+    assert proxy.bodies("/submit/imagine")[-1]["prompt"].startswith("a red fox")
+    grid = await result_of(env, job_id, channel)
+    v1 = f"at1:variation:{job_id}:1"
+    form = await acked(env, await fake.click_button(grid.id, v1, user_id=user), 9)
+    assert form.modal is not None
+    submitted = await fake.submit_modal(
+        form.modal["custom_id"], {"prompt": "a red fox in deep snow"}, source=form
+    )
+    await acked(env, submitted, 5)
+    assert "Started job" in (await submitted.wait_response(20)).content, env.why()
+
+    def answered() -> list[Any]:
+        return [b for b in proxy.bodies("/submit/modal") if b.get("prompt")]
+
+    await fake.wait_for(answered, 20, what="the remix modal answered")
+    assert answered()[-1]["prompt"] == "a red fox in deep snow"
+    assert not fake.violations and not proxy.violations, env.why()
