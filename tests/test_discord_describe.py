@@ -20,6 +20,10 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from bot.engine.models import Job, JobStatus
+from bot.ui import custom_ids, describe, layout
+from bot.ui.custom_ids import Target
+from bot.vocab import Action
 from tests.discord_helpers import BotProcess, button_ids, job_id_in, rows, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeFile, FakeMessage, InteractionRecord
 from tests.fakes.mj_proxy_fake import DEFAULT_DESCRIBE, FakeMjProxy
@@ -236,3 +240,57 @@ async def test_blend_dimensions_reach_the_provider(env: DescribeEnv) -> None:
     await wait_count(env, "/submit/blend", before + 1)
     assert env.proxy.bodies("/submit/blend")[-1]["dimensions"] == "PORTRAIT"
     env.clean()
+
+
+# ------------------------------------------------------------------ the rules, without I/O
+
+
+def _answer(action: Action, texts: int, *, inputs: bool = True) -> Job:
+    return Job(
+        id="0123456789",
+        action=action,
+        provider=PROXY,
+        status=JobStatus.SUCCEEDED,
+        texts=[f"prompt {n}" for n in range(1, texts + 1)],
+        inputs=["0123456789/input_1.png"] if inputs else [],
+    )
+
+
+async def test_text_rows_per_kind_of_answer() -> None:
+    def faces(job: Job) -> list[list[str]]:
+        return [[b.label or b.emoji or "" for b in row] for row in layout.text_rows(job)]
+
+    assert faces(_answer(Action.DESCRIBE, 4)) == [
+        ["1️⃣", "2️⃣", "3️⃣", "4️⃣"],
+        ["Imagine all", "🔄"],
+    ]
+    # Without the stored image there is nothing to describe again.
+    assert faces(_answer(Action.DESCRIBE, 4, inputs=False))[1] == ["Imagine all"]
+    assert faces(_answer(Action.SHORTEN, 5)) == [["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"]]
+    again = layout.text_rows(_answer(Action.DESCRIBE, 4))[1][1]
+    assert custom_ids.parse_button(again.custom_id) == Target("describe", "0123456789")
+
+
+async def test_presses_a_describe_answer_did_not_offer_are_refused() -> None:
+    described, shortened = _answer(Action.DESCRIBE, 4), _answer(Action.SHORTEN, 5)
+    assert describe.problem(described, Target("imagine", described.id, 2)) is None
+    assert describe.problem(described, Target("imagine", described.id, 0, "all")) is None
+    assert describe.problem(described, Target("describe", described.id)) is None
+    refused = [
+        (described, Target("imagine", described.id, 5)),  # no fifth prompt
+        (described, Target("imagine", described.id, 1, "all")),
+        (shortened, Target("imagine", shortened.id, 0, "all")),  # describe only
+        (shortened, Target("describe", shortened.id)),
+        (_answer(Action.IMAGINE, 0), Target("imagine", "0123456789", 1)),
+    ]
+    for job, target in refused:
+        assert describe.problem(job, target), target
+    assert describe.opens_form(Target("imagine", described.id, 3))
+    assert not describe.opens_form(Target("imagine", described.id, 0, "all"))
+
+
+async def test_imagine_all_says_how_many_started() -> None:
+    assert describe.imagine_all_summary(4, 4, "") == "✅ Started 4 imagine jobs, one per prompt."
+    partly = describe.imagine_all_summary(2, 4, "You have used today's 2 credits.")
+    assert "Started 2 of 4" in partly and "today's 2 credits" in partly
+    assert describe.imagine_all_summary(0, 4, "over budget").startswith("❌ No imagine job")

@@ -528,7 +528,7 @@ async def test_describe_blend_shorten(env: Env) -> None:
     form = await acked(await press(env, described, "2️⃣"), 9)  # the prompt's form first
     assert form.modal is not None
     await fake.submit_modal(form.modal["custom_id"], {}, source=form)  # the prompt as is
-    child_id, _ = await child_of(env, described, "sandbox")
+    child_id, _ = await child_of(env, described, "<@")  # its only child: who asked
     await result_of(env, child_id, where)
     env.clean()
 

@@ -142,7 +142,9 @@ def result(job: Job, support_of: SupportOf, notes: Sequence[str] = ()) -> Outgoi
     rows = layout.followup_rows(job, support_of)
     if job.texts:
         body = "\n\n".join(numbered([escape_markdown(_short(t, TEXT_CHARS)) for t in job.texts]))
-        embeds.append({"description": _short(body, 4000)})
+        # Midjourney's hint under the prompts: a number opens that prompt to edit.
+        hint = "Press a number to edit that prompt, then imagine it."
+        embeds.append({"description": _short(body, 4000), "footer": {"text": hint}})
         rows = layout.text_rows(job) + rows
         rows = rows[: layout.MAX_ROWS]
     return Outgoing(
