@@ -74,11 +74,13 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Describ
             await fake.stop()
 
 
-async def command(env: Env, name: str, where: int, **options: Any) -> str:
+async def command(
+    env: Env, name: str, where: int, *, user_id: int | None = None, **options: Any
+) -> str:
     """A job-starting slash command; the id of its job."""
     attachments = options.pop("attachments", None)
     rec = await env.fake.send_slash_command(
-        name, options, attachments=attachments, channel_id=where
+        name, options, attachments=attachments, channel_id=where, user_id=user_id
     )
     await acked(rec, 5)
     reply = await rec.wait_response(20)
@@ -103,11 +105,12 @@ async def text_result(env: Env, job_id: str, where: int) -> FakeMessage:
     return await env.fake.wait_for(find, RESULT_TIMEOUT, what=f"the answer of {job_id}")
 
 
-async def described(env: DescribeEnv, where: int) -> FakeMessage:
+async def described(env: DescribeEnv, where: int, user_id: int | None = None) -> FakeMessage:
     job_id = await command(
         env,
         "describe",
         where,
+        user_id=user_id,
         provider=PROXY,
         attachments={"image": FakeFile("photo.png", png_bytes(COLOUR))},
     )
@@ -204,6 +207,32 @@ async def test_imagine_all_and_describe_again(env: DescribeEnv) -> None:
 def answer_prompts() -> list[str]:
     """The prompts of the mj-proxy fake's describe answer (as the fake wrote them)."""
     return [re.sub(r"^\S+ ", "", p.strip()) for p in DEFAULT_DESCRIBE.split("\n\n")]
+
+
+async def test_imagine_all_stops_at_the_members_limit(env: DescribeEnv) -> None:
+    fake = env.fake
+    where = await channel(env, "describe-limit")
+    role = await fake.add_role("thrifty")
+    member = fake.add_user("thrifty-member")
+    fake.set_member_roles(member, [role])
+    owner = int(fake.owner["id"])
+    rec = await fake.send_slash_command(
+        "server limits", {"role": role, "daily": 3.0}, channel_id=where, user_id=owner
+    )
+    assert (await rec.wait_response(20)).content.startswith("✅"), env.why()
+    answer = await described(env, where, user_id=member)  # 1 credit of 3
+    imagines = env.proxy.count("/submit/imagine")
+
+    rec = await acked(await fake.click_button(answer.id, imagine_all_id(answer), user_id=member), 6)
+    said = (await rec.wait_followup(20)).content
+    assert "Started 2 of 4 imagine jobs" in said, f"{said}\n{env.why()}"  # each one credit
+    await wait_count(env, "/submit/imagine", imagines + 2)
+    assert env.proxy.count("/submit/imagine") == imagines + 2
+    env.clean()
+
+
+def imagine_all_id(message: FakeMessage) -> str:
+    return str(next(b["custom_id"] for b in message.buttons() if b.get("label") == "Imagine all"))
 
 
 async def test_shorten_buttons_open_the_form(env: DescribeEnv) -> None:
