@@ -181,3 +181,21 @@ async def test_show_of_a_job_whose_media_was_swept_says_so(env: ShowEnv) -> None
     assert "no longer kept" in said and "retention" in said, said
     assert not any("Shown again" in m.content for m in channel_posts(env, home))
     env.clean()
+
+
+async def test_show_autocompletes_the_members_recent_finished_jobs(env: ShowEnv) -> None:
+    fake = env.fake
+    home = await channel(env, "show-complete")
+    _, job_id, _ = await imagine(env, home, "an autocompleted owl")
+    await result_of(env, job_id, home)
+    rec = await fake.send_autocomplete("show", "job_id", "owl", channel_id=home)
+    await acked(rec, 8)
+    assert rec.choices is not None
+    assert [c["value"] for c in rec.choices] == [job_id], rec.choices
+    assert rec.choices[0]["name"].startswith(f"{job_id} · imagine · an autocompleted owl")
+    # Another member's list holds only their own jobs.
+    other = fake.add_user("show-completer")
+    rec = await fake.send_autocomplete("show", "job_id", "", channel_id=home, user_id=other)
+    await acked(rec, 8)
+    assert rec.choices == []
+    env.clean()
