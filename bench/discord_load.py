@@ -56,7 +56,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.config import load_config  # noqa: E402
+from bot.config import SandboxConfig, load_config  # noqa: E402
 from tests.discord_helpers import BotProcess, is_result, job_id_in  # noqa: E402
 from tests.fakes.discord_fake import (  # noqa: E402
     FakeDiscord,
@@ -199,9 +199,11 @@ state_dir = "{data / "sandbox"}"
     def print_settings(self, config_path: Path) -> None:
         config = load_config(str(config_path), env={})
         d, sandbox = config.discord, config.providers[0]
+        assert isinstance(sandbox, SandboxConfig)  # the temp config's one provider
         rules = self.fake._rules  # the fake's per-route buckets (no public accessor)
         create = rules[FakeDiscord.ROUTE_MESSAGE_CREATE]
         edit = rules[FakeDiscord.ROUTE_MESSAGE_EDIT]
+        delete = rules[FakeDiscord.ROUTE_MESSAGE_DELETE]
         hook = rules[FakeDiscord.ROUTE_ORIGINAL_EDIT]
         print("settings")
         print(
@@ -214,7 +216,8 @@ state_dir = "{data / "sandbox"}"
         )
         print(
             f"  fake Discord limits: message create {create.limit}/{create.per:g} s per channel, "
-            f"message edit {edit.limit}/{edit.per:g} s per channel (separate buckets), "
+            f"message edit {edit.limit}/{edit.per:g} s, message delete "
+            f"{delete.limit}/{delete.per:g} s per channel (separate buckets), "
             f"webhook edits/follow-ups {hook.limit}/{hook.per:g} s per interaction token, "
             f"global {self.fake.global_rate_limit}/s (callbacks and webhooks exempt); "
             f"ack deadline {self.fake.ack_deadline:g} s"

@@ -243,5 +243,31 @@ async def test_job_that_finished_while_the_bot_was_down_ends_in_one_message(env:
     env.clean()
 
 
+async def test_kill_9_between_result_and_delete_still_ends_in_one_message(env: Env) -> None:
+    """The undelivered path (bot/app.py setup_hook): the result is posted, the delete of
+    the progress message is held off by a long 429, and the bot is killed in between.
+    The job is not marked delivered yet, so the new process shows it again: its post
+    carries the same nonce (Discord returns the message already there, no second
+    result) and the progress message is deleted."""
+    fake = env.fake
+    where = await channel(env, "undelivered")
+    _, job_id, job_msg = await imagine(env, where, "a job killed at the last step")
+    fake.storm_429(fake.ROUTE_MESSAGE_DELETE, 1, retry_after=45.0)  # > discord.py's 30 s wait
+    result = await result_of(env, job_id, where)
+    deletes = f"/channels/{where}/messages/{job_msg.id}"
+    await fake.wait_for(
+        lambda: any(r.path == deletes for r in fake.responses_429), 15, what="the held delete"
+    )
+    assert not fake.get_message(job_msg.id).deleted and not delivered(env, job_id)
+    repeats = fake.nonce_repeats
+    await restart(env)
+    await settled(env, job_id, job_msg)
+    assert [m.id for m in about(env, job_id, where)] == [result.id], env.why()
+    assert [m.id for m in ever_about(env, job_id, where)] == [job_msg.id, result.id]
+    assert fake.nonce_repeats == repeats + 1  # shown again: the same message came back
+    assert stored_message_id(env, job_id) == str(result.id)
+    env.clean()
+
+
 async def test_no_violations(env: Env) -> None:
     assert env.fake.violations == [], env.why()

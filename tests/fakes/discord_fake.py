@@ -1026,6 +1026,7 @@ class FakeDiscord:
         self.unhandled: list[RecordedRequest] = []
         self.violations: list[str] = []
         self.count_429: int = 0
+        self.nonce_repeats: int = 0  # creates answered with the message of an earlier nonce
         self.responses_429: list[RecordedRequest] = []
         self._per_second: Counter[int] = Counter()
 
@@ -1042,6 +1043,7 @@ class FakeDiscord:
             self.set_rate_limit(key, limit, per)
         self._buckets: dict[tuple[str, tuple[str, ...]], _BucketState] = {}
         self._storms: dict[str, _Storm] = {}
+        self._nonces: dict[tuple[str, str], tuple[float, FakeMessage]] = {}  # enforce_nonce
         self._global_window: deque[float] = deque()
 
         self.sessions: dict[str, _GatewaySession] = {}
@@ -2355,10 +2357,40 @@ class FakeDiscord:
         channel = self._require_channel(ctx)
         self._check_send_perms(channel, ctx.files)
         self._check_dm_open(channel)
+        repeated = self._nonce_repeat(ctx.body or {})
+        if repeated is not None:  # enforce_nonce: the message already posted, no new one
+            ctx.rec.response = {"id": str(repeated.id)}
+            return self._json(200, repeated.to_payload())
         msg = self._new_message(channel, ctx.body or {}, ctx.files)
+        self._note_nonce(ctx.body or {}, msg)
         await self._dispatch_message_event("MESSAGE_CREATE", self._message_event_payload(msg), msg)
         ctx.rec.response = {"id": str(msg.id)}
         return self._json(200, msg.to_payload())
+
+    # ---- enforce_nonce (POST /channels/{channel.id}/messages): "If enforce_nonce is true
+    # and nonce is present, it will be checked for uniqueness in the past few minutes. If
+    # another message was created by the same author with the same nonce, that message
+    # will be returned and no new message will be created."
+    NONCE_WINDOW = 180.0  # "a few minutes"
+
+    def _nonce_key(self, body: Mapping[str, Any]) -> tuple[str, str] | None:
+        nonce = body.get("nonce")
+        if not body.get("enforce_nonce") or nonce is None or nonce == "":
+            return None
+        return str(self.bot_user["id"]), str(nonce)
+
+    def _nonce_repeat(self, body: Mapping[str, Any]) -> FakeMessage | None:
+        key = self._nonce_key(body)
+        seen = self._nonces.get(key) if key else None
+        if seen is None or time.monotonic() - seen[0] > self.NONCE_WINDOW:
+            return None
+        self.nonce_repeats += 1
+        return seen[1]
+
+    def _note_nonce(self, body: Mapping[str, Any], msg: FakeMessage) -> None:
+        key = self._nonce_key(body)
+        if key:
+            self._nonces[key] = (time.monotonic(), msg)
 
     async def _h_get_message(self, ctx: _Ctx) -> web.Response:
         channel = self._require_channel(ctx)
