@@ -213,3 +213,22 @@ async def test_dm_text_stays_under_discords_limit_and_says_the_seed() -> None:
     assert "\\*a\\*" in text  # the prompt's markdown is shown, not applied
     running = Job(id="abcdefghjm", action=Action.IMAGINE, provider="sandbox", seed="0")
     assert "seed" not in dm_text(running, "link").lower() and "waiting" in dm_text(running, "l")
+
+
+async def test_mail_on_a_show_repost_sends_the_job(env: Env) -> None:
+    fake = env.fake
+    job_id, _ = await finished_job(env, "a harbour shown twice")
+    elsewhere = await fake.add_channel("shown-again")
+    rec = await fake.send_slash_command("show", {"job_id": job_id}, channel_id=elsewhere)
+    assert (await rec.wait_response(20)).content.startswith("✅"), env.why()
+    repost = await fake.wait_for(
+        lambda: next((m for m in posts(env, elsewhere) if job_id_in(m) == job_id), None),
+        20,
+        what="the repost",
+    )
+    await asyncio.sleep(0.3)  # the bot reads Discord's answer to its post (the new id)
+    asker = fake.add_user("repost-reader")
+    await fake.react(repost.id, MAIL, user_id=asker)
+    dm = await dm_to(env, asker)
+    assert job_id in dm.content and dm.attachments
+    assert not fake.violations, env.why()

@@ -50,7 +50,10 @@ async def repost(
         await presenter.pacer.acquire(channel_id)
         presenter.writes += 1
         try:
-            return await presenter.sender.send(channel_id, message, reply_to=None)
+            posted = await presenter.sender.send(channel_id, message, reply_to=None)
+            if presenter.posted is not None:  # ✉️ and ❌ on the repost find the job
+                presenter.posted(job.id, channel_id, posted)
+            return posted
         except TooLarge:
             # The limit we were told (or assumed) was too generous: shrink once and retry.
             limit = max(MIN_LIMIT, int(limit * 0.6))
