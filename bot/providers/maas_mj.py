@@ -180,19 +180,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
                 "variation", {"jobId": job_id, "imageNo": image_no, "type": kind}
             )
         if action is Action.INPAINT:
-            body: dict[str, Any] = {
-                "jobId": job_id,
-                "imageNo": image_no,
-                "mask": {
-                    "areas": inpaint_areas(
-                        request.regions, request.parent_image_size, provider=self.name
-                    )
-                },
-            }
-            remix = request.prompt.strip()
-            if remix:
-                body["remixPrompt"] = _checked_text(remix, self.name, "The Vary (Region) prompt")
-            return await self._post_job("inpaint", body)
+            return await self._post_job("inpaint", self._inpaint_body(request, job_id, image_no))
         if action is Action.PAN:
             direction = PAN_DIRECTIONS.get(request.variant)
             if direction is None:
@@ -211,6 +199,15 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
                 "outpaint", {"jobId": job_id, "imageNo": image_no, "scale": scale}
             )
         raise NotOffered(self._not_offered_words(action), provider=self.name)
+
+    def _inpaint_body(self, request: SubmitRequest, job_id: str, image_no: int) -> dict[str, Any]:
+        """Vary (Region): the areas as polygons, and the remix prompt when one is given."""
+        areas = inpaint_areas(request.regions, request.parent_image_size, provider=self.name)
+        body: dict[str, Any] = {"jobId": job_id, "imageNo": image_no, "mask": {"areas": areas}}
+        remix = request.prompt.strip()
+        if remix:
+            body["remixPrompt"] = _checked_text(remix, self.name, "The Vary (Region) prompt")
+        return body
 
     def _prompt_text(self, request: SubmitRequest) -> str:
         text = request.prompt.strip() or request.text.strip()
