@@ -158,7 +158,7 @@ async def test_migration_keeps_jobs_and_adds_indexes(tmp_path: Path) -> None:
     assert again is not None and again.prompt == "a cat"
     async with store.db.execute("SELECT name FROM sqlite_master WHERE type='index'") as cursor:
         names = {row[0] for row in await cursor.fetchall()}
-    assert {"jobs_status", "jobs_created", "jobs_user_created"} <= names
+    assert {"jobs_status", "jobs_created", "jobs_user_created", "jobs_message"} <= names
     await store.close()
 
 

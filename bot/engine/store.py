@@ -130,6 +130,8 @@ MIGRATIONS: list[Sequence[str]] = [
             PRIMARY KEY (guild_id, user_id)
         )""",
     ),
+    # 6: a reaction (✉️, ❌) on one of the bot's messages finds its job by message id.
+    ("CREATE INDEX jobs_message ON jobs (message_id)",),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -378,8 +380,8 @@ class Store:
         return found[0] if found else None
 
     async def job_for_message(self, channel_id: str, message_id: str) -> Job | None:
-        """The job whose recorded message this is. (No index: callers read only for
-        messages the bot wrote, and a job keeps one message id, its newest.)"""
+        """The job whose recorded message this is (a job keeps one message id, its
+        newest; indexed, since every reaction on a bot message may ask)."""
         found = await self._read(
             "SELECT id, data FROM jobs WHERE message_id = ? AND channel_id = ? LIMIT 1",
             (message_id, channel_id),
