@@ -25,6 +25,7 @@ class Action(enum.StrEnum):
     ZOOM = "zoom"  # variant: "2" | "1.5" | "custom"
     PAN = "pan"  # variant: "left" | "right" | "up" | "down"
     INPAINT = "inpaint"  # Vary (Region): regions (+ optional prompt)
+    MAKE_SQUARE = "make_square"  # outpaint a non-square upscale to 1:1
     DESCRIBE = "describe"
     BLEND = "blend"
     SHORTEN = "shorten"
@@ -94,6 +95,7 @@ ACTION_NAMES: dict[Action, str] = {
     Action.ZOOM: "Zoom Out",
     Action.PAN: "Pan",
     Action.INPAINT: "Vary (Region)",
+    Action.MAKE_SQUARE: "Make Square",
     Action.DESCRIBE: "Describe",
     Action.BLEND: "Blend",
     Action.SHORTEN: "Shorten",
@@ -111,6 +113,7 @@ _BUTTONS: dict[Action, tuple[str | None, str | None]] = {
     Action.VARY_SUBTLE: ("Vary (Subtle)", "🪄"),
     Action.VARY_STRONG: ("Vary (Strong)", "🪄"),
     Action.INPAINT: ("Vary (Region)", "🖌️"),
+    Action.MAKE_SQUARE: ("Make Square", None),
 }
 
 

@@ -273,7 +273,8 @@ async def test_select_and_upscales(fake: FakeMaasMj, client: httpx.AsyncClient):
         }
         upscaled, _ = await finish(provider, result.task_id)
         assert upscaled.state is TaskState.SUCCEEDED and len(upscaled.image_urls) == 1
-        assert upscaled.followups == []  # nothing documents follow-ups of an upscale
+        # Vary (Region) only: /tob/inpaint takes any job and an image number.
+        assert upscaled.followups == [FollowUp(Action.INPAINT)]
 
 
 @pytest.mark.asyncio

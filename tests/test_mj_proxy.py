@@ -328,6 +328,7 @@ async def test_mode_by_prompt(client: httpx.AsyncClient) -> None:
         (f"MJ::Inpaint::1::{H}::SOLO", Action.INPAINT, 0, ""),
         (f"MJ::Outpaint::50::1::{H}::SOLO", Action.ZOOM, 0, "2"),
         (f"MJ::Outpaint::75::1::{H}::SOLO", Action.ZOOM, 0, "1.5"),
+        (f"MJ::Outpaint::100::1::{H}::SOLO", Action.MAKE_SQUARE, 0, ""),
         (f"MJ::CustomZoom::{H}", Action.ZOOM, 0, "custom"),
         (f"MJ::JOB::pan_up::1::{H}::SOLO", Action.PAN, 0, "up"),
         (f"MJ::JOB::pan_left::1::{H}::SOLO", Action.PAN, 0, "left"),
@@ -348,7 +349,6 @@ def test_custom_id_mapping(custom_id: str, action: Action, index: int, variant: 
     "custom_id",
     [
         f"MJ::BOOKMARK::{H}",
-        f"MJ::Outpaint::100::1::{H}::SOLO",  # Make Square
         f"MJ::JOB::animate_high::1::{H}::SOLO",
         "MJ::Picread::Retry",
         "MJ::Job::PicReader::1",
@@ -382,8 +382,9 @@ async def test_every_button_goes_through_action(version: str, client: httpx.Asyn
             (Action.ZOOM, "1.5"),
             (Action.ZOOM, "custom"),
             *((Action.PAN, d) for d in ("left", "right", "up", "down")),
+            (Action.MAKE_SQUARE, ""),
         }
-        # The ignored buttons (❤️, Make Square, animate) stay in extra, not in followups.
+        # The ignored buttons (❤️, animate) stay in extra, not in followups.
         assert len(upscaled.extra["buttons"]) == 15
         for followup in upscaled.followups:
             if followup.action in (Action.INPAINT,) or followup.variant == "custom":

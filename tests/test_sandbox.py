@@ -406,6 +406,7 @@ async def test_grid_follow_ups(sandbox: SandboxProvider, clock: Clock) -> None:
         FollowUp(Action.PAN, variant="up"),
         FollowUp(Action.PAN, variant="down"),
         FollowUp(Action.INPAINT),
+        FollowUp(Action.MAKE_SQUARE),  # a 3:2 image
     ]
 
     variation = await run(sandbox, clock, follow(grid_snap, Action.VARIATION, index=2))

@@ -23,8 +23,11 @@ Choices made here, on purpose:
   much as Vary (Strong) does; a *subtle* one when the member chose Low Variation.
 - 🔄 is a new /tob/diffusion of the same prompt (Cloudsway documents no reroll call).
 - U1-U4 need no call: the four images are already separate, so they are a selection.
-- An upscaled image offers no further follow-ups: nothing documents which calls accept
-  an upscale job as their parent.
+- An upscaled image (a /tob/upscale job: one image, imageNo 0) offers Vary (Region)
+  only. /tob/inpaint is documented as taking any job id with the number of one of its
+  images, and Vary (Region) is the upscale's button on Midjourney. No upscale of an
+  upscale (Midjourney has none), and not the undocumented variation / pan / outpaint:
+  nothing says they take an upscale job as their parent.
 """
 
 from __future__ import annotations
@@ -390,7 +393,8 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
 
     def _job_followups(self, urls: list[str]) -> list[FollowUp]:
         if len(urls) < 2:
-            return []  # an upscaled image: see the module doc
+            # An upscaled image: Vary (Region) on its one image (see the module doc).
+            return [FollowUp(Action.INPAINT)] if any(urls) else []
         shown = [(n, url) for n, url in enumerate(urls[:4], 1)]
         items = [FollowUp(Action.UPSCALE, index=n) for n, url in shown if url]
         if self._offered.get("variation", True):

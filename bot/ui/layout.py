@@ -24,7 +24,7 @@ MAX_PER_ROW = 5
 _GROUPS: tuple[tuple[Action, ...], ...] = (
     (Action.UPSCALE, Action.REROLL),
     (Action.VARIATION,),
-    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE),
+    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE, Action.MAKE_SQUARE),
     (Action.VARY_SUBTLE, Action.VARY_STRONG, Action.INPAINT),
     (Action.ZOOM,),
     (Action.PAN,),

@@ -20,7 +20,7 @@ BUTTON_ACTIONS = frozenset(
     {
         Action.UPSCALE, Action.VARIATION, Action.REROLL, Action.UPSCALE_SUBTLE,
         Action.UPSCALE_CREATIVE, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.ZOOM,
-        Action.PAN, Action.INPAINT,
+        Action.PAN, Action.INPAINT, Action.MAKE_SQUARE,
     }
 )  # fmt: skip
 # Actions that start a task of their own (no parent), whatever the server.
@@ -87,6 +87,8 @@ BUTTON_KINDS: tuple[ButtonKind, ...] = (
     ButtonKind(r"MJ::Inpaint::", Action.INPAINT),
     ButtonKind(r"MJ::Outpaint::50::", Action.ZOOM, variant="2"),
     ButtonKind(r"MJ::Outpaint::75::", Action.ZOOM, variant="1.5"),
+    # Make Square is an outpaint to 100 % of the long side (offered on non-square upscales).
+    ButtonKind(r"MJ::Outpaint::100::", Action.MAKE_SQUARE),
     ButtonKind(r"MJ::CustomZoom::", Action.ZOOM, variant="custom"),
     ButtonKind(r"MJ::JOB::pan_(left|right|up|down)::", Action.PAN, named=True),
 )
@@ -127,7 +129,7 @@ STATUS_RANK = {"MODAL": 0, "": 1, "NOT_START": 2, "SUBMITTED": 3, "IN_PROGRESS":
 
 def followup_for_custom_id(custom_id: str) -> FollowUp | None:
     """Our follow-up for one Midjourney button, or None for buttons we do not model
-    (❤️ bookmark, Make Square, animate, ...)."""
+    (❤️ bookmark, animate, ...)."""
     for kind in BUTTON_KINDS:
         match = re.match(kind.pattern, custom_id)
         if match is None:

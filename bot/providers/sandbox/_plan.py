@@ -313,6 +313,14 @@ def _inpaint(ask: Ask, child: Spec, parent: Spec) -> Spec:
     return dataclasses.replace(child, grid=True, regions=regions)
 
 
+def _make_square(ask: Ask, child: Spec, parent: Spec) -> Spec:
+    # Midjourney's Make Square outpaints the picture to 1:1: drawn as a zoom out by a
+    # factor of 1 into a square frame, the parent kept whole, the new sides filled in.
+    if parent.grid:
+        raise ask.reject("Make Square acts on one image; upscale one first.")
+    return dataclasses.replace(child, grid=True, zoom=1.0, ratio=1.0, draw=Action.ZOOM.value)
+
+
 _FOLLOW_UPS: dict[Action, Callable[[Ask, Spec, Spec], Spec]] = {
     Action.UPSCALE: _upscale,
     Action.VARIATION: _variation,
@@ -324,6 +332,7 @@ _FOLLOW_UPS: dict[Action, Callable[[Ask, Spec, Spec], Spec]] = {
     Action.ZOOM: _zoom,
     Action.PAN: _pan,
     Action.INPAINT: _inpaint,
+    Action.MAKE_SQUARE: _make_square,
 }
 
 

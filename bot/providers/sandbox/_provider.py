@@ -270,9 +270,11 @@ def _snapshot(spec: Spec, now: float) -> TaskSnapshot:
 def _followups(spec: Spec) -> Sequence[FollowUp]:
     if spec.grid:
         return _GRID_FOLLOWUPS
+    # Make Square, as on Midjourney, only where the image is not square already.
+    square = () if abs(spec.ratio - 1.0) < 0.01 else (FollowUp(Action.MAKE_SQUARE),)
     if spec.draw == Action.UPSCALE:
-        return _UPSCALE_FOLLOWUPS
+        return (*_UPSCALE_FOLLOWUPS, *square)
     if spec.draw in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE):
         # Already 2x: Midjourney offers no further upscale of an upscale.
-        return _EDIT_FOLLOWUPS
+        return (*_EDIT_FOLLOWUPS, *square)
     return ()
