@@ -69,7 +69,8 @@ YOUCHUAN_IMAGE = [
     ["🪄 Vary (Subtle)", "🪄 Vary (Strong)", "🖌️ Vary (Region)"],
 ]
 UPSCALE_OF: dict[str, list[list[str]]] = {
-    PROXY: UPSCALE,  # from the task's buttons (Make Square, ❤️ and Animate are not ours)
+    # From the task's buttons (❤️ and Animate are not ours); Make Square on the upscale row.
+    PROXY: [UPSCALE[0] + ["Make Square"], *UPSCALE[1:]],
     SANDBOX: UPSCALE,
     YOUCHUAN: [*YOUCHUAN_IMAGE, ["🔍 Zoom Out 2x", "🔍 Zoom Out 1.5x"], ["⬅️", "➡️", "⬆️", "⬇️"]],
     FLUX: [],  # a selected Flux image offers nothing further
@@ -408,7 +409,7 @@ async def test_maas_mj_upscale_creative_calls_tob_upscale(env: ProvidersEnv) -> 
     child_id, _ = await child_of(env, selected, "Upscale (Creative)")
     result = await outcome_of(env, child_id, selected.channel_id)
     assert len(result.attachments) == 1
-    assert result.components == []  # an upscaled image offers nothing further
+    assert faces(result) == [["🖌️ Vary (Region)"]]  # /tob/inpaint on the upscaled job
     calls = [r for r in env.youchuan.requests[before:] if r.path.endswith("/tob/upscale")]
     assert len(calls) == 1, [r.path for r in env.youchuan.requests[before:]]
     body = calls[0].json
