@@ -485,6 +485,43 @@ async def test_emulated_reroll_runs_the_prompt_again(
     env.clean()
 
 
+# ------------------------------------------------------------------ Make Square, after an upscale
+
+
+async def test_mj_proxy_make_square_presses_the_servers_outpaint_100(env: ProvidersEnv) -> None:
+    _, grid = await ensure_grid(env, PROXY)
+    upscale = await upscale_of(env, grid, 4)  # V3 was pressed: "Image #3" would match it
+    before = len(env.proxy.requests)
+    await click(env, upscale, "Make Square")
+    child_id, _ = await child_of(env, upscale, "Make Square")
+    result = await outcome_of(env, child_id, upscale.channel_id)
+    assert faces(result) == GRID, env.why()  # four outpainted images
+    sent = [r.body for r in env.proxy.requests[before:] if r.endpoint == "/submit/action"]
+    assert len(sent) == 1 and sent[0]["customId"].startswith("MJ::Outpaint::100::1::"), sent
+    env.clean()
+
+
+async def test_maas_mj_vary_region_on_an_upscaled_job(env: ProvidersEnv) -> None:
+    _, grid = await ensure_grid(env, YOUCHUAN)
+    selected = await upscale_of(env, grid, 2)  # V1 was pressed: "Image #1" would match it
+    await click(env, selected, "Upscale (Subtle)")
+    upscale_id, _ = await child_of(env, selected, "Upscale (Subtle)")
+    upscaled = await outcome_of(env, upscale_id, selected.channel_id)
+    rec = await env.fake.click_button(upscaled.id, custom_id_of(upscaled, "🖌️ Vary (Region)"))
+    form = await acked(rec, 9)
+    assert form.modal is not None
+    fields = {"area": ["left"], "box": "", "prompt": "a green sail"}
+    await acked(await env.fake.submit_modal(form.modal["custom_id"], fields, source=form), 5)
+    child_id, _ = await child_of(env, upscaled, "Vary (Region)")
+    result = await outcome_of(env, child_id, upscaled.channel_id)
+    assert faces(result) == GRID_OF[YOUCHUAN], env.why()
+    upscale_jobs = [j for j in env.youchuan.jobs.values() if j.kind == "upscale"]
+    calls = [r.json for r in env.youchuan.requests if r.path.endswith("/tob/inpaint")]
+    assert calls and calls[-1]["jobId"] == upscale_jobs[-1].id and calls[-1]["imageNo"] == 0
+    assert calls[-1]["remixPrompt"] == "a green sail"
+    env.clean()
+
+
 # ------------------------------------------------------------------ all of it
 
 
