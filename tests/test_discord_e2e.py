@@ -37,8 +37,9 @@ from tests.fakes.discord_fake import FakeDiscord, FakeFile, FakeMessage, Interac
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 GRID_ROWS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+# An upscale of a non-square grid (the sandbox offers Make Square only there).
 UPSCALE_ROWS = [
-    ["Upscale (Subtle)", "Upscale (Creative)"],
+    ["Upscale (Subtle)", "Upscale (Creative)", "Make Square"],
     ["Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
     ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom"],
     ["⬅️", "➡️", "⬆️", "⬇️"],
