@@ -30,7 +30,7 @@ from bot.engine.audit import AuditKind, AuditLog
 from bot.engine.intake import RequestError
 from bot.engine.models import EventKind, How, Job, JobRequest, JobStatus, JobUpdate
 from bot.engine.settings import ServerSettings, SettingsStore
-from bot.engine.store import COLUMNS, Store
+from bot.engine.store import Store, write_job
 from bot.providers.base import Provider
 from bot.providers.errors import BadResponse, ProviderError, ProviderUnavailable
 from bot.vocab import Action
@@ -41,8 +41,6 @@ CHARGE, REFUND = "charge", "refund"
 DEFAULT_COST = 1.0
 
 _ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
-_NAMES = tuple(name for name, _ in COLUMNS)
-_INSERT_JOB = f"INSERT INTO jobs ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
 _INSERT_ROW = (
     "INSERT INTO ledger (at, kind, user_id, guild_id, job_id, provider, action, credits) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -206,8 +204,7 @@ class Spending:
                     raise DuplicatePress(earlier)
             if budget is not None and job.user_id:
                 await self._check(db, job.user_id, budget, cost, now)
-            job.updated_at = time.time()
-            await db.execute(_INSERT_JOB, tuple(read(job) for _, read in COLUMNS))
+            await write_job(db, job)
             if cost > 0:
                 await db.execute(_INSERT_ROW, _ledger_row(now, CHARGE, job, cost))
         try:  # the job is stored and charged: a failed audit write must not strand it

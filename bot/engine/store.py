@@ -159,6 +159,14 @@ _UPSERT = (
     f"INSERT INTO jobs ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))}) "
     f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _NAMES[1:])}"
 )
+
+
+async def write_job(db: aiosqlite.Connection, job: Job) -> None:
+    """Write one job inside a caller's `Store.transaction()` (the same row as `save`)."""
+    job.updated_at = time.time()
+    await db.execute(_UPSERT, tuple(read(job) for _, read in COLUMNS))
+
+
 # What `patch` may set: fields of the job document, except its key and the unknown keys
 # kept from a newer version. Those that also have a column of their own (status,
 # message_id, ...) are set in both places.
