@@ -23,11 +23,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.callbacks import CallbackServer
+from bot.callbacks import CallbackReceiver
 from bot.config import Config
 from bot.engine.models import EventKind, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine
+from bot.http_server import HttpServer
 from bot.ui import actions
 from bot.ui.audit_channel import AuditChannel
 from bot.ui.buttons import JobButton, build_view
@@ -104,11 +105,17 @@ class AtelierBot(commands.AutoShardedBot):
             presenter.image_check = ImageCheck(detector, self.engine.settings, self._is_nsfw)
         self._unsubscribe: object = None
         self._shutting_down = False
-        self.callbacks: CallbackServer | None = None
-        if config.callbacks.public_url:
-            self.callbacks = CallbackServer(
-                self.engine, config.callbacks.listen_host, config.callbacks.listen_port
-            )
+        self.http_server: HttpServer | None = None
+        if config.http.listening:
+            self.http_server = self._build_http_server()
+
+    def _build_http_server(self) -> HttpServer:
+        """Each part of the bot served over HTTP hangs its routes here."""
+        settings = self.config.http
+        server = HttpServer(settings.listen_host, settings.listen_port)
+        if settings.public_url:  # providers can only call back to a public address
+            server.add_routes(CallbackReceiver(self.engine).routes())
+        return server
 
     async def setup_hook(self) -> None:
         # Subscribe before the engine starts: jobs failed at resume are announced then.
@@ -123,13 +130,13 @@ class AtelierBot(commands.AutoShardedBot):
         # finishing and its result being posted) are shown now.
         for job in await self.engine.undelivered(Origin.DISCORD):
             self.atelier.presenter.on_update(JobUpdate(job, EventKind.reached(job.status)))
-        if self.callbacks is not None:
+        if (server := self.http_server) is not None:
             try:
-                await self.callbacks.start()
+                await server.start()
             except OSError as err:
                 raise StartupError(
-                    f"cannot listen for provider callbacks on {self.callbacks.host}:"
-                    f"{self.callbacks.port} ({err}); change [callbacks] listen_port."
+                    f"cannot listen for HTTP on {server.host}:{server.port} ({err});"
+                    " change [http] listen_port."
                 ) from err
         self.add_dynamic_items(JobButton)
         self.add_listener(actions.on_modal_submit, "on_interaction")
@@ -191,9 +198,9 @@ class AtelierBot(commands.AutoShardedBot):
         if not self._shutting_down:
             self._shutting_down = True
             log.info("shutting down: running jobs stay in the store and resume next start")
-            if self.callbacks is not None:
+            if self.http_server is not None:
                 with contextlib.suppress(Exception):
-                    await self.callbacks.stop()
+                    await self.http_server.stop()
             with contextlib.suppress(Exception):
                 await self.engine.stop_polling()  # no new outcomes from here on
             await self.atelier.presenter.close(DRAIN_SECONDS)

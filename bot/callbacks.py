@@ -9,42 +9,23 @@ nothing but a few seconds.
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from bot.engine.models import is_job_id
 from bot.engine.service import Engine
 
-log = logging.getLogger(__name__)
-
 PATH = "/atelier/callback/{job_id}"
 
 
-class CallbackServer:
-    def __init__(self, engine: Engine, host: str, port: int) -> None:
+class CallbackReceiver:
+    """The callback route, hung on the bot's `HttpServer`."""
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.host = host
-        self.port = port
-        self._runner: web.AppRunner | None = None
         self.received = 0
 
-    async def start(self) -> None:
-        # Task JSON with a preview URL is small; 1 MiB is plenty and bounds abuse.
-        app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_post(PATH, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
-        log.info("listening for provider callbacks on %s:%d", self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(PATH, self._handle)]
 
     async def _handle(self, request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]

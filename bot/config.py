@@ -129,12 +129,27 @@ class MediaConfig(_Section):
     max_total_mib: float = Field(default=10240, ge=0)
 
 
-class CallbacksConfig(_Section):
-    # Providers that can call back (midjourney-proxy's notifyHook) tell Atelier about
-    # progress at once instead of waiting for the next poll. Off unless public_url is set.
-    # The address providers reach Atelier at, e.g. "https://bot.example.com".
+class HttpConfig(_Section):
+    # The bot's one HTTP server: provider callbacks (midjourney-proxy's notifyHook),
+    # /healthz, /metrics and the web pages. It listens when `enabled` is true or a
+    # public_url is set.
+    enabled: bool = False
+    # The address providers and members' browsers reach Atelier at, e.g.
+    # "https://bot.example.com" (a reverse proxy in front of listen_port). Empty: no
+    # callbacks and no web pages (health and metrics still served when enabled).
     public_url: str = ""
-    # Where `atelier run` listens for those calls.
+    listen_host: str = "0.0.0.0"
+    listen_port: int = Field(default=8080, ge=0, le=65535)
+
+    @property
+    def listening(self) -> bool:
+        return self.enabled or bool(self.public_url)
+
+
+class CallbacksConfig(_Section):
+    # The older name of [http], from when it served callbacks only; still read, so
+    # existing files keep working. [http] wins when both are given.
+    public_url: str = ""
     listen_host: str = "0.0.0.0"
     listen_port: int = Field(default=8080, ge=0, le=65535)
 
@@ -246,6 +261,7 @@ class Config(_Section):
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     spending: SpendingConfig = Field(default_factory=SpendingConfig)
@@ -274,6 +290,12 @@ class Config(_Section):
         paid = any(p.kind != "sandbox" for p in self.providers)
         if paid and "spending" not in self.model_fields_set:
             self.spending = PAID_DEFAULT_SPENDING.model_copy()
+        return self
+
+    @model_validator(mode="after")
+    def _callbacks_is_http(self) -> Config:
+        if "callbacks" in self.model_fields_set and "http" not in self.model_fields_set:
+            self.http = HttpConfig(**self.callbacks.model_dump())
         return self
 
     @model_validator(mode="after")

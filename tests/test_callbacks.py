@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from bot.callbacks import CallbackServer
+from bot.callbacks import CallbackReceiver
 from bot.config import parse_config
 from bot.engine.models import JobRequest, JobStatus
 from bot.engine.service import Engine
+from bot.http_server import HttpServer
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
@@ -35,9 +36,9 @@ async def test_callbacks_finish_a_job_long_before_the_next_poll(tmp_path: Path) 
         )
         engine = Engine(config)
         await engine.start()
-        server = CallbackServer(engine, "127.0.0.1", 0)
+        server, receiver = _listen(engine)
         await server.start()
-        engine.config.callbacks.public_url = f"http://127.0.0.1:{server.port}"
+        engine.config.http.public_url = f"http://127.0.0.1:{server.port}"
         try:
             started = time.monotonic()
             job = await engine.submit(JobRequest(Action.IMAGINE, prompt="a cat"))
@@ -47,7 +48,7 @@ async def test_callbacks_finish_a_job_long_before_the_next_poll(tmp_path: Path) 
                 await asyncio.sleep(0.05)
                 assert time.monotonic() - started < 20, "callbacks did not speed the job up"
             assert current.status is JobStatus.SUCCEEDED
-            assert server.received >= 1
+            assert receiver.received >= 1
         finally:
             await server.stop()
             await engine.stop()
@@ -60,7 +61,7 @@ async def test_callback_bodies_are_not_trusted(tmp_path: Path) -> None:
     )
     engine = Engine(config)
     await engine.start()
-    server = CallbackServer(engine, "127.0.0.1", 0)
+    server, _ = _listen(engine)
     await server.start()
     try:
         async with httpx.AsyncClient() as client:
@@ -73,3 +74,24 @@ async def test_callback_bodies_are_not_trusted(tmp_path: Path) -> None:
     finally:
         await server.stop()
         await engine.stop()
+
+
+def _listen(engine: Engine) -> tuple[HttpServer, CallbackReceiver]:
+    server = HttpServer("127.0.0.1", 0)
+    receiver = CallbackReceiver(engine)
+    server.add_routes(receiver.routes())
+    return server, receiver
+
+
+def test_the_older_callbacks_section_still_configures_the_http_server() -> None:
+    old = parse_config({"callbacks": {"public_url": "https://bot.example", "listen_port": 9}})
+    assert (old.http.public_url, old.http.listen_port, old.http.listening) == (
+        "https://bot.example",
+        9,
+        True,
+    )
+    both = parse_config(
+        {"callbacks": {"public_url": "https://old.example"}, "http": {"enabled": True}}
+    )
+    assert both.http.public_url == "" and both.http.listening
+    assert not parse_config({}).http.listening

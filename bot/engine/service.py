@@ -562,7 +562,7 @@ class Engine:
         )
 
     def _callback_url(self, provider: Provider, job: Job) -> str | None:
-        base = self.config.callbacks.public_url.rstrip("/")
+        base = self.config.http.public_url.rstrip("/")
         if not base or Feature.CALLBACKS not in provider.features:
             return None
         return f"{base}/atelier/callback/{job.id}"
