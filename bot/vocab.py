@@ -30,7 +30,18 @@ class Action(enum.StrEnum):
     BLEND = "blend"
     SHORTEN = "shorten"
     SWAP_FACE = "swap_face"
+    # Midjourney's video buttons: Animate on an upscale makes four short videos; Extend on
+    # one selected video (U1-U4 of the video grid) makes it longer. Low / high is the motion.
+    ANIMATE_LOW = "animate_low"
+    ANIMATE_HIGH = "animate_high"
+    EXTEND_LOW = "extend_low"
+    EXTEND_HIGH = "extend_high"
 
+
+# The actions whose result is video, not images: only providers that say so serve them.
+VIDEO_ACTIONS: frozenset[Action] = frozenset(
+    {Action.ANIMATE_LOW, Action.ANIMATE_HIGH, Action.EXTEND_LOW, Action.EXTEND_HIGH}
+)
 
 ZOOM_VARIANTS = ("2", "1.5", "custom")
 PAN_VARIANTS = ("left", "right", "up", "down")
@@ -100,6 +111,10 @@ ACTION_NAMES: dict[Action, str] = {
     Action.BLEND: "Blend",
     Action.SHORTEN: "Shorten",
     Action.SWAP_FACE: "Face swap",
+    Action.ANIMATE_LOW: "Animate (Low motion)",
+    Action.ANIMATE_HIGH: "Animate (High motion)",
+    Action.EXTEND_LOW: "Extend (Low motion)",
+    Action.EXTEND_HIGH: "Extend (High motion)",
 }
 
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
@@ -114,6 +129,10 @@ _BUTTONS: dict[Action, tuple[str | None, str | None]] = {
     Action.VARY_STRONG: ("Vary (Strong)", "🪄"),
     Action.INPAINT: ("Vary (Region)", "🖌️"),
     Action.MAKE_SQUARE: ("Make Square", None),
+    Action.ANIMATE_LOW: ("Animate (Low motion)", "🎞️"),
+    Action.ANIMATE_HIGH: ("Animate (High motion)", "🎞️"),
+    Action.EXTEND_LOW: ("Extend (Low motion)", "🎞️"),
+    Action.EXTEND_HIGH: ("Extend (High motion)", "🎞️"),
 }
 
 

@@ -49,7 +49,7 @@ from bot.providers.mj_proxy import (
     split_numbered,
 )
 from bot.providers.mj_proxy._buttons import MASK_MAX_SIDE, mask_data_url, mask_size
-from bot.vocab import Action
+from bot.vocab import VIDEO_ACTIONS, Action
 from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import DEFAULT_SHORTEN, FakeMjProxy
 
@@ -332,6 +332,12 @@ async def test_mode_by_prompt(client: httpx.AsyncClient) -> None:
         (f"MJ::CustomZoom::{H}", Action.ZOOM, 0, "custom"),
         (f"MJ::JOB::pan_up::1::{H}::SOLO", Action.PAN, 0, "up"),
         (f"MJ::JOB::pan_left::1::{H}::SOLO", Action.PAN, 0, "left"),
+        # Video (trueai's CustomComponentModel / TaskInfo.SetVideo*Buttons).
+        (f"MJ::JOB::animate_high::1::{H}::SOLO", Action.ANIMATE_HIGH, 0, ""),
+        (f"MJ::JOB::animate_low::1::{H}::SOLO", Action.ANIMATE_LOW, 0, ""),
+        (f"MJ::JOB::animate_high_extend::1::{H}", Action.EXTEND_HIGH, 0, ""),
+        (f"MJ::JOB::animate_low_extend::1::{H}", Action.EXTEND_LOW, 0, ""),
+        (f"MJ::JOB::video_virtual_upscale::2::{H}", Action.UPSCALE, 2, ""),
     ],
 )
 def test_custom_id_mapping(custom_id: str, action: Action, index: int, variant: str) -> None:
@@ -349,7 +355,6 @@ def test_custom_id_mapping(custom_id: str, action: Action, index: int, variant: 
     "custom_id",
     [
         f"MJ::BOOKMARK::{H}",
-        f"MJ::JOB::animate_high::1::{H}::SOLO",
         "MJ::Picread::Retry",
         "MJ::Job::PicReader::1",
         f"MJ::JOB::upsample_v5_2x::1::{H}::SOLO",
@@ -382,16 +387,22 @@ async def test_every_button_goes_through_action(version: str, client: httpx.Asyn
             (Action.ZOOM, "1.5"),
             (Action.ZOOM, "custom"),
             *((Action.PAN, d) for d in ("left", "right", "up", "down")),
-            (Action.MAKE_SQUARE, ""),
-        }
-        # The ignored buttons (❤️, animate) stay in extra, not in followups.
+            (Action.ANIMATE_HIGH, ""),
+            (Action.ANIMATE_LOW, ""),
+        }  # no Make Square: "a red fox" is square
+        # The ignored button (❤️) stays in extra, not in followups.
         assert len(upscaled.extra["buttons"]) == 15
         for followup in upscaled.followups:
             if followup.action in (Action.INPAINT,) or followup.variant == "custom":
                 continue  # modal flows: tested below
             result = await press(provider, upscaled, followup.action, 0, followup.variant)
-            expect_grid = followup.action not in (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE)
+            expect_grid = followup.action not in (
+                Action.UPSCALE_SUBTLE,
+                Action.UPSCALE_CREATIVE,
+                *VIDEO_ACTIONS,
+            )
             assert result.grid is expect_grid
+            assert bool(result.video_urls) is (followup.action in VIDEO_ACTIONS)
         sent = [b["customId"] for b in fake.bodies("/submit/action")]
         assert sent[:9] == [f.ref for f in grid.followups]
         assert f"upsample_{version}_2x_subtle" in " ".join(sent)

@@ -161,6 +161,10 @@ class Job:
     texts: list[str] = field(default_factory=list)
     followups: list[FollowUp] = field(default_factory=list)
     failure: str | None = None
+    # Video results (Animate, Extend): mp4 files, and the provider's links to them (shown
+    # instead when a file is over the channel's upload limit).
+    videos: list[str] = field(default_factory=list)
+    video_links: list[str] = field(default_factory=list)
     # Inputs kept for follow-ups (reroll of an image prompt, region, blend shape).
     inputs: list[str] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)

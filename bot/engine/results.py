@@ -11,6 +11,7 @@ from pathlib import Path
 from bot import media
 from bot.engine.models import Job
 from bot.engine.retention import check_present
+from bot.engine.videos import collect_videos
 from bot.providers.base import BadResponse, Provider, ProviderUnavailable, TaskSnapshot
 
 
@@ -37,6 +38,9 @@ class ResultCollector:
         job.provider_status = snapshot.provider_status
         job.provider_data.update(snapshot.extra)
         job.preview_url = None
+        if snapshot.video_urls:
+            await collect_videos(self, provider, job, snapshot.video_urls)
+            return
         urls = [(i, url) for i, url in enumerate(snapshot.image_urls) if url]
         if not urls:
             if not job.texts:
@@ -81,9 +85,11 @@ class ResultCollector:
                 provider=provider.name,
             ) from None
 
-    async def _write(self, folder: str, stem: str, data: bytes) -> str:
-        ext = media.sniff_mime(data) or "image/png"
-        relative = f"{folder}/{stem}.{ext.split('/')[-1].replace('jpeg', 'jpg')}"
+    async def _write(self, folder: str, stem: str, data: bytes, ext: str | None = None) -> str:
+        if ext is None:
+            mime = media.sniff_mime(data) or "image/png"
+            ext = mime.split("/")[-1].replace("jpeg", "jpg")
+        relative = f"{folder}/{stem}.{ext}"
         target = self.media_dir / relative
 
         def write() -> None:
@@ -94,6 +100,10 @@ class ResultCollector:
 
         await asyncio.to_thread(write)
         return relative
+
+    async def store(self, folder: str, stem: str, data: bytes, ext: str) -> str:
+        """Keep a result file of a kind media does not sniff (an mp4): its relative path."""
+        return await self._write(folder, stem, data, ext)
 
     async def copy_image(self, source: str, job: Job, stem: str = "1") -> str:
         """Reuse an image of another job (a SELECT action needs no download)."""

@@ -160,6 +160,7 @@ class TaskSnapshot:
     progress: float | None = None  # 0-100, None when the provider gives no figure
     preview_url: str | None = None  # while running
     image_urls: list[str] = field(default_factory=list)  # final images
+    video_urls: list[str] = field(default_factory=list)  # final videos (mp4), in order
     grid: bool = False  # image_urls[0] is one 2x2 grid (midjourney-proxy imagine)
     withheld: list[int] = field(default_factory=list)  # image indexes held back by review
     seed: str | None = None

@@ -63,6 +63,8 @@ async def result_files(
 ) -> tuple[list[FileSpec], list[str]]:
     """The images to attach, each re-encoded (only when needed) to fit `limit`, and the
     notes to show about them."""
+    if job.videos:
+        return await video_files(source, job, limit)
     if job.grid:
         picks = [("", job.grid)]
     else:
@@ -89,6 +91,43 @@ async def result_files(
     if image_check is not None:  # flagged images: spoilers, or left out
         return await image_check.apply(job, files, notes)
     return files, notes
+
+
+async def video_files(
+    source: MediaSource, job: Job, limit: int
+) -> tuple[list[FileSpec], list[str]]:
+    """A video job's mp4 files, each as it came: a video is never re-encoded here (that
+    takes an ffmpeg Atelier does not ship). One over `limit` is left out, and a note
+    gives the provider's link to it instead."""
+    files: list[FileSpec] = []
+    notes: list[str] = []
+    stem = _slug(job.prompt) or job.action.value
+    numbered = len(job.videos) > 1
+    for n, rel in enumerate(job.videos, 1):
+        suffix = f"_{n}" if numbered else ""
+        link = job.video_links[n - 1] if n <= len(job.video_links) else ""
+        try:
+            data = await asyncio.to_thread(source.media_path(rel).read_bytes)
+        except OSError as err:
+            log.warning("video %s of job %s cannot be attached: %s", rel, job.id, err)
+            notes.append(_video_note(n, numbered, "could not be attached", link))
+            continue
+        if len(data) > limit:
+            why = f"is {_mib(len(data))}, over this channel's {_mib(limit)} upload limit"
+            notes.append(_video_note(n, numbered, why, link))
+            continue
+        files.append(FileSpec(f"{stem}_{job.id}{suffix}.mp4", data))
+    return files, notes
+
+
+def _video_note(n: int, numbered: bool, why: str, link: str) -> str:
+    which = f"Video {n}" if numbered else "The video"
+    where = (
+        f"; watch it at the provider: <{link}>"
+        if link.startswith(("https://", "http://"))
+        else "; the provider gave no link to it"
+    )
+    return f"{which} {why}{where}."
 
 
 def _slug(text: str) -> str:

@@ -28,6 +28,8 @@ _GROUPS: tuple[tuple[Action, ...], ...] = (
     (Action.VARY_SUBTLE, Action.VARY_STRONG, Action.INPAINT),
     (Action.ZOOM,),
     (Action.PAN,),
+    # Midjourney's video buttons: Animate on an upscale, Extend on a selected video.
+    (Action.ANIMATE_HIGH, Action.ANIMATE_LOW, Action.EXTEND_HIGH, Action.EXTEND_LOW),
 )
 
 

@@ -14,6 +14,14 @@ the real servers (read from their public source):
   /Region), PAN (SubmitController.Action); a cancelled task ends FAILURE "取消任务"
   (TaskController.Cancel); after ``/submit/modal`` the task stays MODAL until its queue
   starts it (SubmitController.Modal saves it unchanged).
+  Video as trueai serves it (Setting.EnableVideo, on by default; ``video``): an upscale
+  carries Animate (High / Low motion) ``MJ::JOB::animate_{high,low}::1::<h>::SOLO``; a
+  press starts a VIDEO task whose result is four mp4s (``imageUrl`` the first,
+  ``videoUrl``, ``videoUrls``/``imageUrls`` as ``[{url, thumbnail}]``) with U1-U4
+  ``MJ::JOB::video_virtual_upscale::<n>::<h>`` and 🔄; U<n> gives that video (action
+  UPSCALE, ``contentType`` video/mp4) with Extend ``MJ::JOB::animate_{high,low}_extend::1::
+  <h>``, itself a VIDEO task of four. Make Square (``MJ::Outpaint::100``) only on a
+  non-square upscale, as Midjourney sends it (grids take their shape from ``--ar``).
 - ``relay`` (new-api, 佩奇/aigc369): ``Authorization: Bearer`` / verbatim / ``mj-api-secret``;
   rewrites 21 and 22 to 1, rejects ``/change`` without an index, answers an unknown task
   with 400 ``{"code": 4}``, serves its web page (200 HTML) for routes it lacks, forwards
@@ -23,7 +31,9 @@ the real servers (read from their public source):
   new-api passes 21 through for INPAINT/CUSTOM_ZOOM (relay/mjproxy_handler.go) while this
   fake rewrites it too (an upstream that answers 1 there: the adapter must then wait for
   MODAL), and real new-api's ``result`` is always a string (dto.MidjourneyResponse.Result)
-  while this fake sends numbers, as the aggregators' documents show.
+  while this fake sends numbers, as the aggregators' documents show. Its ``/submit/action``
+  refuses the video buttons (``unknown_action:<customId>``, CoverPlusActionToNormalAction
+  in service/midjourney.go knows none of them).
 
 Tasks advance one scripted step each time they are fetched (or every ``step_seconds``).
 Finished images are real PNGs served by a second listener (the "CDN", another origin) at
@@ -140,6 +150,9 @@ class FakeTask:
     final_prompt: str = ""
     description: str = ""
     mask: Image.Image | None = None  # the decoded mask of a Vary (Region)
+    video_urls: list[str] = field(default_factory=list)  # a video task's mp4s
+    thumbnails: list[str] = field(default_factory=list)  # their first frames
+    video_index: int = 0  # U<n> of a video grid: which of the parent's videos
 
 
 class FakeMjProxy:
@@ -187,6 +200,10 @@ class FakeMjProxy:
         self.image_ttl_seconds = 86_400.0  # the ex= expiry given to new image URLs
         self.relay_image_auth = True  # /mj/image/{id} wants the key (newer new-api)
         self.seed_value = "636646138"
+        # trueai's Setting.EnableVideo (on by default): upscales carry the Animate buttons.
+        self.video = True
+        self.video_bytes = 64 * 1024  # the size of each served mp4
+        self.video_batch = 4  # videos per Animate / Extend (Midjourney's --bs, 4 unless set)
         self._answers: list[tuple[int, dict[str, Any]]] = []
         self._faults: list[Fault] = []
         self._images: dict[str, dict[str, Any]] = {}
@@ -601,11 +618,11 @@ class FakeMjProxy:
             state=body.get("state", ""),
             notify_hook=body.get("notifyHook", ""),
             script=list(self.script),
-            size=self.grid_size
-            if result == "grid"
-            else (self.grid_size[0] // 2, self.grid_size[1] // 2),
+            size=self._grid_for(str(fields_.get("prompt") or "")),
             **fields_,
         )
+        if result != "grid":
+            task.size = (task.size[0] // 2, task.size[1] // 2)
         if self.flavour == "relay":
             task.status = ""  # new-api stores "" until its first upstream poll
         if self.fail_with is not None:
@@ -614,6 +631,18 @@ class FakeMjProxy:
             task.fail_reason = self.fail_with
         self.tasks[task.id] = task
         return task
+
+    def _grid_for(self, prompt: str) -> tuple[int, int]:
+        """A grid's size: `grid_size` for 1:1; the prompt's --ar shapes it, as on
+        Midjourney (the long side stays, both sides even so that halves are whole)."""
+        match = re.search(r"--(?:ar|aspect)\s+(\d+):(\d+)", prompt)
+        side = max(self.grid_size)
+        if match is None or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+            return self.grid_size
+        wide, high = int(match.group(1)), int(match.group(2))
+        if wide >= high:
+            return side, max(2, round(side * high / wide / 2) * 2)
+        return max(2, round(side * wide / high / 2) * 2), side
 
     def _banned(self, prompt: str) -> None:
         for word in self.banned_words:
@@ -722,6 +751,12 @@ class FakeMjProxy:
             self._violate(f"{endpoint}: customId {custom_id!r} is not a button of {task_id}")
             return web.json_response({"code": 4, "description": "customId不存在"})
         action, result, modal = _classify(custom_id, self.flavour)
+        if action == "REROLL" and parent.result == "video":  # 🔄 films again (trueai: VIDEO)
+            action, result = "VIDEO", "video"
+        if self.flavour == "relay" and result.startswith("video"):
+            # new-api's CoverPlusActionToNormalAction knows no animate_* or
+            # video_virtual_upscale (it sends video through /submit/video instead).
+            self._fail_answer(4, f"unknown_action:{custom_id}", status=400)
         if self.remix and modal is None and action not in ("UPSCALE",) and result == "grid":
             modal = "remix"
         scripted = self._scripted()
@@ -730,8 +765,15 @@ class FakeMjProxy:
         )
         task.final_prompt = parent.final_prompt
         if result == "single":  # U1-4 cut one image out of the grid; 2x keeps it small
-            half = (self.grid_size[0] // 2, self.grid_size[1] // 2)
+            half = (parent.size[0] // 2, parent.size[1] // 2)
             task.size = half if parent.result == "grid" else parent.size
+        elif custom_id.startswith("MJ::Outpaint::100::"):  # Make Square: a square grid
+            task.size = (max(parent.size) * 2,) * 2
+        elif result == "video_single":  # U<n> of a video grid: that video
+            task.video_index = int(custom_id.split("::")[3])
+            task.size = parent.size
+        elif result == "video":
+            task.size = parent.size
         if modal is not None:
             task.modal_polls = self.modal_delay_polls
             if self.flavour == "trueai":  # answers 21 at once, the task already MODAL
@@ -889,9 +931,12 @@ class FakeMjProxy:
                 task.description = self.shorten_answer
             return
         task.seed = self.seed_value
+        if task.result in ("video", "video_single"):
+            self._succeed_video(task)
+            return
         if task.result == "grid":
-            task.image_url = self._image_url("grid", task, self.grid_size)
-            half = (self.grid_size[0] // 2, self.grid_size[1] // 2)
+            task.image_url = self._image_url("grid", task, task.size)
+            half = (task.size[0] // 2, task.size[1] // 2)
             task.image_urls = [self._image_url(f"part{i}", task, half) for i in range(4)]
             task.buttons = [_button(f"MJ::JOB::upsample::{n}::{h}", f"U{n}") for n in range(1, 5)]
             task.buttons.append(_button(f"MJ::JOB::reroll::0::{h}::SOLO", "", "🔄"))
@@ -900,24 +945,61 @@ class FakeMjProxy:
             task.image_url = self._image_url("single", task, task.size)
             if task.action == "SWAP_FACE":
                 return
-            v = self.upscale_version
-            task.buttons = [
-                _button(f"MJ::JOB::upsample_{v}_2x_subtle::1::{h}::SOLO", "Upscale (Subtle)"),
-                _button(f"MJ::JOB::upsample_{v}_2x_creative::1::{h}::SOLO", "Upscale (Creative)"),
-                _button(f"MJ::JOB::low_variation::1::{h}::SOLO", "Vary (Subtle)"),
-                _button(f"MJ::JOB::high_variation::1::{h}::SOLO", "Vary (Strong)"),
-                _button(f"MJ::Inpaint::1::{h}::SOLO", "Vary (Region)"),
-                _button(f"MJ::Outpaint::50::1::{h}::SOLO", "Zoom Out 2x"),
-                _button(f"MJ::Outpaint::75::1::{h}::SOLO", "Zoom Out 1.5x"),
-                _button(f"MJ::CustomZoom::{h}", "Custom Zoom"),
-                _button(f"MJ::JOB::pan_left::1::{h}::SOLO", "", "⬅️"),
-                _button(f"MJ::JOB::pan_right::1::{h}::SOLO", "", "➡️"),
-                _button(f"MJ::JOB::pan_up::1::{h}::SOLO", "", "⬆️"),
-                _button(f"MJ::JOB::pan_down::1::{h}::SOLO", "", "⬇️"),
-                _button(f"MJ::Outpaint::100::1::{h}::SOLO", "Make Square"),
-                _button(f"MJ::BOOKMARK::{h}", "", "❤️"),
-                _button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)"),
+            task.buttons = self._upscale_buttons(task)
+
+    def _upscale_buttons(self, task: FakeTask) -> list[dict[str, Any]]:
+        """What an upscale offers: Midjourney's buttons, as the Discord-account servers
+        pass them through. Make Square only where the image is not square (Midjourney's
+        own rule; trueai's self-made sets for official/partner accounts have none),
+        Animate only with video on (CustomComponentModel.CreateAnimateButtons)."""
+        h, v = task.hash, self.upscale_version
+        width, height = task.size
+        buttons = [
+            _button(f"MJ::JOB::upsample_{v}_2x_subtle::1::{h}::SOLO", "Upscale (Subtle)"),
+            _button(f"MJ::JOB::upsample_{v}_2x_creative::1::{h}::SOLO", "Upscale (Creative)"),
+            _button(f"MJ::JOB::low_variation::1::{h}::SOLO", "Vary (Subtle)"),
+            _button(f"MJ::JOB::high_variation::1::{h}::SOLO", "Vary (Strong)"),
+            _button(f"MJ::Inpaint::1::{h}::SOLO", "Vary (Region)"),
+            _button(f"MJ::Outpaint::50::1::{h}::SOLO", "Zoom Out 2x"),
+            _button(f"MJ::Outpaint::75::1::{h}::SOLO", "Zoom Out 1.5x"),
+            _button(f"MJ::CustomZoom::{h}", "Custom Zoom"),
+            _button(f"MJ::JOB::pan_left::1::{h}::SOLO", "", "⬅️"),
+            _button(f"MJ::JOB::pan_right::1::{h}::SOLO", "", "➡️"),
+            _button(f"MJ::JOB::pan_up::1::{h}::SOLO", "", "⬆️"),
+            _button(f"MJ::JOB::pan_down::1::{h}::SOLO", "", "⬇️"),
+        ]
+        if width != height:
+            buttons.append(_button(f"MJ::Outpaint::100::1::{h}::SOLO", "Make Square"))
+        buttons.append(_button(f"MJ::BOOKMARK::{h}", "", "❤️"))
+        if self.video:
+            buttons += [
+                _button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)", "🎞️"),
+                _button(f"MJ::JOB::animate_low::1::{h}::SOLO", "Animate (Low motion)", "🎞️"),
             ]
+        return buttons
+
+    def _succeed_video(self, task: FakeTask) -> None:
+        """trueai's video results: four videos with U1-U4 (SetVideoUpscaleButtons), or
+        the one picked with Extend (SetVideoExtendButtons), `imageUrl` the video itself."""
+        h = task.hash
+        if task.result == "video":
+            count = self.video_batch
+            task.video_urls = [self._video_url(task, n) for n in range(count)]
+            task.thumbnails = [self._image_url(f"frame{n}", task, task.size) for n in range(count)]
+            task.buttons = [
+                _button(f"MJ::JOB::video_virtual_upscale::{n}::{h}", f"U{n}")
+                for n in range(1, count + 1)
+            ]
+            task.buttons.append(_button(f"MJ::JOB::reroll::0::{h}::SOLO", "", "🔄"))
+            task.image_url = task.video_urls[0]
+            return
+        parent = self.tasks[task.parent_id or ""]
+        task.video_urls, task.thumbnails = list(parent.video_urls), list(parent.thumbnails)
+        task.image_url = parent.video_urls[task.video_index - 1]
+        task.buttons = [
+            _button(f"MJ::JOB::animate_high_extend::1::{h}", "Extend (High motion)", "🎞️"),
+            _button(f"MJ::JOB::animate_low_extend::1::{h}", "Extend (Low motion)", "🎞️"),
+        ]
 
     def _task_json(self, task: FakeTask) -> dict[str, Any]:
         image_url = task.image_url
@@ -954,6 +1036,18 @@ class FakeMjProxy:
                 data["width"], data["height"] = task.size
                 if task.image_urls:
                     data["imageUrls"] = [{"url": u} for u in task.image_urls]
+            if task.status == "SUCCESS" and task.result.startswith("video"):
+                # TaskInfo: imageUrl is the video link; videoUrls and imageUrls both list
+                # the videos with their thumbnails; a picked video says its contentType.
+                pairs = [
+                    {"url": u, "thumbnail": t}
+                    for u, t in zip(task.video_urls, task.thumbnails, strict=True)
+                ]
+                data["videoUrl"] = task.video_urls[0] if task.result == "video" else None
+                data["videoUrls"], data["imageUrls"] = pairs, pairs
+                data["width"], data["height"] = task.size
+                if task.result == "video_single":
+                    data["contentType"] = "video/mp4"
         return data
 
     # ------------------------------------------------------------------ images
@@ -961,6 +1055,15 @@ class FakeMjProxy:
     def _image_url(self, kind: str, task: FakeTask, size: tuple[int, int]) -> str:
         name = f"{task.hash}_{kind}.png"
         self._images[name] = {"kind": kind, "size": size, "fetches": 0}
+        ex = int(time.time() + self.image_ttl_seconds)
+        return (
+            f"{self.cdn_url}/attachments/1146852997121441885/{task.id}/{name}"
+            f"?ex={ex:x}&is={int(time.time()):x}&hm={uuid.uuid4().hex}&"
+        )
+
+    def _video_url(self, task: FakeTask, n: int) -> str:
+        name = f"{task.hash}_{n}.mp4"
+        self._images[name] = {"kind": "video", "size": task.size, "fetches": 0}
         ex = int(time.time() + self.image_ttl_seconds)
         return (
             f"{self.cdn_url}/attachments/1146852997121441885/{task.id}/{name}"
@@ -1000,6 +1103,8 @@ class FakeMjProxy:
         spec["fetches"] += 1
         if self.image_ttl_fetches is not None and spec["fetches"] > self.image_ttl_fetches:
             return gone
+        if spec["kind"] == "video":
+            return web.Response(body=_mp4(self.video_bytes), content_type="video/mp4")
         return web.Response(body=_png(spec["kind"], spec["size"]), content_type="image/png")
 
     # ------------------------------------------------------------------ callbacks
@@ -1085,7 +1190,20 @@ def _classify(custom_id: str, flavour: str) -> tuple[str, str, str | None]:
         return ("ZOOM" if trueai else "CUSTOM_ZOOM"), "grid", "zoom"
     if custom_id.startswith("MJ::Inpaint::"):
         return ("VARIATION" if trueai else "INPAINT"), "grid", "inpaint"
+    if custom_id.startswith("MJ::JOB::animate_"):  # Animate and Extend alike: VIDEO
+        return "VIDEO", "video", None
+    if custom_id.startswith("MJ::JOB::video_virtual_upscale::"):
+        return "UPSCALE", "video_single", None
     return "ACTION", "single", None
+
+
+def _mp4(size: int) -> bytes:
+    """`size` bytes laid out as an MP4 file: an ftyp box (brand isom), then one mdat box
+    holding the rest. Not a playable film; its type shows in its bytes, as a real one's."""
+    ftyp = b"ftyp" + b"isom" + (512).to_bytes(4, "big") + b"isomiso2avc1mp41"
+    head = (len(ftyp) + 4).to_bytes(4, "big") + ftyp
+    rest = max(8, size - len(head))
+    return head + rest.to_bytes(4, "big") + b"mdat" + b"\0" * (rest - 8)
 
 
 def _png(kind: str, size: tuple[int, int]) -> bytes:

@@ -28,6 +28,12 @@ from bot.providers.mj_proxy._tables import (
     mapping,
     text_of,
 )
+from bot.providers.mj_proxy._video import (
+    is_single_video,
+    is_video,
+    looks_like_video_link,
+    video_urls,
+)
 from bot.vocab import Action
 
 
@@ -166,7 +172,11 @@ def read_task(
         snap.failure = scrub(fail_reason) or f"{name} reported a failure without a reason."
     elif state == TaskState.CANCELLED:
         snap.failure = scrub(fail_reason) or "Cancelled."
-    elif reading.image_url and state != TaskState.NEEDS_INPUT:
+    elif (
+        reading.image_url
+        and state != TaskState.NEEDS_INPUT
+        and not looks_like_video_link(reading.image_url)  # an embed shows pictures only
+    ):
         snap.preview_url = reading.image_url
     return snap
 
@@ -187,7 +197,7 @@ def _settle_success(
             snap.failure = f"{name} finished without sending the prompts back."
         return
     fill_images(snap, reading, asked)
-    if not snap.image_urls:
+    if not snap.image_urls and not snap.video_urls:
         # SUCCESS can be stored a moment before imageUrl: keep polling (the job's
         # deadline ends it if the image never comes).
         snap.state = TaskState.RUNNING
@@ -216,9 +226,15 @@ def fill_texts(snap: TaskSnapshot, reading: TaskReading, asked: Action | None) -
 
 def fill_images(snap: TaskSnapshot, reading: TaskReading, asked: Action | None) -> None:
     """A finished image task: its image, whether it is a grid, and its follow-ups."""
+    custom_ids = reading.custom_ids()
+    if is_video(reading.task, custom_ids, reading.server_action, asked):
+        # Video: no pictures, the videos and the buttons they carry (U1-U4, Extend).
+        single = is_single_video(custom_ids, reading.server_action, asked)
+        snap.video_urls = video_urls(reading.task, single)
+        snap.followups = _button_followups(custom_ids)
+        return
     if reading.image_url:
         snap.image_urls = [reading.image_url]
-    custom_ids = reading.custom_ids()
     if custom_ids:
         snap.grid = any(cid.startswith("MJ::JOB::upsample::") for cid in custom_ids)
         snap.followups = _button_followups(custom_ids)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.providers.base import FollowUp, TaskState
-from bot.vocab import MIDJOURNEY_PARAMS, Action, Param
+from bot.vocab import MIDJOURNEY_PARAMS, VIDEO_ACTIONS, Action, Param
 
 # Passed through in the prompt: Midjourney's own, and --zoom for Custom Zoom's modal.
 # Not `steps`: that is a Flux setting Midjourney rejects.
@@ -22,7 +22,7 @@ BUTTON_ACTIONS = frozenset(
         Action.UPSCALE_CREATIVE, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.ZOOM,
         Action.PAN, Action.INPAINT, Action.MAKE_SQUARE,
     }
-)  # fmt: skip
+) | VIDEO_ACTIONS  # fmt: skip
 # Actions that start a task of their own (no parent), whatever the server.
 FIRST_ACTIONS = frozenset({Action.IMAGINE, Action.DESCRIBE, Action.BLEND})
 # Only midjourney-proxy-plus and trueai have these (`plus_extras`).
@@ -91,7 +91,21 @@ BUTTON_KINDS: tuple[ButtonKind, ...] = (
     ButtonKind(r"MJ::Outpaint::100::", Action.MAKE_SQUARE),
     ButtonKind(r"MJ::CustomZoom::", Action.ZOOM, variant="custom"),
     ButtonKind(r"MJ::JOB::pan_(left|right|up|down)::", Action.PAN, named=True),
+    # Video (trueai: CustomComponentModel.CreateAnimateButtons on an upscale, then
+    # TaskInfo.SetVideoUpscaleButtons / SetVideoExtendButtons; Discord accounts pass
+    # Midjourney's own through). U1-U4 of a video grid pick one video, as U1-U4 do images.
+    ButtonKind(r"MJ::JOB::animate_high::", Action.ANIMATE_HIGH),
+    ButtonKind(r"MJ::JOB::animate_low::", Action.ANIMATE_LOW),
+    ButtonKind(r"MJ::JOB::animate_high_extend::", Action.EXTEND_HIGH),
+    ButtonKind(r"MJ::JOB::animate_low_extend::", Action.EXTEND_LOW),
+    ButtonKind(r"MJ::JOB::video_virtual_upscale::([1-4])::", Action.UPSCALE, numbered=True),
 )
+# Server action words of a task that makes video (trueai: TaskAction.VIDEO for every
+# animate_* button, extend included; VIDEO_EXTEND for its /submit/video extend).
+VIDEO_SERVER_ACTIONS = frozenset({"VIDEO", "VIDEO_EXTEND"})
+# A video grid's U1-U4, and a selected video's Extend buttons: the task is video.
+VIDEO_GRID_BUTTON = "MJ::JOB::video_virtual_upscale::"
+VIDEO_SINGLE_BUTTON = re.compile(r"MJ::JOB::animate_(?:high|low)_extend::")
 
 # Codes of the submit answer (REFERENCE.md; 30: new-api's "group saturated", 5: new-api's
 # MjErrorUnknown, its upstream failed (constant/midjourney.go); -1: trueai).
@@ -129,7 +143,7 @@ STATUS_RANK = {"MODAL": 0, "": 1, "NOT_START": 2, "SUBMITTED": 3, "IN_PROGRESS":
 
 def followup_for_custom_id(custom_id: str) -> FollowUp | None:
     """Our follow-up for one Midjourney button, or None for buttons we do not model
-    (❤️ bookmark, animate, ...)."""
+    (❤️ bookmark, ...)."""
     for kind in BUTTON_KINDS:
         match = re.match(kind.pattern, custom_id)
         if match is None:

@@ -37,7 +37,7 @@ from bot.providers.base import (
 from bot.providers.sandbox._plan import Ask, plan
 from bot.providers.sandbox._render import Renderer
 from bot.providers.sandbox._spec import TASK_ID, Spec, SpecStore, content_key
-from bot.vocab import ALL_PARAMS, PAN_VARIANTS, ZOOM_VARIANTS, Action
+from bot.vocab import ALL_PARAMS, PAN_VARIANTS, VIDEO_ACTIONS, ZOOM_VARIANTS, Action
 
 # Every parameter: the sandbox reads aspect, seed, no and zoom; the rest are accepted so
 # that prompts written for Midjourney run.
@@ -109,7 +109,8 @@ class SandboxProvider(Provider):
     # -- the protocol: capabilities
 
     def supports(self, action: Action) -> Support | None:
-        return Support(How.NATIVE)
+        # Everything but video: the sandbox draws pictures, it cannot film them.
+        return None if action in VIDEO_ACTIONS else Support(How.NATIVE)
 
     # -- the protocol: tasks
 
