@@ -69,8 +69,9 @@ YOUCHUAN_IMAGE = [
     ["🪄 Vary (Subtle)", "🪄 Vary (Strong)", "🖌️ Vary (Region)"],
 ]
 UPSCALE_OF: dict[str, list[list[str]]] = {
-    # From the task's buttons (❤️ and Animate are not ours); Make Square on the upscale row.
-    PROXY: [UPSCALE[0] + ["Make Square"], *UPSCALE[1:]],
+    # From the task's buttons (❤️ is not ours); no Make Square on a square upscale, as on
+    # Midjourney; Midjourney's video buttons in a row of their own.
+    PROXY: [*UPSCALE, ["🎞️ Animate (High motion)", "🎞️ Animate (Low motion)"]],
     SANDBOX: UPSCALE,
     YOUCHUAN: [*YOUCHUAN_IMAGE, ["🔍 Zoom Out 2x", "🔍 Zoom Out 1.5x"], ["⬅️", "➡️", "⬆️", "⬇️"]],
     FLUX: [],  # a selected Flux image offers nothing further
@@ -489,8 +490,12 @@ async def test_emulated_reroll_runs_the_prompt_again(
 
 
 async def test_mj_proxy_make_square_presses_the_servers_outpaint_100(env: ProvidersEnv) -> None:
-    _, grid = await ensure_grid(env, PROXY)
-    upscale = await upscale_of(env, grid, 4)  # V3 was pressed: "Image #3" would match it
+    # Midjourney offers Make Square on a non-square upscale only: a 3:2 grid's U4.
+    where = await channel(env, "make-square-proxy")
+    _, job_id, _ = await imagine(env, where, "a wide harbour --ar 3:2", provider=PROXY)
+    grid = await result_of(env, job_id, where)
+    upscale = await upscale_of(env, grid, 4)
+    assert faces(upscale)[0] == [*UPSCALE[0], "Make Square"], env.why()
     before = len(env.proxy.requests)
     await click(env, upscale, "Make Square")
     child_id, _ = await child_of(env, upscale, "Make Square")

@@ -28,9 +28,17 @@ from bot.providers.mj_proxy._tables import (
     text_of,
 )
 from bot.providers.mj_proxy._wire import Wire
-from bot.vocab import Action
+from bot.vocab import VIDEO_ACTIONS, Action
 
 Region = tuple[float, float, float, float]  # fractions of the image: x0, y0, x1, y1
+
+# new-api relays pass Midjourney's video buttons through but their /submit/action knows
+# none of them: `unknown_action:<customId>` (CoverPlusActionToNormalAction).
+UNKNOWN_ACTION = "unknown_action"
+
+
+class VideoRefused(NotOffered):
+    """The server will not press video buttons: the provider stops offering them."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,14 @@ async def press(wire: Wire, request: SubmitRequest, wait: ModalWait) -> SubmitRe
             if request.action not in CHANGE_ACTIONS:
                 raise
             accepted = await _change(wire, request, parent, mode, what)
+        except ProviderError as err:
+            if request.action in VIDEO_ACTIONS and UNKNOWN_ACTION in err.message:
+                raise VideoRefused(
+                    f"{wire.name} does not serve Midjourney's video buttons (it answered "
+                    f"{UNKNOWN_ACTION}); Atelier stops offering them there.",
+                    provider=wire.name,
+                ) from None
+            raise
     elif request.action in CHANGE_ACTIONS:
         accepted = await _change(wire, request, parent, mode, what)
     else:

@@ -28,7 +28,7 @@ from bot.providers.base import (
     TaskRef,
     TaskSnapshot,
 )
-from bot.providers.mj_proxy._buttons import ModalWait, press
+from bot.providers.mj_proxy._buttons import ModalWait, VideoRefused, press
 from bot.providers.mj_proxy._fetch import TaskReader
 from bot.providers.mj_proxy._snapshot import read_task
 from bot.providers.mj_proxy._submit import FIRST_STEPS
@@ -40,7 +40,7 @@ from bot.providers.mj_proxy._tables import (
     PLUS_ACTIONS,
 )
 from bot.providers.mj_proxy._wire import Wire, looks_html
-from bot.vocab import Action
+from bot.vocab import VIDEO_ACTIONS, Action
 
 _FEATURES = frozenset(
     {
@@ -86,11 +86,16 @@ class MjProxyProvider(Provider):
         self._http = self._wire.http
         self._errors = self._wire.errors
         self._reader = TaskReader(self._wire, batch=config.batch_fetch)
+        # Set when the server refuses a video button (a new-api relay): not offered again
+        # until a restart, which asks the server once more.
+        self._video_refused = False
 
     def __repr__(self) -> str:
         return f"MjProxyProvider(name={self.name!r}, base_url={self._wire.base_url!r})"
 
     def supports(self, action: Action) -> Support | None:
+        if action in VIDEO_ACTIONS and self._video_refused:
+            return None  # the server refused a video button: found out, hidden
         if action in BUTTON_ACTIONS or action in FIRST_ACTIONS:
             return Support(How.NATIVE)
         if action in PLUS_ACTIONS and self.config.plus_extras:
@@ -104,7 +109,12 @@ class MjProxyProvider(Provider):
         if self.supports(action) is None:
             raise NotOffered(f"{self.name} does not offer {action.value}.", provider=self.name)
         if action in BUTTON_ACTIONS:
-            return await press(self._wire, request, ModalWait(self.modal_wait, self.modal_poll))
+            try:
+                wait = ModalWait(self.modal_wait, self.modal_poll)
+                return await press(self._wire, request, wait)
+            except VideoRefused:
+                self._video_refused = True
+                raise
         return await FIRST_STEPS[action](self._wire, request)
 
     async def fetch(self, refs: Sequence[TaskRef]) -> dict[str, TaskSnapshot]:
