@@ -5,7 +5,8 @@ A trueai server (video on) offers Animate (High / Low motion) on an upscale; a p
 sends the upscale's own customId to /mj/submit/action, and the finished VIDEO task's
 four mp4s reach Discord as video attachments with U1-U4 and 🔄; U2 picks one video,
 which offers Extend (High / Low motion), pressed the same way. A video over the
-channel's upload limit is left out with the provider's link. A new-api relay, whose
+channel's upload limit is re-encoded to fit (the wheel's ffmpeg); one that cannot be is
+left out with the provider's link. A new-api relay, whose
 /submit/action refuses the video buttons, fails the job saying so and then hides them;
 the sandbox never shows them.
 """
@@ -39,6 +40,7 @@ from tests.test_discord_providers import (
     toml_table,
     upscale_of,
 )
+from tests.video_helpers import real_mp4
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -226,10 +228,34 @@ async def test_a_video_over_the_upload_limit_is_linked_not_attached(env: VideoEn
     assert result.attachments == [], env.why()
     links = re.findall(r"<(http://[^>]+\.mp4[^>]*)>", result.content)
     assert len(links) == 4, result.content
-    assert "Video 1 is 96 KiB, over this channel's 64 KiB upload limit" in result.content
+    # The fake's shells are no film: they cannot be re-encoded, so each is linked.
+    assert (
+        "Video 1 is over this channel's 64 KiB upload limit and it cannot be read as a video"
+        in (result.content)
+    ), result.content
     video_task = next(t for t in env.proxy.tasks.values() if t.video_urls and t.id in links[0])
     assert links == video_task.video_urls  # the provider's own links, in order
     assert faces(result) == VIDEO_GRID  # the buttons still work on it
+    env.clean()
+
+
+async def test_a_real_video_over_the_upload_limit_is_re_encoded_to_fit(env: VideoEnv) -> None:
+    upscale = await upscale_on(env, PROXY, 4)
+    film = real_mp4()
+    limit = len(film) // 3
+    env.proxy.video_data = film
+    env.fake.set_upload_limit(limit)
+    try:
+        result = await press_video(env, upscale, ANIMATE_ROW[0], "Animate (High motion)")
+    finally:
+        env.fake.set_upload_limit(10 * 1024 * 1024)
+        env.proxy.video_data = None
+    videos = mp4s(result)
+    assert len(videos) == 4, env.why()
+    assert all(a.size <= limit and a.data[4:8] == b"ftyp" for a in videos)
+    assert all(a.size < len(film) for a in videos)
+    assert "Video 1 was re-encoded to fit this channel's" in result.content, result.content
+    assert "the original is kept by Atelier" in result.content
     env.clean()
 
 

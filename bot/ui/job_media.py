@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from bot import media
+from bot import media, video
 from bot.engine.models import Job
 from bot.ui.image_check import ImageCheck
 from bot.ui.outgoing import FileSpec
@@ -96,9 +96,9 @@ async def result_files(
 async def video_files(
     source: MediaSource, job: Job, limit: int
 ) -> tuple[list[FileSpec], list[str]]:
-    """A video job's mp4 files, each as it came: a video is never re-encoded here (that
-    takes an ffmpeg Atelier does not ship). One over `limit` is left out, and a note
-    gives the provider's link to it instead."""
+    """A video job's mp4 files: as they came, or re-encoded smaller where one is over
+    `limit` (bot.video). One that cannot be fitted is left out, and a note gives the
+    provider's link to it instead."""
     files: list[FileSpec] = []
     notes: list[str] = []
     stem = _slug(job.prompt) or job.action.value
@@ -112,11 +112,19 @@ async def video_files(
             log.warning("video %s of job %s cannot be attached: %s", rel, job.id, err)
             notes.append(_video_note(n, numbered, "could not be attached", link))
             continue
-        if len(data) > limit:
-            why = f"is {_mib(len(data))}, over this channel's {_mib(limit)} upload limit"
+        try:
+            fitted = await video.fit_video_to_limit(data, limit)
+        except video.VideoError as err:
+            why = f"is over this channel's {_mib(limit)} upload limit and {err}"
             notes.append(_video_note(n, numbered, why, link))
             continue
-        files.append(FileSpec(f"{stem}_{job.id}{suffix}.mp4", data))
+        if fitted.note:
+            which = f"Video {n}" if numbered else "The video"
+            notes.append(
+                f"{which} was re-encoded to fit this channel's {_mib(limit)} upload limit "
+                f"({fitted.note}); the original is kept by Atelier."
+            )
+        files.append(FileSpec(f"{stem}_{job.id}{suffix}.mp4", fitted.data))
     return files, notes
 
 

@@ -202,7 +202,8 @@ class FakeMjProxy:
         self.seed_value = "636646138"
         # trueai's Setting.EnableVideo (on by default): upscales carry the Animate buttons.
         self.video = True
-        self.video_bytes = 64 * 1024  # the size of each served mp4
+        self.video_bytes = 64 * 1024  # the size of each served mp4 (an ftyp + mdat shell)
+        self.video_data: bytes | None = None  # ... or these bytes (a real film) instead
         self.video_batch = 4  # videos per Animate / Extend (Midjourney's --bs, 4 unless set)
         self._answers: list[tuple[int, dict[str, Any]]] = []
         self._faults: list[Fault] = []
@@ -1104,7 +1105,8 @@ class FakeMjProxy:
         if self.image_ttl_fetches is not None and spec["fetches"] > self.image_ttl_fetches:
             return gone
         if spec["kind"] == "video":
-            return web.Response(body=_mp4(self.video_bytes), content_type="video/mp4")
+            body = self.video_data or _mp4(self.video_bytes)
+            return web.Response(body=body, content_type="video/mp4")
         return web.Response(body=_png(spec["kind"], spec["size"]), content_type="image/png")
 
     # ------------------------------------------------------------------ callbacks
