@@ -7,6 +7,7 @@ per channel); the provider's links are kept with the job for when one does not."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -15,7 +16,7 @@ from bot.providers.base import BadResponse, Provider
 
 # ISO base media files (MP4, MOV) start with a box whose type, bytes 4-8, is "ftyp".
 _FTYP = b"ftyp"
-# Brands of the ftyp box that are QuickTime or HEIF stills, not MP4 video.
+# Brands of the ftyp box that are no MP4 video: QuickTime movies, HEIF and AVIF stills.
 _NOT_MP4_BRANDS = (b"qt  ", b"heic", b"heix", b"mif1", b"msf1", b"avif")
 
 
@@ -36,9 +37,10 @@ async def collect_videos(
     store: VideoStore, provider: Provider, job: Job, urls: Sequence[str]
 ) -> None:
     """Download and keep the videos at `urls` as the job's results (no images)."""
+    # At once, as images are: the links expire, and each download has its own deadline.
+    blobs = await asyncio.gather(*(store.download(provider, url) for url in urls))
     kept: list[str] = []
-    for n, url in enumerate(urls, 1):
-        data = await store.download(provider, url)
+    for n, data in enumerate(blobs, 1):
         if not is_mp4(data):
             raise BadResponse(
                 f"the provider's video {n} is not an MP4 file; try again later.",
