@@ -93,16 +93,38 @@ def _height_for(kbps: int) -> int | None:
     return None
 
 
+async def first_frame(data: bytes, *, timeout: float = 30.0) -> bytes:
+    """The video's first frame as PNG bytes (what an image check can look at)."""
+    async with _encoder():
+        with tempfile.TemporaryDirectory(prefix="atelier-video-") as folder:
+            source, target = Path(folder) / "in.mp4", Path(folder) / "frame.png"
+            await asyncio.to_thread(source.write_bytes, data)
+            await _ffmpeg(
+                ["-i", str(source), "-frames:v", "1", "-f", "image2", str(target)], timeout
+            )
+            try:
+                return await asyncio.to_thread(target.read_bytes)
+            except OSError:
+                raise VideoError("it has no frame to show") from None
+
+
 async def _encode(source: Path, target: Path, kbps: int, timeout: float) -> None:
     height = _height_for(kbps)
     scale = ["-vf", f"scale=-2:'min(ih,{height})'"] if height else []
-    args = [
-        *("-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(source)),
-        *("-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"),
-        *scale,
-        *("-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"),
-        *("-movflags", "+faststart", "-threads", "2", str(target)),
-    ]
+    await _ffmpeg(
+        [
+            *("-i", str(source), "-an", "-c:v", "libx264", "-preset", "veryfast"),
+            *("-pix_fmt", "yuv420p", *scale),
+            *("-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k"),
+            *("-movflags", "+faststart", "-threads", "2", str(target)),
+        ],
+        timeout,
+    )
+
+
+async def _ffmpeg(arguments: list[str], timeout: float) -> None:
+    """Run the wheel's ffmpeg with `arguments`, within `timeout` seconds."""
+    args = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", *arguments]
     try:
         exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:
@@ -121,7 +143,7 @@ async def _encode(source: Path, target: Path, kbps: int, timeout: float) -> None
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise VideoError(f"re-encoding it took over {timeout:g} s") from None
+        raise VideoError(f"reading it took over {timeout:g} s") from None
     if process.returncode != 0:
         raise VideoError(f"the encoder failed ({_first_line(errors.decode(errors='replace'))})")
 

@@ -3,11 +3,19 @@ under the limit left as it is; what is no video refused in words."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot import video
+from bot.engine.settings import SettingsStore
 from bot.engine.videos import is_mp4
+from bot.ui import job_media
+from bot.ui.image_check import ImageCheck
+from tests.test_image_check import RedAlert, choose, job, settings
 from tests.video_helpers import real_mp4
+
+__all__ = ["settings"]  # the fixture, shared with test_image_check
 
 
 @pytest.mark.asyncio
@@ -45,3 +53,44 @@ def test_is_mp4_reads_the_ftyp_box() -> None:
     assert is_mp4(real_mp4())
     assert not is_mp4(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     assert not is_mp4(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 20)  # a HEIF still
+
+
+@pytest.mark.asyncio
+async def test_a_first_frame_is_a_png_of_the_film() -> None:
+    frame = await video.first_frame(real_mp4(1.0, 64, 200, "color=c=0xDC1414"))
+    assert frame[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class Media:
+    """The engine's media folder, as job_media reads it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def preview(self, job: object) -> bytes | None:
+        return None
+
+    def media_path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+@pytest.mark.asyncio
+async def test_the_image_check_looks_at_each_videos_first_frame(
+    tmp_path: Path, settings: SettingsStore
+) -> None:
+    await choose(settings, "spoiler")
+    red, blue = real_mp4(1.0, 64, 200, "color=c=0xDC1414"), real_mp4(1.0, 64, 200, "color=c=blue")
+    done = job()
+    done.videos = ["v/video-1.mp4", "v/video-2.mp4", "v/video-3.mp4"]
+    (tmp_path / "v").mkdir()
+    for rel, data in zip(done.videos, (red, blue, b"\x00\x00\x00\x18ftypisom"), strict=True):
+        (tmp_path / rel).write_bytes(data)
+    detector = RedAlert()
+    check = ImageCheck(detector, settings, lambda channel: False)
+    files, notes = await job_media.result_files(Media(tmp_path), done, 10 * 2**20, check)
+    names = [f.name for f in files]
+    assert names[0].startswith("SPOILER_") and names[0].endswith("_1.mp4")  # the red film
+    assert not names[1].startswith("SPOILER_")  # the blue one
+    assert names[2].startswith("SPOILER_")  # no frame to check: never shown unchecked
+    assert files[0].data == red and files[1].data == blue  # the films, not their frames
+    assert "2 image(s) flagged" in notes[-1]

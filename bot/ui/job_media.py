@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bot import media, video
 from bot.engine.models import Job
-from bot.ui.image_check import ImageCheck
+from bot.ui.image_check import SPOILER_PREFIX, ImageCheck
 from bot.ui.outgoing import FileSpec
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def result_files(
     """The images to attach, each re-encoded (only when needed) to fit `limit`, and the
     notes to show about them."""
     if job.videos:
-        return await video_files(source, job, limit)
+        return await video_files(source, job, limit, image_check)
     if job.grid:
         picks = [("", job.grid)]
     else:
@@ -94,7 +94,7 @@ async def result_files(
 
 
 async def video_files(
-    source: MediaSource, job: Job, limit: int
+    source: MediaSource, job: Job, limit: int, image_check: ImageCheck | None = None
 ) -> tuple[list[FileSpec], list[str]]:
     """A video job's mp4 files: as they came, or re-encoded smaller where one is over
     `limit` (bot.video). One that cannot be fitted is left out, and a note gives the
@@ -125,7 +125,28 @@ async def video_files(
                 f"({fitted.note}); the original is kept by Atelier."
             )
         files.append(FileSpec(f"{stem}_{job.id}{suffix}.mp4", fitted.data))
+    if image_check is not None:
+        return await _checked_videos(job, files, notes, image_check)
     return files, notes
+
+
+async def _checked_videos(
+    job: Job, files: list[FileSpec], notes: list[str], image_check: ImageCheck
+) -> tuple[list[FileSpec], list[str]]:
+    """The server's image check on each video's first frame: a flagged video is covered
+    or left out as a flagged image is. A video whose frame cannot be read goes to the
+    check as it is, which the check counts as flagged (never shown unchecked)."""
+    frames: list[FileSpec] = []
+    for spec in files:
+        try:
+            frame = await video.first_frame(spec.data)
+        except video.VideoError as err:
+            log.warning("no first frame of %s of job %s to check: %s", spec.name, job.id, err)
+            frame = spec.data
+        frames.append(FileSpec(spec.name, frame))
+    kept, notes = await image_check.apply(job, frames, notes)
+    films = {spec.name: spec.data for spec in files}
+    return [FileSpec(k.name, films[k.name.removeprefix(SPOILER_PREFIX)]) for k in kept], notes
 
 
 def _video_note(n: int, numbered: bool, why: str, link: str) -> str:
