@@ -131,3 +131,19 @@ async def test_a_relay_refusing_video_buttons_stops_offering_them(
         with pytest.raises(NotOffered):  # refused here, nothing sent
             await provider.submit(request)
         assert fake.count("/submit/action") == 2  # U2 and the one refused video press
+
+
+@pytest.mark.asyncio
+async def test_animate_with_remix_on_answers_the_animate_modal(client: httpx.AsyncClient) -> None:
+    """trueai with the account's Remix on turns a VIDEO press into "MJ::AnimateModal::
+    prompt" (DiscordService): the task waits as MODAL; the adapter answers with the
+    prompt and the task goes on to its videos."""
+    async with FakeMjProxy(flavour="trueai") as fake:
+        fake.script = [("SUCCESS", "100%")]
+        provider = make(fake, client)
+        upscale = await upscaled(provider, "a blue fox")
+        fake.remix = True
+        grid = await press(provider, upscale, Action.ANIMATE_LOW)
+        assert grid.state is TaskState.SUCCEEDED and len(grid.video_urls) == 4
+        assert fake.bodies("/submit/modal")[-1] == {"taskId": grid.task_id, "prompt": "a blue fox"}
+        assert fake.violations == []

@@ -758,7 +758,8 @@ class FakeMjProxy:
             # new-api's CoverPlusActionToNormalAction knows no animate_* or
             # video_virtual_upscale (it sends video through /submit/video instead).
             self._fail_answer(4, f"unknown_action:{custom_id}", status=400)
-        if self.remix and modal is None and action not in ("UPSCALE",) and result == "grid":
+        # trueai with Remix on: VIDEO presses too wait for their "MJ::AnimateModal::prompt".
+        if self.remix and modal is None and action != "UPSCALE" and result in ("grid", "video"):
             modal = "remix"
         scripted = self._scripted()
         task = self._create(
