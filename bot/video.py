@@ -42,7 +42,8 @@ def _encoder() -> asyncio.Semaphore:
 
 
 class VideoError(Exception):
-    """A video could not be fitted: the words say why, fit for users."""
+    """A video could not be fitted: the words say why, fit for users, and read after
+    "the video ..." ("cannot be made small enough (it is 40 MiB)")."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ async def fit_video_to_limit(
                 if len(smaller) <= limit:
                     note = f"{_mib(len(data))} → {_mib(len(smaller))}, {kbps} kb/s"
                     return FittedVideo(smaller, note)
-    raise VideoError(f"it is {_mib(len(data))} and cannot be made small enough")
+    raise VideoError(f"cannot be made small enough (it is {_mib(len(data))})")
 
 
 def _duration(path: Path) -> float:
@@ -80,9 +81,9 @@ def _duration(path: Path) -> float:
     try:
         _, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError, ValueError) as err:
-        raise VideoError(f"it cannot be read as a video ({_first_line(err)})") from None
+        raise VideoError(f"cannot be read as a video ({_first_line(err)})") from None
     if not seconds or seconds <= 0:
-        raise VideoError("it has no length to re-encode")
+        raise VideoError("has no length to re-encode")
     return float(seconds)
 
 
@@ -105,7 +106,7 @@ async def first_frame(data: bytes, *, timeout: float = 30.0) -> bytes:
             try:
                 return await asyncio.to_thread(target.read_bytes)
             except OSError:
-                raise VideoError("it has no frame to show") from None
+                raise VideoError("has no frame to show") from None
 
 
 async def _encode(source: Path, target: Path, kbps: int, timeout: float) -> None:
@@ -128,7 +129,7 @@ async def _ffmpeg(arguments: list[str], timeout: float) -> None:
     try:
         exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:
-        raise VideoError("no video encoder is installed") from None
+        raise VideoError("could not be re-encoded (no video encoder is installed)") from None
     process = await asyncio.create_subprocess_exec(
         exe,
         *args,
@@ -143,9 +144,10 @@ async def _ffmpeg(arguments: list[str], timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise VideoError(f"reading it took over {timeout:g} s") from None
+        raise VideoError(f"could not be re-encoded within {timeout:g} s") from None
     if process.returncode != 0:
-        raise VideoError(f"the encoder failed ({_first_line(errors.decode(errors='replace'))})")
+        words = _first_line(errors.decode(errors="replace"))
+        raise VideoError(f"could not be re-encoded (the encoder failed: {words})")
 
 
 def _first_line(text: object) -> str:

@@ -229,9 +229,8 @@ async def test_a_video_over_the_upload_limit_is_linked_not_attached(env: VideoEn
     links = re.findall(r"<(http://[^>]+\.mp4[^>]*)>", result.content)
     assert len(links) == 4, result.content
     # The fake's shells are no film: they cannot be re-encoded, so each is linked.
-    assert (
-        "Video 1 is over this channel's 64 KiB upload limit and it cannot be read as a video"
-        in (result.content)
+    assert "Video 1 is over this channel's 64 KiB upload limit and cannot be read as a video" in (
+        result.content
     ), result.content
     video_task = next(t for t in env.proxy.tasks.values() if t.video_urls and t.id in links[0])
     assert links == video_task.video_urls  # the provider's own links, in order
