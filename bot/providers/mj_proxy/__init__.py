@@ -15,6 +15,7 @@ The modules, each private to this package:
 - `_buttons`: follow-ups by button, and the modal some of them open.
 - `_fetch`: reading tasks, batched where the server can, else one by one.
 - `_snapshot`: one task's JSON as a TaskSnapshot.
+- `_video`: how a task that made video (Animate, U1-U4 of a video grid, Extend) reads.
 - `_provider`: MjProxyProvider, wiring them to one configured server.
 """
 
