@@ -36,6 +36,7 @@ from bot.ui.context import UiContext, ui_context
 from bot.ui.discord_sender import DiscordSender
 from bot.ui.image_check import ImageCheck, build_detector
 from bot.ui.presenter import Presenter
+from bot.ui.translator import CatalogueTranslator
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class AtelierBot(commands.AutoShardedBot):
         self.add_listener(actions.on_modal_submit, "on_interaction")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        await self.tree.set_translator(CatalogueTranslator())  # zh-CN names and descriptions
         await self.sync_commands()
 
     async def sync_commands(self) -> None:

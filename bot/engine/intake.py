@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.engine.models import Job, JobRequest, new_job_id
 from bot.engine.prompt import ParsedPrompt, PromptError, check_supported, parse_prompt
+from bot.i18n import Text
 from bot.providers.base import Provider
 from bot.vocab import BLEND_DIMENSIONS, Action, action_name
 
@@ -28,10 +29,13 @@ class RequestError(ValueError):
 
     `reason` is a short, stable word for the audit trail and managers ("budget",
     "banned word", "mode not allowed", ...), which never holds the user's own text.
+    `text` is the message itself: a `Text` the front end shows in the asker's language
+    (a plain str is shown as it is, e.g. a provider's own words).
     """
 
     def __init__(self, message: str, *, reason: str = "invalid request") -> None:
         super().__init__(message)
+        self.text = message
         self.reason = reason
 
 
@@ -49,13 +53,13 @@ def parse_request_prompt(
         return None
     if not text:
         if request.action in PROMPTED:
-            raise RequestError("The prompt is empty; describe what you want to see.")
+            raise RequestError(Text("The prompt is empty; describe what you want to see."))
         return None
     try:
         parsed = parse_prompt(text)
         check_supported(parsed, provider.accepted_params, provider.name)
     except PromptError as err:
-        raise RequestError(str(err)) from None
+        raise RequestError(err.text) from None
     return parsed
 
 
@@ -64,12 +68,31 @@ def check_inputs(request: JobRequest, max_images: int) -> None:
     action, label = request.action, action_name(request.action)
     lo, hi = IMAGE_COUNTS.get(action, (0, max_images))
     if not lo <= len(request.images) <= hi:
-        want = f"{lo}" if lo == hi else f"{lo} to {hi}"
-        raise RequestError(f"{label} takes {want} images; you gave {len(request.images)}.")
+        given = len(request.images)
+        if lo == hi:
+            raise RequestError(
+                Text(
+                    "{action} takes {count} images; you gave {given}.",
+                    action=label,
+                    count=lo,
+                    given=given,
+                )
+            )
+        raise RequestError(
+            Text(
+                "{action} takes {low} to {high} images; you gave {given}.",
+                action=label,
+                low=lo,
+                high=hi,
+                given=given,
+            )
+        )
     if action is Action.BLEND and request.dimensions not in BLEND_DIMENSIONS:
-        raise RequestError(f"Blend dimensions must be one of {', '.join(BLEND_DIMENSIONS)}.")
+        raise RequestError(
+            Text("Blend dimensions must be one of {names}.", names=", ".join(BLEND_DIMENSIONS))
+        )
     if action is Action.INPAINT and not request.regions:
-        raise RequestError("Vary (Region) needs at least one region to redraw.")
+        raise RequestError(Text("Vary (Region) needs at least one region to redraw."))
 
 
 def new_job(

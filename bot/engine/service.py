@@ -40,6 +40,7 @@ from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
 from bot.engine.store import Store, Usage
+from bot.i18n import Text
 from bot.providers import build_provider
 from bot.providers.base import (
     CheckResult,
@@ -179,7 +180,11 @@ class Engine:
         except KeyError:
             names = ", ".join(self.providers)
             raise RequestError(
-                f"There is no provider named {wanted!r}; pick one of: {names}."
+                Text(
+                    "There is no provider named {name!r}; pick one of: {names}.",
+                    name=wanted,
+                    names=names,
+                )
             ) from None
 
     async def get(self, job_id: str) -> Job | None:
@@ -387,9 +392,11 @@ class Engine:
         provider where it can be. Returns a copy of the cancelled job."""
         job = await self._find(job_id)
         if job is None:
-            raise RequestError(f"There is no job {job_id}.")
+            raise RequestError(Text("There is no job {job_id}.", job_id=job_id))
         if job.finished:
-            raise RequestError(f"Job {job_id} has already {job.status.value}.")
+            raise RequestError(
+                Text("Job {job_id} has already {status}.", job_id=job_id, status=job.status.value)
+            )
         if self.dispatcher.remove(job.id) is not None:
             await self._mark_cancelled(job, "Cancelled before it was sent (nothing was charged).")
             return job.copy()
@@ -417,7 +424,7 @@ class Engine:
     async def _existing(self, job_id: str) -> Job:
         job = await self.get(job_id)
         if job is None:  # written in the same step as the press that found it
-            raise RequestError(f"There is no job {job_id}.")
+            raise RequestError(Text("There is no job {job_id}.", job_id=job_id))
         return job
 
     async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None:
@@ -482,11 +489,17 @@ class Engine:
         parent = await self._find(request.parent_id)
         if parent is None:
             raise RequestError(
-                f"Job {request.parent_id} no longer exists, so its buttons cannot be used."
+                Text(
+                    "Job {job_id} no longer exists, so its buttons cannot be used.",
+                    job_id=request.parent_id,
+                )
             )
         if parent.status is not JobStatus.SUCCEEDED:
             raise RequestError(
-                f"Job {parent.id} has not finished successfully, so it has no results to act on."
+                Text(
+                    "Job {job_id} has not finished successfully, so it has no results to act on.",
+                    job_id=parent.id,
+                )
             )
         return parent
 
@@ -498,15 +511,22 @@ class Engine:
         action, label = request.action, action_name(request.action)
         support = provider.supports(action)
         if support is None:
-            raise RequestError(f"{provider.name} does not offer {label}.")
+            raise RequestError(
+                Text("{provider} does not offer {action}.", provider=provider.name, action=label)
+            )
         if (
             parent is not None
             and action not in PROMPTED
             and self.offers(parent, action, request.index, request.variant) is None
         ):
             raise RequestError(
-                f"Job {parent.id} does not offer {label}"
-                f"{f' {request.index}' if request.index else ''} on {provider.name}."
+                Text(
+                    "Job {job_id} does not offer {action}{index} on {provider}.",
+                    job_id=parent.id,
+                    action=label,
+                    index=f" {request.index}" if request.index else "",
+                    provider=provider.name,
+                )
             )
         return support
 

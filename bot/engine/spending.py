@@ -31,6 +31,7 @@ from bot.engine.intake import RequestError
 from bot.engine.models import EventKind, How, Job, JobRequest, JobStatus, JobUpdate
 from bot.engine.settings import ServerSettings, SettingsStore
 from bot.engine.store import Store, write_job
+from bot.i18n import Text
 from bot.providers.base import Provider
 from bot.providers.errors import BadResponse, ProviderError, ProviderUnavailable
 from bot.vocab import Action
@@ -239,14 +240,18 @@ class Spending:
             )
             if active >= budget.max_active:
                 raise RequestError(
-                    f"You already have {int(active)} jobs running (the limit here is "
-                    f"{budget.max_active}); wait for one to finish.",
+                    Text(
+                        "You already have {active} jobs running (the limit here is {limit}); "
+                        "wait for one to finish.",
+                        active=int(active),
+                        limit=budget.max_active,
+                    ),
                     reason="active",
                 )
         await self._check_daily_jobs(db, user_id, now)
         for limit, since, word in (
-            (budget.daily, day_start(now), "today"),
-            (budget.monthly, month_start(now), "this month"),
+            (budget.daily, day_start(now), Text("today")),
+            (budget.monthly, month_start(now), Text("this month")),
         ):
             if limit is None:
                 continue
@@ -256,8 +261,14 @@ class Spending:
             )  # fmt: skip
             if spent + cost > limit:
                 raise RequestError(
-                    f"This costs {cost:g} credits and you have {max(0.0, limit - spent):g} of "
-                    f"your {limit:g} left {word}. /info shows when it resets.",
+                    Text(
+                        "This costs {cost:g} credits and you have {left:g} of your {limit:g} "
+                        "left {period}. /info shows when it resets.",
+                        cost=cost,
+                        left=max(0.0, limit - spent),
+                        limit=limit,
+                        period=word,
+                    ),
                     reason="budget",
                 )
 
@@ -274,7 +285,10 @@ class Spending:
         )
         if used >= daily:
             raise RequestError(
-                f"You have used your {daily} jobs for the last 24 hours here; try again later.",
+                Text(
+                    "You have used your {daily} jobs for the last 24 hours here; try again later.",
+                    daily=daily,
+                ),
                 reason="budget",
             )
 
