@@ -97,6 +97,7 @@ class AtelierBot(commands.AutoShardedBot):
             channel_edits_per_5s=config.discord.channel_edits_per_5s,
         )
         self.atelier = UiContext(config, self.engine, presenter, sender)
+        presenter.locale_of = sender.guild_locale  # channel messages in the server's language
         # Refusals and settings changes, posted to each server's audit channel (paced).
         self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
         self.engine.audit.subscribe(self.audit_channel.on_entry)
