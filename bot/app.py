@@ -100,6 +100,7 @@ class AtelierBot(commands.AutoShardedBot):
         presenter.locale_of = sender.guild_locale  # channel messages in the server's language
         # Refusals and settings changes, posted to each server's audit channel (paced).
         self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
+        self.audit_channel.locale_of = sender.guild_locale
         self.engine.audit.subscribe(self.audit_channel.on_entry)
         moderation = config.moderation
         detector = build_detector(moderation.image_check, moderation.image_check_score)

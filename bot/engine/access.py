@@ -21,7 +21,7 @@ from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobRequest, Origin
 from bot.engine.prompt import PromptError, parse_prompt
 from bot.engine.settings import RoleLimits, ServerSettings, SettingsStore
-from bot.i18n import Text
+from bot.i18n import Text, tr
 from bot.vocab import MODES
 
 ANYONE, REQUESTER = "anyone", "requester"
@@ -195,10 +195,14 @@ class Change:
     def __str__(self) -> str:
         return f"{self.what}: {self.before} → {self.after}"
 
+    def render(self, locale: str | None) -> str:
+        """The change in `locale` (its parts are `Text` where they are words)."""
+        return tr(locale, "{what}: {before} → {after}", **vars(self))
+
 
 def _listed(items: Sequence[str], sigil: str = "") -> str:
     if not items:
-        return "(none)"
+        return Text("(none)")
     return ", ".join(f"<{sigil}{i}>" if sigil else i for i in items)
 
 
@@ -218,9 +222,9 @@ def edit_channels(settings: ServerSettings, op: str, channel_id: str | None = No
         settings.channel_ids.clear()
     after = settings.channel_ids
     return Change(
-        "channels",
-        _listed(before, "#") if before else "every channel",
-        _listed(after, "#") if after else "every channel",
+        Text("channels"),
+        _listed(before, "#") if before else Text("every channel"),
+        _listed(after, "#") if after else Text("every channel"),
     )
 
 
@@ -248,9 +252,9 @@ def edit_provider_roles(
         del settings.provider_roles[provider]
 
     def shown(ids: Sequence[str]) -> str:
-        return _listed(ids, "@&") if ids else "every member"
+        return _listed(ids, "@&") if ids else Text("every member")
 
-    return Change(f"roles for {provider}", shown(before), shown(roles))
+    return Change(Text("roles for {provider}", provider=provider), shown(before), shown(roles))
 
 
 def edit_button_access(config: Config, settings: ServerSettings, who: str | None) -> Change:
@@ -262,7 +266,7 @@ def edit_button_access(config: Config, settings: ServerSettings, who: str | None
         )
     before = button_access(config, settings)
     settings.button_access = who
-    return Change("who may press buttons", before, button_access(config, settings))
+    return Change(Text("who may press buttons"), before, button_access(config, settings))
 
 
 def edit_channel_provider(
@@ -276,7 +280,8 @@ def edit_channel_provider(
         settings.channel_providers[channel_id] = provider
     else:
         settings.channel_providers.pop(channel_id, None)
-    return Change(f"default provider in <#{channel_id}>", before, provider or fallback)
+    what = Text("default provider in <#{channel_id}>", channel_id=channel_id)
+    return Change(what, before, provider or fallback)
 
 
 def parse_modes(text: str) -> list[str]:
@@ -319,12 +324,12 @@ def edit_modes(config: Config, settings: ServerSettings, provider: str, text: st
     else:
         settings.allowed_modes.pop(provider, None)
     after = ", ".join(allowed_modes(config, provider, settings))
-    return Change(f"modes on {provider}", before, after)
+    return Change(Text("modes on {provider}", provider=provider), before, after)
 
 
 def _limits_text(limits: RoleLimits | None) -> str:
     if limits is None:
-        return "the defaults"
+        return Text("the defaults")
     parts = [
         f"{name} {value:g}"
         for name, value in (
@@ -334,7 +339,7 @@ def _limits_text(limits: RoleLimits | None) -> str:
         )
         if value is not None
     ]
-    return ", ".join(parts) or "the defaults"
+    return ", ".join(parts) or Text("the defaults")
 
 
 def edit_role_limits(
@@ -354,7 +359,7 @@ def edit_role_limits(
     else:
         settings.role_limits[role_id] = RoleLimits(daily, monthly, max_active)
     after = _limits_text(settings.role_limits.get(role_id))
-    return Change(f"limits for <@&{role_id}>", before, after)
+    return Change(Text("limits for <@&{role_id}>", role_id=role_id), before, after)
 
 
 def edit_banned_words(settings: ServerSettings, op: str, word: str) -> Change:
@@ -371,7 +376,11 @@ def edit_banned_words(settings: ServerSettings, op: str, word: str) -> Change:
             raise RequestError(Text("{word!r} is not on the list.", word=word), reason="settings")
         del settings.banned_words[known.index(word)]
     # The word itself stays out of the audit channel's line: only the count changes.
-    return Change("banned words", f"{before} words", f"{len(settings.banned_words)} words")
+    return Change(
+        Text("banned words"),
+        Text("{n} words", n=before),
+        Text("{n} words", n=len(settings.banned_words)),
+    )
 
 
 def edit_audit_channel(settings: ServerSettings, channel_id: str | None) -> Change:
@@ -379,9 +388,9 @@ def edit_audit_channel(settings: ServerSettings, channel_id: str | None) -> Chan
     settings.audit_channel_id = channel_id
 
     def shown(value: str | None) -> str:
-        return f"<#{value}>" if value else "none"
+        return f"<#{value}>" if value else Text("none")
 
-    return Change("audit channel", shown(before), shown(channel_id))
+    return Change(Text("audit channel"), shown(before), shown(channel_id))
 
 
 def edit_image_check(settings: ServerSettings, mode: str) -> Change:
@@ -392,7 +401,7 @@ def edit_image_check(settings: ServerSettings, mode: str) -> Change:
         )
     before = settings.image_check
     settings.image_check = mode
-    return Change("image check", before, mode)
+    return Change(Text("image check"), before, mode)
 
 
 def require_provider(config: Config, provider: str) -> None:
@@ -429,29 +438,33 @@ async def save_change(
     )
 
 
-def describe(config: Config, settings: ServerSettings) -> list[str]:
+def describe(config: Config, settings: ServerSettings, locale: str | None = None) -> list[str]:
     """Every setting of a server, one readable line each (for /server show)."""
-    channels = _listed(settings.channel_ids, "#") if settings.channel_ids else "every channel"
+    channels = _listed(settings.channel_ids, "#") if settings.channel_ids else Text("every channel")
     lines = [
-        f"**Channels**: {channels}",
-        f"**Buttons**: {button_access(config, settings)}",
+        tr(locale, "**Channels**: {channels}", channels=channels),
+        tr(locale, "**Buttons**: {who}", who=button_access(config, settings)),
     ]
     for entry in config.providers:
         name = entry.name
         roles = settings.provider_roles.get(name, [])
         defaults = [c for c, p in settings.channel_providers.items() if p == name]
-        line = (
-            f"**{name}**: for {_listed(roles, '@&') if roles else 'every member'}; modes "
-            f"{', '.join(allowed_modes(config, name, settings)) or 'none'}"
+        line = tr(
+            locale,
+            "**{provider}**: for {roles}; modes {modes}",
+            provider=name,
+            roles=_listed(roles, "@&") if roles else Text("every member"),
+            modes=", ".join(allowed_modes(config, name, settings)) or Text("none"),
         )
         if defaults:
-            line += f"; default in {_listed(defaults, '#')}"
+            line += tr(locale, "; default in {channels}", channels=_listed(defaults, "#"))
         lines.append(line)
     for role, limits in settings.role_limits.items():
-        lines.append(f"**Limits for <@&{role}>**: {_limits_text(limits)}")
-    words = ", ".join(f"`{w}`" for w in settings.banned_words) or "(none)"
-    lines.append(f"**Banned words**: {words}")
-    audit_channel = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "none"
-    lines.append(f"**Audit channel**: {audit_channel}")
-    lines.append(f"**Image check**: {settings.image_check}")
+        text = _limits_text(limits)
+        lines.append(tr(locale, "**Limits for <@&{role}>**: {limits}", role=role, limits=text))
+    words = ", ".join(f"`{w}`" for w in settings.banned_words) or Text("(none)")
+    lines.append(tr(locale, "**Banned words**: {words}", words=words))
+    audit = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else Text("none")
+    lines.append(tr(locale, "**Audit channel**: {channel}", channel=audit))
+    lines.append(tr(locale, "**Image check**: {mode}", mode=settings.image_check))
     return lines

@@ -37,7 +37,17 @@ CATALOGUES: Mapping[str, str] = {"zh-CN": "zh_CN"}
 # "prompt" the option name and "prompt" in a sentence are different messages.
 NAME_CONTEXT = "command name"
 
-__all__ = ["CATALOGUES", "ENGLISH", "NAME_CONTEXT", "N_", "Text", "catalogue", "render", "tr"]
+__all__ = [
+    "CATALOGUES",
+    "ENGLISH",
+    "NAME_CONTEXT",
+    "N_",
+    "Text",
+    "catalogue",
+    "render",
+    "stored",
+    "tr",
+]
 
 
 def locale_dir() -> Any:
@@ -58,7 +68,7 @@ def catalogue(locale: str) -> Catalog | None:
 
 def translate(msgid: str, locale: str | None, *, context: str | None = None) -> str | None:
     """The translation of `msgid` in `locale`; None when there is none (use the msgid)."""
-    found = catalogue(locale) if locale else None
+    found = catalogue(locale) if locale and msgid else None  # "" is the catalogue's header
     if found is None:
         return None
     message = found.get(msgid, context=context)
@@ -99,6 +109,12 @@ class Text(str):
 
     def render(self, locale: str | None) -> str:
         return tr(locale, self.msgid, **self.args)
+
+
+def stored(text: str, locale: str | None) -> str:
+    """Words kept as English in the store (a job's failure): translated when they are
+    exactly a marked message, else shown as they are (a provider's own words)."""
+    return translate(text, locale) or text
 
 
 def N_(msgid: str) -> str:

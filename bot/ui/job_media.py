@@ -14,6 +14,7 @@ from typing import Protocol
 
 from bot import media
 from bot.engine.models import Job
+from bot.i18n import Text
 from bot.ui.image_check import ImageCheck
 from bot.ui.outgoing import FileSpec
 
@@ -78,12 +79,18 @@ async def result_files(
             image = await media.a_fit_to_limit(data, limit, lane=media.Lane.RESULTS)
         except (OSError, media.MediaError) as err:
             log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
-            notes.append(f"An image of this job could not be attached ({err}).")
+            notes.append(
+                Text("An image of this job could not be attached ({error}).", error=str(err))
+            )
             continue
         if image.note:
             notes.append(
-                f"Re-encoded to fit this channel's {_mib(limit)} upload limit "
-                f"({image.note}); the original is kept by Atelier."
+                Text(
+                    "Re-encoded to fit this channel's {limit} upload limit ({how}); "
+                    "the original is kept by Atelier.",
+                    limit=_mib(limit),
+                    how=image.note,
+                )
             )
         files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
     if image_check is not None:  # flagged images: spoilers, or left out

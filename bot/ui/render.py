@@ -17,7 +17,7 @@ from dataclasses import replace
 from discord.utils import escape_markdown
 
 from bot.engine.models import Job, JobStatus
-from bot.i18n import N_, Text, render, tr
+from bot.i18n import N_, Text, render, stored, tr
 from bot.ui import layout
 from bot.ui.layout import SupportOf
 from bot.ui.outgoing import ButtonSpec, Outgoing
@@ -143,7 +143,7 @@ def hint(job: Job) -> Text:
 def failure(job: Job, locale: Locale = None) -> Outgoing:
     word = Text("Cancelled") if job.status is JobStatus.CANCELLED else Text("Failed")
     # The failure is the provider's own words (or Atelier's, stored with the job).
-    said = job.failure or tr(locale, "no reason was given")
+    said = stored(job.failure, locale) if job.failure else tr(locale, "no reason was given")
     reason = escape_markdown(_short(said, FAILURE_CHARS))
     return Outgoing(
         content=f"{header(job, locale)}\n❌ **{word.render(locale)}**: {reason}\n"
