@@ -41,6 +41,7 @@ def job_id_in(message: FakeMessage) -> str | None:
 class Env:
     fake: FakeDiscord
     bot: BotProcess
+    result: FakeMessage | None = None  # a finished job's result, in the server's Chinese
 
     def why(self) -> str:
         return f"{self.fake.summary()}\n--- bot log ---\n{self.bot.log_text()}"
@@ -167,6 +168,19 @@ async def test_an_en_us_member_in_the_same_server_still_gets_english(env: Env) -
 async def test_channel_messages_follow_the_servers_preferred_locale(env: Env) -> None:
     """An en-US member's job: the private pointer in English, the channel's messages
     (progress, result, button labels) in the server's Chinese; the prompt untouched."""
+    final = await zh_result(env)
+    assert "**a red fox in snow --ar 3:2**" in final.content
+    assert "默认模式" in final.content, final.content
+    labels = [b.get("label") or (b.get("emoji") or {}).get("name") for b in final.buttons()]
+    assert labels[:5] == ["U1", "U2", "U3", "U4", "🔄"], labels
+    assert not env.fake.violations, env.why()
+
+
+async def zh_result(env: Env) -> FakeMessage:
+    """An en-US member's /imagine in the zh-CN server, checked on its way (the private
+    pointer in English, the progress message in Chinese); its result message."""
+    if env.result is not None:
+        return env.result
     fake = env.fake
     where = await fake.add_channel("channel-zh")
     rec = await fake.send_slash_command(
@@ -194,9 +208,38 @@ async def test_channel_messages_follow_the_servers_preferred_locale(env: Env) ->
                 return m
         return None
 
-    final = await fake.wait_for(result, 40, what="the job's result")
-    assert "**a red fox in snow --ar 3:2**" in final.content
-    assert "默认模式" in final.content, final.content
-    labels = [b.get("label") or (b.get("emoji") or {}).get("name") for b in final.buttons()]
-    assert labels[:5] == ["U1", "U2", "U3", "U4", "🔄"], labels
+    env.result = await fake.wait_for(result, 40, what="the job's result")
+    return env.result
+
+
+async def test_a_chinese_repost_keeps_working_buttons_elsewhere(env: Env) -> None:
+    """/show's repost is marked in the server's language; its buttons still work outside
+    the job's own channel (the mark is recognised in either language)."""
+    fake, original = env.fake, await zh_result(env)
+    job_id = job_id_in(original)
+    assert job_id
+    elsewhere = await fake.add_channel("show-zh")
+    rec = await fake.send_slash_command("show", {"job_id": job_id}, channel_id=elsewhere, locale=ZH)
+    said = await private_answer(rec)
+    assert said.startswith(f"✅ 任务 `{job_id}` → "), said
+
+    def repost() -> FakeMessage | None:
+        return next((m for m in fake.channel_messages(elsewhere) if is_result(m)), None)
+
+    shown = await fake.wait_for(repost, 20, what="the repost")
+    assert "🔁 再次显示，由 <@" in shown.content and "通过 /show" in shown.content, shown.content
+    member = fake.add_user("zh-presser")
+    u1 = next(b["custom_id"] for b in shown.buttons() if b.get("label") == "U1")
+    pressed = await fake.click_button(shown.id, u1, user_id=member)
+    await pressed.wait_ack(5)
+
+    def child() -> FakeMessage | None:
+        for m in fake.channel_messages(elsewhere):
+            ref = m.message_reference or {}
+            if ref.get("message_id") == str(shown.id) and "图片 #1" in m.content.split("\n")[0]:
+                return m
+        return None
+
+    started = await fake.wait_for(child, 20, what="U1's job on the repost")
+    assert job_id_in(started) not in (None, job_id)
     assert not fake.violations, env.why()

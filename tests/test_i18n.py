@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import string
+import tomllib
 import unicodedata
 from pathlib import Path
 
@@ -101,3 +103,13 @@ def test_a_text_argument_is_rendered_in_the_same_language() -> None:
 def test_a_broken_translation_falls_back_to_english(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(i18n, "translate", lambda *_a, **_k: "坏的 {nope}")
     assert tr("zh-CN", "There is no job {job_id}.", job_id="x") == "There is no job x."
+
+
+def test_the_catalogues_are_installed_as_package_data() -> None:
+    """`pip install .` (not only -e) must ship every catalogue file with the package."""
+    root = LOCALE_DIR.parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["bot"]
+    files = [p.relative_to(root / "bot").as_posix() for p in LOCALE_DIR.rglob("*.po*")]
+    assert {"locale/atelier.pot", "locale/zh_CN/LC_MESSAGES/atelier.po"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
