@@ -11,6 +11,7 @@ from discord.ext import commands
 from discord.utils import escape_markdown
 
 from bot.engine.models import Job
+from bot.engine.refusals import status_word
 from bot.engine.service import Usage
 from bot.engine.spending import LedgerLine, ledger_csv
 from bot.i18n import Text, tr
@@ -28,7 +29,8 @@ def job_line(job: Job, link: str | None, locale: str | None = None) -> str:
     kind = what(job, locale) or job.action.value
     prompt = job.prompt.strip()
     prompt = escape_markdown(prompt if len(prompt) <= 40 else prompt[:39] + "…")
-    line = f"`{job.id}` <t:{int(job.created_at)}:R> **{job.status.value}** · {kind} · "
+    status = status_word(job.status).render(locale)
+    line = f"`{job.id}` <t:{int(job.created_at)}:R> **{status}** · {kind} · "
     line += f"{job.provider}"
     if prompt:
         line += f" · {prompt}"

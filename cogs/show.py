@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine.models import Job, JobStatus, is_job_id
+from bot.engine.refusals import status_word
 from bot.i18n import Text
 from bot.i18n import render as render_text
 from bot.ui import render
@@ -47,7 +48,7 @@ def not_shown(ctx: UiContext, job: Job, locale: str | None = None) -> str | None
             return Text(
                 "Job `{job_id}` has no results to show; it {status}{why}",
                 job_id=job.id,
-                status=job.status.value,
+                status=status_word(job.status),
                 why=why,
             )
         status = render.status_line(job, locale)

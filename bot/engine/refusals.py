@@ -4,8 +4,25 @@
 from __future__ import annotations
 
 from bot.engine.intake import RequestError
-from bot.engine.models import Job
-from bot.i18n import Text
+from bot.engine.models import Job, JobStatus
+from bot.i18n import N_, Text
+
+# A job's status as members read it.
+STATUS_WORDS: dict[JobStatus, str] = {
+    JobStatus.WAITING: N_("waiting"),
+    JobStatus.SUBMITTING: N_("submitting"),
+    JobStatus.SUBMITTED: N_("submitted"),
+    JobStatus.RUNNING: N_("running"),
+    JobStatus.NEEDS_INPUT: N_("needs_input"),  # as English has always shown it
+    JobStatus.SUCCEEDED: N_("succeeded"),
+    JobStatus.FAILED: N_("failed"),
+    JobStatus.CANCELLED: N_("cancelled"),
+}
+
+
+def status_word(status: JobStatus) -> Text:
+    """The status, translatable ("succeeded", "cancelled", ...)."""
+    return Text(STATUS_WORDS.get(status, status.value))
 
 
 def no_provider(name: str, names: str) -> RequestError:
@@ -20,7 +37,7 @@ def no_job(job_id: str) -> RequestError:
 
 def already_finished(job: Job) -> RequestError:
     return RequestError(
-        Text("Job {job_id} has already {status}.", job_id=job.id, status=job.status.value)
+        Text("Job {job_id} has already {status}.", job_id=job.id, status=status_word(job.status))
     )
 
 

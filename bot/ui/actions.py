@@ -20,6 +20,7 @@ import discord
 from bot.engine import access
 from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
+from bot.engine.refusals import status_word
 from bot.engine.settings import ServerSettings
 from bot.i18n import Text
 from bot.ui import custom_ids, describe, modals, remix, repost
@@ -97,7 +98,9 @@ def check_press(
             return Text("Only the person who started this job (or a server manager) can cancel it.")
         if job.finished:
             return Text(
-                "Job `{job_id}` has already {status}.", job_id=job.id, status=job.status.value
+                "Job `{job_id}` has already {status}.",
+                job_id=job.id,
+                status=status_word(job.status),
             )
         return None
     requester_only = access.button_access(ctx.config, settings) == access.REQUESTER

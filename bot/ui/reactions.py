@@ -28,6 +28,7 @@ from discord.utils import escape_markdown
 
 from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobStatus
+from bot.engine.refusals import status_word
 from bot.i18n import render, tr
 from bot.ui import job_media
 from bot.ui.image_check import ImageCheck
@@ -86,7 +87,8 @@ def dm_text(job: Job, link: str, notes: Sequence[str] = (), locale: str | None =
     prompt = escape_markdown(job.prompt or job.action.value)  # escaping lengthens it
     if len(prompt) > PROMPT_CHARS:
         prompt = prompt[: PROMPT_CHARS - 1].rstrip() + "…"
-    status = "" if job.status is JobStatus.SUCCEEDED else f" · {job.status.value}"
+    shown = status_word(job.status).render(locale)
+    status = "" if job.status is JobStatus.SUCCEEDED else f" · {shown}"
     ident = tr(locale, "Job `{job_id}` · {provider}", job_id=job.id, provider=job.provider)
     lines = [f"**{prompt}**", ident + status]
     if job.seed and job.seed != "0":
