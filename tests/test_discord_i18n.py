@@ -162,6 +162,30 @@ async def test_an_en_us_member_in_the_same_server_still_gets_english(env: Env) -
     assert not HAN.search(text)
 
 
+async def test_a_zh_cn_members_panels_and_answers_are_chinese(env: Env) -> None:
+    """/settings, /prefer and /info: private, so in the member's own language."""
+    fake = env.fake
+    where, user = await fake.add_channel("panels-zh"), fake.add_user("zh-member")
+    rec = await fake.send_slash_command("settings", channel_id=where, user_id=user, locale=ZH)
+    await rec.wait_ack(5)
+    panel = rec.original
+    assert panel is not None and panel.ephemeral
+    assert panel.content.startswith("**你在此服务器的设置**"), panel.content
+    assert "Raw：关闭" in panel.content and "模型：默认" in panel.content, panel.content
+    labels = {b.get("label") for b in panel.buttons()}
+    assert {"Raw 模式", "重混模式", "风格化 很高", "重置设置"} <= labels, labels
+
+    rec = await fake.send_slash_command(
+        "prefer suffix", {"value": "in ink"}, channel_id=where, user_id=user, locale=ZH
+    )
+    assert await private_answer(rec) == "你的后缀现在是 `in ink`。"
+    rec = await fake.send_slash_command("info", channel_id=where, user_id=user, locale=ZH)
+    info = await private_answer(rec)
+    assert "**你的任务**：没有进行中或等待中的任务。" in info, info
+    assert "**你的花费**" in info and "后缀：`in ink`" in info, info
+    assert not fake.violations, env.why()
+
+
 # ------------------------------------------------------------------ channel messages
 
 

@@ -118,15 +118,17 @@ def _select(
 def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=PANEL_TTL)
 
-    def t(msgid: str, **args: object) -> str:
-        return tr(locale, msgid, **args)
-
     versions = _select(
-        "version", t("Model version"), choices.versions, prefs.version, Text("model"), locale
+        "version",
+        tr(locale, "Model version"),
+        choices.versions,
+        prefs.version,
+        Text("model"),
+        locale,
     )
     providers = _select(
         "provider",
-        t("Default provider"),
+        tr(locale, "Default provider"),
         choices.providers,
         prefs.provider,
         Text("provider"),
@@ -136,14 +138,18 @@ def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) 
         [versions],
         [providers],
         [
-            _button(t("Raw Mode"), "raw", on=prefs.raw),
-            _button(t("Remix Mode"), "remix", on=prefs.remix),
-            _button(t("High Variation Mode"), "variation", "high", on=prefs.variation == "high"),
-            _button(t("Low Variation Mode"), "variation", "low", on=prefs.variation == "low"),
+            _button(tr(locale, "Raw Mode"), "raw", on=prefs.raw),
+            _button(tr(locale, "Remix Mode"), "remix", on=prefs.remix),
+            _button(
+                tr(locale, "High Variation Mode"), "variation", "high", on=prefs.variation == "high"
+            ),
+            _button(
+                tr(locale, "Low Variation Mode"), "variation", "low", on=prefs.variation == "low"
+            ),
         ],
         [
             _button(
-                t("Stylize {step}", step=Text(STYLIZE_NAMES.get(name, name))),
+                tr(locale, "Stylize {step}", step=Text(STYLIZE_NAMES.get(name, name))),
                 "stylize",
                 name.replace(" ", "_"),
                 on=prefs.stylize == v,
@@ -152,10 +158,10 @@ def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) 
         ],
         [
             *(
-                _button(t("{mode} mode", mode=m.title()), "mode", m, on=prefs.mode == m)
+                _button(tr(locale, "{mode} mode", mode=m.title()), "mode", m, on=prefs.mode == m)
                 for m in choices.modes
             ),
-            _button(t("Reset Settings"), "reset"),
+            _button(tr(locale, "Reset Settings"), "reset"),
         ],
     ]
     for number, row in enumerate(rows):
