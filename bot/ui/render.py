@@ -167,7 +167,7 @@ def result(
     lines += [f"-# {render(note, locale)}" for note in notes]
     if job.seed and job.seed != "0":
         # Midjourney users ask for the seed (✉️) to reproduce a result with --seed.
-        lines.append(f"-# seed {job.seed}")
+        lines.append("-# " + tr(locale, "seed {seed}", seed=job.seed))
     content = "\n".join(lines)
     embeds = []
     rows = layout.followup_rows(job, support_of)
