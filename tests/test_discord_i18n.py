@@ -267,3 +267,22 @@ async def test_a_chinese_repost_keeps_working_buttons_elsewhere(env: Env) -> Non
     started = await fake.wait_for(child, 20, what="U1's job on the repost")
     assert job_id_in(started) not in (None, job_id)
     assert not fake.violations, env.why()
+
+
+async def test_a_failure_in_the_channel_is_explained_in_the_servers_language(env: Env) -> None:
+    """The provider's own reason is shown as it said it; Atelier's words around it (and
+    the hint of what to try) are Chinese."""
+    fake = env.fake
+    where = await fake.add_channel("failure-zh")
+    rec = await fake.send_slash_command(
+        "imagine", {"prompt": "a forbidden castle"}, channel_id=where, locale="en-US"
+    )
+    await private_answer(rec)
+
+    def failed() -> FakeMessage | None:
+        return next((m for m in fake.channel_messages(where) if "❌ **失败**" in m.content), None)
+
+    message = await fake.wait_for(failed, 30, what="the failure message")
+    assert "forbidden" in message.content.lower() and not message.components
+    assert "请改写提示词（避开被标记的词）后重试。" in message.content, message.content
+    assert not fake.violations, env.why()
