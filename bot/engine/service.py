@@ -456,7 +456,7 @@ class Engine:
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         parsed = parse_request_prompt(request, parent, provider)
-        check_inputs(request, provider.max_images)
+        check_inputs(request, provider)
         now = self.clock()
         job = new_job(request, parent, provider.name, parsed, now=now, deadline=now + self.deadline)
         images: list[ImageInput] | None = list(request.images)
@@ -557,6 +557,7 @@ class Engine:
             strength=job.strength,
             ref=followup.ref if followup else "",
             regions=list(job.regions),
+            polygons=list(job.polygons),
             dimensions=job.dimensions,
             callback_url=self._callback_url(self.providers[job.provider], job),
         )
