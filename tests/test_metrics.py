@@ -14,6 +14,7 @@ from bot.engine.service import Engine
 from bot.metrics import BotMetrics, error_kind
 from bot.providers.errors import BadKey, ProviderError, RateLimited
 from bot.providers.http import transport_error
+from tests.discord_helpers import REPO
 
 
 @pytest.mark.parametrize(
@@ -95,3 +96,36 @@ def test_bad_shard_settings_are_refused(discord: dict[str, object], problem: str
 def test_shard_settings_are_read() -> None:
     config = parse_config({"discord": {"shard_ids": [0, 1], "shard_count": 4}})
     assert (config.discord.shard_ids, config.discord.shard_count) == ([0, 1], 4)
+
+
+async def test_the_grafana_dashboard_uses_the_metrics_served(tmp_path: Path) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "atelier.json").read_text("utf-8"))
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\batelier_[a-z_]+", target["expr"])
+    }
+    config = parse_config({"storage": {"path": str(tmp_path / "a.db"), "media_dir": str(tmp_path)}})
+    async with Engine(config) as engine:
+        metrics = BotMetrics(config.discord.api_base_url)
+        metrics.watch(engine)
+        await metrics.exposition()
+        served: set[str] = set()
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+        for family in metrics.registry.collect():
+            served |= {family.name + s for s in suffixes.get(family.type, ("",))}
+    assert used and used <= served, used - served
+
+
+def test_the_compose_files_config_reads_as_the_bot_reads_it() -> None:
+    from bot.config import StorageConfig, load_config
+
+    if "url" not in StorageConfig.model_fields:
+        pytest.skip("[storage] url comes with the PostgreSQL store, not in this tree yet")
+    env = {"DISCORD_TOKEN": "t", "MJ_API_KEY": "k", "POSTGRES_PASSWORD": "p"}
+    config = load_config(str(REPO / "deploy" / "config.toml"), env)
+    assert config.http.listening and config.discord.api_base_url.endswith("/api/v10")
