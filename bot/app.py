@@ -6,6 +6,10 @@
 - `discord.api_base_url` moves every REST call (interaction callbacks included) to a
   proxy such as nirn-proxy, or to the fake Discord in tests: `Route.BASE` is set before
   login. The gateway URL comes from `GET /gateway/bot` through that base.
+- Shard clusters: `[discord] shard_count`/`shard_ids` (or `run --shard-ids`) pick the
+  shards this process connects; the gateway address is always asked through
+  `api_base_url` (discord.py would dial its built-in one with a fixed shard count).
+- `[http]` serves `/healthz` and `/metrics` (bot.health, bot.metrics) beside callbacks.
 - The engine starts in `setup_hook` (after login, before the gateway) and stops on
   SIGTERM/SIGINT: running jobs stay in the store and resume at the next start, where the
   presenter finds their messages again.

@@ -183,6 +183,30 @@ async def test_provider_errors_are_counted_by_kind(env: MetricsEnv) -> None:
         text, after = await env.scrape()
 
 
+async def test_discord_429s_are_counted_by_route_and_scope(env: MetricsEnv) -> None:
+    def limited(s: Samples) -> float:
+        return value(
+            s,
+            "atelier_discord_rate_limited_total",
+            route="/channels/{id}/messages",
+            scope="shared",
+        )
+
+    _, before = await env.scrape()
+    answered_429 = env.fake.count_429
+    env.fake.storm_429(env.fake.ROUTE_MESSAGE_CREATE, 2)
+    where = await env.fake.add_channel("metrics-429")
+    rec = await env.fake.send_slash_command("imagine", {"prompt": "a storm"}, channel_id=where)
+    await acked(rec, 5)
+    deadline = asyncio.get_running_loop().time() + 20
+    text, after = await env.scrape()
+    while limited(after) < limited(before) + 2:
+        assert asyncio.get_running_loop().time() < deadline, text
+        await asyncio.sleep(0.3)
+        text, after = await env.scrape()
+    assert limited(after) - limited(before) == env.fake.count_429 - answered_429 == 2, text
+
+
 async def test_healthz_is_200_while_connected(env: MetricsEnv) -> None:
     body = await env.health_until(200)
     assert body == {
