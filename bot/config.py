@@ -53,6 +53,30 @@ class DiscordConfig(_Section):
     channel_edits_per_5s: int = Field(default=4, ge=1, le=10)
     # Largest attachment accepted for /imagine, /describe, /blend, in MiB.
     max_attachment_mib: float = Field(default=10, gt=0, le=100)
+    # Shard clusters: this process connects `shard_ids` (all when empty) of `shard_count`
+    # shards. Unset: Discord's recommended count, every shard in this process.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> DiscordConfig:
+        problem = shard_problem(self.shard_ids, self.shard_count)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def shard_problem(shard_ids: list[int], shard_count: int | None) -> str:
+    """What is wrong with a shard choice ("" when nothing), worded for the operator."""
+    if shard_ids and shard_count is None:
+        return "shard_ids needs shard_count too (how many shards the whole bot has)"
+    if shard_count is not None:
+        outside = [i for i in shard_ids if not 0 <= i < shard_count]
+        if outside:
+            return f"shard ids must be 0 to {shard_count - 1} with shard_count {shard_count}"
+    if len(set(shard_ids)) != len(shard_ids):
+        return "shard_ids lists a shard twice"
+    return ""
 
 
 class StorageConfig(_Section):
