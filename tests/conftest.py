@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.pg import REQUIRED, PgCluster, PgUnavailable
 
 
 @pytest.fixture
@@ -13,3 +16,34 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     """The shared HTTP client an adapter is given (the engine owns one the same way)."""
     async with httpx.AsyncClient() as http:
         yield http
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster for the session (see tests/pg.py); the tests
+    that need it are skipped, saying why, when none can be started here."""
+    try:
+        cluster = PgCluster.start()
+    except PgUnavailable as err:
+        if REQUIRED:
+            pytest.fail(f"ATELIER_TEST_POSTGRES=required, but {err}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests skipped: {err}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(pg_cluster: PgCluster) -> str:
+    """A fresh, empty database of the session's cluster."""
+    return pg_cluster.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What a store opens, once per database: a SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "a.db")
+    return str(request.getfixturevalue("postgres_url"))
