@@ -17,6 +17,7 @@ from bot.engine.store.migrations import statements
 from bot.engine.store.postgres import PostgresStore, redacted
 from bot.engine.store.sqlite import SqliteStore
 from bot.vocab import Action
+from tests import pg
 
 
 async def _opened(target: str, *, upto: int | None = None) -> Store:
@@ -263,3 +264,16 @@ async def test_undelivered_and_usage_read_the_documents(store_target: str) -> No
             assert json.loads((await c.fetchone())[0]) == []
     finally:
         await store.close()
+
+
+# --------------------------------------------------------------------------- the test cluster
+
+
+def test_without_postgresql_the_reason_to_skip_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ATELIER_PG_BIN", raising=False)
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(pg.shutil, "which", lambda name: None)
+    with pytest.raises(pg.PgUnavailable, match="install Debian's `postgresql` package"):
+        pg.find_bin_dir()
