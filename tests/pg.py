@@ -67,13 +67,15 @@ class PgCluster:
     bin_dir: Path
     folder: Path
     port: int = 0
+    durable: bool = False
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
-    def start(cls) -> PgCluster:
+    def start(cls, *, durable: bool = False) -> PgCluster:
+        """`durable`: keep fsync on (benchmarks measure real commits)."""
         bin_dir = find_bin_dir()
         folder = Path(tempfile.mkdtemp(prefix="atelier-pg-"))
-        cluster = cls(bin_dir, folder)
+        cluster = cls(bin_dir, folder, durable=durable)
         try:
             cluster._init()
             cluster._run()
@@ -125,7 +127,7 @@ class PgCluster:
             self.port = _free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                f"-c max_connections=200 {_FAST}"
+                f"-c max_connections=200 {'' if self.durable else _FAST}"
             )
             try:
                 self._call(
