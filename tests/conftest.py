@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.engine.store import Store
 from tests.pg import REQUIRED, PgCluster, PgUnavailable
 
 
@@ -47,3 +49,28 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "a.db")
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(autouse=True)
+def _engines_on_postgresql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ATELIER_TEST_STORE=postgresql: every engine a test builds in this process keeps its
+    store in PostgreSQL (one fresh database per SQLite path the test names), to run the
+    engine's tests on PostgreSQL unchanged. Off by default: the store's own tests already
+    run on both."""
+    if os.environ.get("ATELIER_TEST_STORE") != "postgresql":
+        return
+    import bot.engine.service as service
+    from bot.engine.store import is_postgres_url, store_for
+
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    databases: dict[str, str] = {}
+
+    def on_postgresql(target: str | Path) -> Store:
+        if is_postgres_url(target) or str(target) == ":memory:":
+            return store_for(target)
+        key = str(Path(target).resolve())
+        if key not in databases:
+            databases[key] = cluster.create_database()
+        return store_for(databases[key])
+
+    monkeypatch.setattr(service, "store_for", on_postgresql)

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -277,3 +282,22 @@ def test_without_postgresql_the_reason_to_skip_says_what_to_do(
     monkeypatch.setattr(pg.shutil, "which", lambda name: None)
     with pytest.raises(pg.PgUnavailable, match="install Debian's `postgresql` package"):
         pg.find_bin_dir()
+
+
+def test_an_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[storage]\nurl = "postgresql://bot:hunter2-secret@127.0.0.1:{port}/atelier"\n'
+        '[[providers]]\nname = "s"\nkind = "sandbox"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "jobs"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"cannot open the store postgresql://bot@127.0.0.1:{port}/atelier:" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr + done.stdout

@@ -10,6 +10,7 @@ runs the store by a session advisory lock (`ownership.AdvisoryOwnership`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -69,6 +70,7 @@ class PostgresStore(Store):
         self.url = str(target)
         super().__init__(redacted(self.url))
         self._pool: asyncpg.Pool | None = None
+        self._step_lock = asyncio.Lock()
         self._ownership = AdvisoryOwnership(self.where, self._connect)
 
     async def _connect(self) -> asyncpg.Connection:
@@ -146,7 +148,9 @@ class PostgresStore(Store):
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
         await self._claim()
-        async with self.pool.acquire() as conn, conn.transaction():
+        # This process's steps queue here first, in order of arrival (as on SQLite; the
+        # advisory lock's waiters have no order), so one connection at a time waits on it.
+        async with self._step_lock, self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", STEP_LOCK)
             yield PgConnection(conn)
 
