@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.engine.models import Job, JobStatus
+from bot.engine.store.leases import Leases
 from bot.engine.store.migrations import SCHEMA_VERSION
 from bot.engine.store.sql import Connection, Row
 
@@ -149,6 +150,22 @@ class Store(abc.ABC):
         on PostgreSQL) runs between its statements, and it commits whole or not at all.
         (Checking a user's budget and recording the charge is one such step, so no two
         requests both pass a limit.)"""
+
+    # Appended to the SELECT of a claim (leases): PostgreSQL locks the job rows it
+    # returns and skips those another process's claim holds; SQLite's one writer needs
+    # neither.
+    skip_locked = ""
+
+    @abc.abstractmethod
+    def coordination(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction between live processes (leases): atomic, taken by any process,
+        not only the one that runs the store, and on PostgreSQL not behind the lock that
+        orders `transaction()` steps (row locks keep claims apart)."""
+
+    @property
+    def leases(self) -> Leases:
+        """Which live process follows which active job (`leases.py`)."""
+        return Leases(self)
 
     @abc.abstractmethod
     async def version(self) -> int: ...

@@ -189,6 +189,17 @@ MIGRATIONS: list[Sequence[Statement]] = [
     ),
     # 6: a reaction (✉️, ❌) on one of the bot's messages finds its job by message id.
     ("CREATE INDEX jobs_message ON jobs (message_id)",),
+    # 8 (after issue 11's 7, a table of used link nonces, once both are merged): which
+    # live process follows each active job, until when (`leases.py`). A row per leased
+    # job; none for a finished one.
+    (
+        """CREATE TABLE leases (
+            job_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX leases_owner ON leases (owner)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

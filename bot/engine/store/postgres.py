@@ -145,6 +145,13 @@ class PostgresStore(Store):
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(numbered(UPSERT), rows)
 
+    skip_locked = " FOR UPDATE OF jobs SKIP LOCKED"
+
+    @contextlib.asynccontextmanager
+    async def coordination(self) -> AsyncIterator[PgConnection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield PgConnection(conn)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
         await self._claim()

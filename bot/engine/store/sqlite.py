@@ -123,9 +123,14 @@ class SqliteStore(Store):
                 await self.db.raw.rollback()
             raise
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[SqliteConnection]:
+        self.claim()
+        return self.coordination()
+
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteConnection]:
-        await self._claim()
+    async def coordination(self) -> AsyncIterator[SqliteConnection]:
+        # IMMEDIATE takes SQLite's one write lock at BEGIN: the step's reads and writes
+        # see no other connection's (or process's) writes in between.
         async with self._write_lock:
             await self.db.raw.execute("BEGIN IMMEDIATE")
             try:
