@@ -104,12 +104,14 @@ class AdvisoryOwnership:
 
     `claim()` cannot ask the server (it is not a coroutine): it raises when an earlier
     attempt was refused and otherwise leaves the answer to `aclaim()`, which the store
-    awaits before its first resume or write."""
+    awaits before its first resume or write. A refused process keeps its connection for
+    the next attempt (a follower asks every half second)."""
 
     def __init__(self, where: str, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self.where = where
         self._connect = connect
         self._conn: asyncpg.Connection | None = None
+        self._held = False
         self._refused = False
         # One attempt at a time: the lock is per session, so a second connection of
         # this same process asking meanwhile would be refused by the first.
@@ -117,24 +119,24 @@ class AdvisoryOwnership:
 
     @property
     def owned(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed()
+        return self._held and self._conn is not None and not self._conn.is_closed()
 
     async def try_claim(self) -> bool:
         async with self._asking:
             if self.owned:
                 return True
-            conn = await self._connect()
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await self._connect()
             try:
-                taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", OWNER_LOCK)
+                self._held = bool(
+                    await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", OWNER_LOCK)
+                )
             except BaseException:
+                conn, self._conn = self._conn, None
                 conn.terminate()
                 raise
-            if taken:
-                self._conn, self._refused = conn, False
-                return True
-            await conn.close()
-            self._refused = True
-            return False
+            self._refused = not self._held
+            return self._held
 
     def claim(self) -> None:
         if not self.owned and self._refused:
@@ -145,6 +147,6 @@ class AdvisoryOwnership:
             raise StoreInUse(self.where)
 
     async def release(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._held = self._conn, None, False
         if conn is not None and not conn.is_closed():
             await conn.close()  # the server drops the lock with the session
