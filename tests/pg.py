@@ -74,7 +74,10 @@ class PgCluster:
     def start(cls, *, durable: bool = False) -> PgCluster:
         """`durable`: keep fsync on (benchmarks measure real commits)."""
         bin_dir = find_bin_dir()
-        folder = Path(tempfile.mkdtemp(prefix="atelier-pg-"))
+        # As root the server runs as nobody, who must reach the folder: /tmp, not a
+        # private $TMPDIR.
+        base = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+        folder = Path(tempfile.mkdtemp(prefix="atelier-pg-", dir=base))
         cluster = cls(bin_dir, folder, durable=durable)
         try:
             cluster._init()
