@@ -170,7 +170,7 @@ class AtelierBot(commands.AutoShardedBot):
         except StoreInUse as err:  # a second bot would send and post everything twice
             raise StartupError(str(err)) from err
         except Exception as err:
-            raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
+            raise StartupError(f"cannot open the store {self.engine.store.where}: {err}") from err
         # Outcomes reached while no process was showing them (a kill -9 between a job
         # finishing and its result being posted) are shown now.
         for job in await self.engine.undelivered(Origin.DISCORD):

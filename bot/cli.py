@@ -126,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "jobs":
             return asyncio.run(list_jobs(config, args.limit))
         return asyncio.run(check(config))
+    except _StoreUnreadable as err:
+        print(f"atelier: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(
             "\natelier: interrupted; running jobs stay in the store and resume at the next "
@@ -197,7 +200,7 @@ async def _follow(
         # None: that process went away meanwhile, so this one resumes the job itself.
         return await _follow(config, out, stream, job_id=job_id) if followed is None else followed
     except Exception as err:
-        print(f"atelier: cannot open the store {config.storage.path}: {err}", file=stream)
+        print(f"atelier: cannot open the store {engine.store.where}: {err}", file=stream)
         return EXIT_BAD_INPUT
     updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
     unsubscribe = engine.subscribe(updates.put_nowait)
@@ -247,7 +250,7 @@ async def _follow_elsewhere(config: Config, job_id: str, out: Path, stream: Text
         async for job in engine.watch(job_id):
             if not bar.last_line:  # the first sight of it
                 print(
-                    f"atelier: another process runs {config.storage.path}; following job "
+                    f"atelier: another process runs {engine.store.where}; following job "
                     f"{job_id} there, read-only.",
                     file=stream,
                 )
@@ -334,11 +337,19 @@ class ProgressBar:
 # --------------------------------------------------------------------------- jobs, check
 
 
+class _StoreUnreadable(Exception):
+    """The store a reading command needs cannot be opened; worded for the operator."""
+
+
 @contextlib.asynccontextmanager
 async def _reading(config: Config) -> AsyncIterator[Engine]:
     """An engine that only reads the store: nothing is polled or sent."""
     engine = Engine(config)
-    await engine.start(run=False)
+    try:
+        await engine.start(run=False)
+    except Exception as err:  # a missing folder, an unreachable database, ...
+        await engine.stop()
+        raise _StoreUnreadable(f"cannot open the store {engine.store.where}: {err}") from err
     try:
         yield engine
     finally:

@@ -82,6 +82,24 @@ def shard_problem(shard_ids: list[int], shard_count: int | None) -> str:
 class StorageConfig(_Section):
     path: str = "data/atelier.db"
     media_dir: str = "data/media"
+    # A PostgreSQL database instead of the SQLite file at `path`: "postgresql://user@host/db"
+    # (the password is best left to $PGPASSWORD or ~/.pgpass, out of the config file).
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                'must be a PostgreSQL URL such as "postgresql://atelier@localhost/atelier" '
+                "(leave it out to use the SQLite file at [storage] path)"
+            )
+        return value
+
+    @property
+    def target(self) -> str:
+        """What the store opens: the PostgreSQL URL when set, else the SQLite path."""
+        return self.url or self.path
 
 
 class EngineConfig(_Section):

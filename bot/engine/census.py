@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.engine.store import Store
 
@@ -52,8 +53,9 @@ async def ping(store: Store, timeout: float = PING_TIMEOUT) -> None:
     """Raise StoreUnreachable unless the store answers a read now."""
     # An SQLite file removed or unmounted under a running bot still answers from its open
     # handle, while every write from then on is lost at the next start: say so.
-    if str(store.path) != ":memory:" and not store.path.exists():
-        raise StoreUnreachable(f"the database file {store.path} is gone")
+    path = getattr(store, "path", None)  # SQLite only: PostgreSQL has no file
+    if isinstance(path, Path) and str(path) != ":memory:" and not path.exists():
+        raise StoreUnreachable(f"the database file {path} is gone")
     try:
         async with asyncio.timeout(timeout):
             async with store.db.execute("SELECT 1 FROM jobs LIMIT 1") as cursor:

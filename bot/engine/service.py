@@ -39,7 +39,7 @@ from bot.engine.retention import MediaRetention
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
-from bot.engine.store import Store, Usage
+from bot.engine.store import Usage, store_for
 from bot.providers import build_provider
 from bot.providers.base import (
     CheckResult,
@@ -88,7 +88,7 @@ class Engine:
         self.config = config
         self.clock = clock
         self.events = EventBus()
-        self.store = Store(config.storage.path)
+        self.store = store_for(config.storage.target)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
         self.preferences = PreferenceStore(self)  # each member's own (/settings, /prefer)
