@@ -132,6 +132,8 @@ MIGRATIONS: list[Sequence[str]] = [
     ),
     # 6: a reaction (✉️, ❌) on one of the bot's messages finds its job by message id.
     ("CREATE INDEX jobs_message ON jobs (message_id)",),
+    # 7: the web editor's links that were used for a submit (each works once), by nonce.
+    ("CREATE TABLE used_links (nonce TEXT PRIMARY KEY, used_at REAL NOT NULL)",),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
