@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.discord_helpers import BotProcess, job_id_in, write_config
+from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
@@ -97,13 +97,18 @@ class WebEnv:
 
     async def result(self, channel_id: int, job_id: str) -> FakeMessage:
         def done(m: FakeMessage) -> bool:
-            return job_id_in(m) == job_id and bool(m.attachments) and bool(m.components)
+            return job_id_in(m) == job_id and is_result(m)
 
         return await self.find(channel_id, done, f"result of {job_id}", RESULT_TIMEOUT)
 
-    async def imagine(self, channel_id: int, prompt: str, user_id: int | None = None) -> str:
+    async def imagine(
+        self, channel_id: int, prompt: str, user_id: int | None = None, provider: str = PROXY
+    ) -> str:
         rec = await self.fake.send_slash_command(
-            "imagine", {"prompt": prompt, "provider": PROXY}, channel_id=channel_id, user_id=user_id
+            "imagine",
+            {"prompt": prompt, "provider": provider},
+            channel_id=channel_id,
+            user_id=user_id,
         )
         reply = await rec.wait_response(20)
         match = re.search(r"job `([0-9a-z]{10})`", reply.content)
@@ -120,9 +125,15 @@ class WebEnv:
                 )
         raise AssertionError(f"no button {label!r} on {message!r}")
 
-    async def upscale(self, channel_id: int, user_id: int | None = None) -> FakeMessage:
-        """/imagine on the mj-proxy fake, then U1: the upscale's result message."""
-        grid_id = await self.imagine(channel_id, "a harbour at dawn", user_id)
+    async def upscale(
+        self,
+        channel_id: int,
+        user_id: int | None = None,
+        provider: str = PROXY,
+        prompt: str = "a harbour at dawn",
+    ) -> FakeMessage:
+        """/imagine (on the mj-proxy fake unless told), then U1: the upscale's result."""
+        grid_id = await self.imagine(channel_id, prompt, user_id, provider)
         grid = await self.result(channel_id, grid_id)
         await (await self.press(grid, "U1", user_id)).wait_ack(5)
 
@@ -166,7 +177,9 @@ async def gallery_link(
 
 
 @contextlib.asynccontextmanager
-async def web_env(tmp: Path) -> AsyncIterator[WebEnv]:
+async def web_env(
+    tmp: Path, *, sandbox_size: int = 256, more_toml: str = ""
+) -> AsyncIterator[WebEnv]:
     """One bot (mj-proxy fake and sandbox) with its pages at a public URL, and Chromium."""
     from playwright.async_api import async_playwright
 
@@ -176,12 +189,12 @@ async def web_env(tmp: Path) -> AsyncIterator[WebEnv]:
         proxy.grid_size = (1024, 1024)  # an upscale of 512 x 512: room to draw
         extra = toml_entry(proxy.provider_config(PROXY, poll_interval=0.1)) + (
             f'\n[http]\npublic_url = "{public_url}"\nlisten_host = "127.0.0.1"\n'
-            f"listen_port = {port}\n"
+            f"listen_port = {port}\n{more_toml}"
         )
         fake = FakeDiscord()
         await fake.start()
         config = write_config(
-            tmp / "config.toml", fake, tmp / "data", duration=1.0, size=256, extra=extra
+            tmp / "config.toml", fake, tmp / "data", duration=1.0, size=sandbox_size, extra=extra
         )
         bot = BotProcess(config, tmp / "bot.log")
         await bot.start()

@@ -55,7 +55,7 @@
 
   function redraw() {
     pen.clearRect(0, 0, canvas.width, canvas.height);
-    pen.fillStyle = "rgba(255, 255, 255, 0.35)";
+    pen.fillStyle = "rgba(255, 0, 128, 0.3)";
     pen.strokeStyle = "#ffffff";
     pen.lineWidth = 2;
     pen.setLineDash([]);
