@@ -304,3 +304,32 @@ async def test_gallery_lists_a_members_jobs_and_not_anothers(
     listed = [await li.get_attribute("data-job") for li in await page.query_selector_all("li.job")]
     assert listed == [bobs_job]
     await page.close()
+
+
+async def test_a_link_is_judged_as_its_member_when_it_is_used(
+    env: WebEnv, upscale: FakeMessage
+) -> None:
+    """Bob's link to the first member's job is refused once only its requester may
+    press its buttons (the page asks what the button would ask, as Bob)."""
+    fake = env.fake
+    owner, bob = int(fake.owner["id"]), fake.add_user("bob-later")
+    url = await editor_link(env, upscale, user_id=bob)  # allowed: anyone may press
+    rec = await fake.send_slash_command(
+        "server buttons", {"who": "requester"}, channel_id=upscale.channel_id, user_id=owner
+    )
+    assert (await rec.wait_response(10)).content.startswith("✅")
+    page = await env.browser.new_page()
+    try:
+        response = await page.goto(url)
+        assert response is not None and response.status == 403
+        assert "Only the person who started job" in await page.inner_text("#problem")
+        # The requester's own link still opens.
+        mine = await editor_link(env, upscale)
+        response = await page.goto(mine)
+        assert response is not None and response.status == 200
+    finally:
+        await page.close()
+        rec = await fake.send_slash_command(
+            "server buttons", {"who": "default"}, channel_id=upscale.channel_id, user_id=owner
+        )
+        await rec.wait_response(10)
