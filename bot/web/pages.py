@@ -17,11 +17,11 @@ import json
 import logging
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
 
-from bot import media
 from bot.engine.intake import RequestError
 from bot.engine.models import is_job_id
 from bot.ui.context import UiContext
@@ -49,6 +49,9 @@ class WebPages:
         self.ctx = ctx
         self.signer = signer
         self.public_url = ctx.config.http.public_url.rstrip("/")
+        # Where the browser sees PREFIX: below the public URL's own path, if it has one
+        # (a reverse proxy that serves the bot at https://example.com/atelier-bot/).
+        self.browser_prefix = urlsplit(self.public_url).path.rstrip("/") + PREFIX
         self._templates = _templates()
         folder = resources.files("bot.web") / "static"
         self._static = {name: (folder / name).read_bytes() for name in STATIC}
@@ -79,7 +82,7 @@ class WebPages:
         return app
 
     def _render(self, template: str, **values: Any) -> str:
-        return self._templates.get_template(template).render(prefix=PREFIX, **values)
+        return self._templates.get_template(template).render(prefix=self.browser_prefix, **values)
 
     def _page(self, template: str, status: int = 200, **values: Any) -> web.Response:
         html = self._render(template, **values)
@@ -106,7 +109,8 @@ class WebPages:
         except LinkError as err:
             return self._problem(err)
         response = web.Response(content_type="text/html")
-        csrf = new_csrf(response, secure=self.public_url.startswith("https:"))
+        secure = self.public_url.startswith("https:")
+        csrf = new_csrf(response, path=f"{self.browser_prefix}/", secure=secure)
         response.text = self._render("editor.html", job=job, token=token, csrf=csrf)
         return response
 
@@ -182,9 +186,8 @@ class WebPages:
         path = self.ctx.engine.media_path(relative) if relative else None
         if path is None or not path.is_file():
             return self._problem(LinkError("This image is no longer kept.", 404))
-        data = path.read_bytes()
-        mime = media.sniff_mime(data) or "application/octet-stream"
-        return web.Response(body=data, content_type=mime)
+        # Streamed from disk; the type from the name the media store gave it (.png ...).
+        return web.FileResponse(path)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

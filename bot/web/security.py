@@ -50,12 +50,12 @@ async def secure_headers(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
-def new_csrf(response: web.StreamResponse, *, secure: bool) -> str:
+def new_csrf(response: web.StreamResponse, *, path: str, secure: bool) -> str:
     value = secrets.token_urlsafe(24)
     response.set_cookie(
         CSRF_COOKIE,
         value,
-        path="/atelier/",
+        path=path,
         httponly=True,
         samesite="Strict",
         secure=secure,
