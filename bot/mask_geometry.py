@@ -31,23 +31,47 @@ def pixel_box(region: Sequence[float], size: Size) -> tuple[int, int, int, int] 
 
 def pixel_polygon(polygon: Sequence[Sequence[float]], size: Size) -> list[PixelPoint]:
     """A lasso's (x, y) fractions as whole pixel points of an image of `size`, in the
-    order drawn: clamped to the image (0..width, 0..height, the edges included, as a
-    rectangle's far edge is) and rounded to the nearest pixel. Points that round onto
-    the one before them are dropped (a dense freehand stroke repeats pixels), so the
-    result may hold fewer than 3 points for a lasso smaller than a pixel or two; points
-    that are not two finite numbers are skipped."""
+    order drawn: on the grid of pixel edges (0..width, 0..height, as a rectangle's far
+    edge is), each clamped to the image and rounded to the nearest. The form vendors
+    take polygons in (MaaS-MJ's areas)."""
     width, height = size
-    points: list[PixelPoint] = []
-    for point in polygon:
-        if len(point) != 2 or not all(math.isfinite(v) for v in point):
-            continue
-        x = round(min(1.0, max(0.0, float(point[0]))) * width)
-        y = round(min(1.0, max(0.0, float(point[1]))) * height)
-        if not points or points[-1] != (x, y):
-            points.append((x, y))
-    while len(points) > 1 and points[-1] == points[0]:
-        points.pop()  # a closed stroke ends where it began: the polygon closes itself
-    return points
+    return _distinct([(round(x * width), round(y * height)) for x, y in _clamped(polygon)])
+
+
+def drawn_polygon(polygon: Sequence[Sequence[float]], size: Size) -> list[PixelPoint]:
+    """The same lasso for Pillow's ImageDraw, whose whole coordinates are pixel centres
+    (pixel i spans i - 0.5 .. i + 0.5 there): half a pixel back, rounded, kept on the
+    image. Filled with its outline, every pixel whose centre lies inside the lasso comes
+    out white, and no pixel further than one from its edge does (tests/test_lasso.py)."""
+    width, height = size
+    return _distinct(
+        [
+            (min(width - 1, max(0, round(x * width - 0.5))),
+             min(height - 1, max(0, round(y * height - 0.5))))
+            for x, y in _clamped(polygon)
+        ]
+    )  # fmt: skip
+
+
+def _clamped(polygon: Sequence[Sequence[float]]) -> list[tuple[float, float]]:
+    """The points that are two finite numbers, clamped to the image (0..1)."""
+    return [
+        (min(1.0, max(0.0, float(point[0]))), min(1.0, max(0.0, float(point[1]))))
+        for point in polygon
+        if len(point) == 2 and all(math.isfinite(v) for v in point)
+    ]
+
+
+def _distinct(points: list[PixelPoint]) -> list[PixelPoint]:
+    """Without points that repeat the one before them (a dense freehand stroke repeats
+    pixels), so a lasso of a pixel or two may keep fewer than 3 points."""
+    kept: list[PixelPoint] = []
+    for point in points:
+        if not kept or kept[-1] != point:
+            kept.append(point)
+    while len(kept) > 1 and kept[-1] == kept[0]:
+        kept.pop()  # a closed stroke ends where it began: the polygon closes itself
+    return kept
 
 
 def signed_area(points: Sequence[tuple[float, float]]) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageOps
 
-from bot.mask_geometry import pixel_box, pixel_polygon, signed_area
+from bot.mask_geometry import drawn_polygon, pixel_box, pixel_polygon, signed_area
 from bot.media_pool import Lane, run_image_work
 
 # Re-exported: callers pick a lane here, and providers convert Vary (Region) areas with
@@ -495,7 +495,7 @@ def draw_mask(
         mask.paste(255, box)
     pen = ImageDraw.Draw(mask)
     for polygon in polygons:
-        points = pixel_polygon(polygon, (width, height))
+        points = drawn_polygon(polygon, (width, height))
         if not points:
             raise MediaError("A drawn area has no point inside the image.")
         pen.polygon(points, fill=255, outline=255)

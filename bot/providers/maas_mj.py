@@ -23,6 +23,10 @@ Choices made here, on purpose:
   much as Vary (Strong) does; a *subtle* one when the member chose Low Variation.
 - 🔄 is a new /tob/diffusion of the same prompt (Cloudsway documents no reroll call).
 - U1-U4 need no call: the four images are already separate, so they are a selection.
+- Vary (Region): rectangles and freehand lassos both become /tob/inpaint polygon areas,
+  their corners in whole pixels of a mask of the image's shape (500-4096 a side),
+  clockwise on screen like the vendor's example; a lasso too small to keep three
+  corners is refused, never widened into a box.
 - An upscaled image (a /tob/upscale job: one image, imageNo 0) offers Vary (Region)
   only. /tob/inpaint is documented as taking any job id with the number of one of its
   images, and Vary (Region) is the upscale's button on Midjourney. No upscale of an
