@@ -9,6 +9,8 @@ Skipped, with the reason, where /usr/bin/chromium is missing.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import sqlite3
 import time
@@ -23,7 +25,15 @@ from PIL import Image
 from bot.web import signing
 from tests.discord_helpers import job_id_in
 from tests.fakes.discord_fake import FakeMessage
-from tests.web_helpers import WebEnv, chromium_missing, editor_link, gallery_link, link_of, web_env
+from tests.web_helpers import (
+    MAAS,
+    WebEnv,
+    chromium_missing,
+    editor_link,
+    gallery_link,
+    link_of,
+    web_env,
+)
 
 MISSING = chromium_missing()
 pytestmark = [
@@ -127,21 +137,28 @@ def in_pixels(box: dict[str, float], size: tuple[int, int], point: Point) -> Poi
     )
 
 
-async def draw_shapes(page: Any, box: dict[str, float]) -> list[list[Point]]:
-    """A rectangle and a lasso (after trying Clear and Undo); their screen corners."""
-    await drag(page, [on_screen(box, (0.3, 0.6)), on_screen(box, (0.45, 0.9))])
-    await page.click("#clear")
-    assert await page.inner_text("#count") == "No areas yet"
+async def draw_two(page: Any, box: dict[str, float]) -> list[list[Point]]:
+    """The rectangle and the lasso; their corners on the screen."""
+    await page.click("#tool-rect")
     (a, b) = (on_screen(box, p) for p in RECTANGLE)
     await drag(page, [a, b])
     await page.click("#tool-lasso")
     lasso = [on_screen(box, p) for p in LASSO]
     await drag(page, lasso)
+    return [[a, (b[0], a[1]), b, (a[0], b[1])], lasso]
+
+
+async def draw_shapes(page: Any, box: dict[str, float]) -> list[list[Point]]:
+    """A rectangle and a lasso (after trying Clear and Undo); their screen corners."""
+    await drag(page, [on_screen(box, (0.3, 0.6)), on_screen(box, (0.45, 0.9))])
+    await page.click("#clear")
+    assert await page.inner_text("#count") == "No areas yet"
+    drawn = await draw_two(page, box)
     await drag(page, [on_screen(box, p) for p in ((0.1, 0.6), (0.3, 0.7), (0.2, 0.9))])
     assert await page.inner_text("#count") == "3 areas"
     await page.click("#undo")
     assert await page.inner_text("#count") == "2 areas"
-    return [[a, (b[0], a[1]), b, (a[0], b[1])], lasso]
+    return drawn
 
 
 def stored_polygons(env: WebEnv, job_id: str) -> Any:
@@ -210,6 +227,55 @@ async def test_drawn_areas_reach_mj_proxy_as_its_mask(env: WebEnv, upscale: Fake
     assert "already used" in await page.inner_text("#problem")
     assert not env.proxy.violations, env.why()
     await page.close()
+
+
+async def submit_drawing(env: WebEnv, upscale: FakeMessage) -> tuple[str, list[list[Point]]]:
+    """Open the editor of `upscale`, draw the two areas, submit: the child job's id and
+    the areas in the image's pixels."""
+    page, box = await open_editor(env, await editor_link(env, upscale))
+    drawn = await draw_two(page, box)
+    size = await page.evaluate(
+        "[document.getElementById('picture').naturalWidth,"
+        " document.getElementById('picture').naturalHeight]"
+    )
+    await page.click("#submit")
+    await page.wait_for_selector("#result-link", timeout=20000)
+    child = await page.get_attribute("#status", "data-job")
+    await page.close()
+    assert child
+    return child, [[in_pixels(box, tuple(size), p) for p in shape] for shape in drawn]
+
+
+async def test_the_same_drawing_reaches_maas_mj_as_areas_and_the_sandbox(env: WebEnv) -> None:
+    where = await env.fake.add_channel("other-providers")
+    maas_up, sandbox_up = await asyncio.gather(
+        env.upscale(where, provider=MAAS), env.upscale(where, provider="sandbox")
+    )
+    maas_child, drawn = await submit_drawing(env, maas_up)
+    await env.result(where, maas_child)
+    areas = env.maas.api_requests("/tob/inpaint")[-1].json["mask"]["areas"]
+    assert len(areas) == 2, areas
+    for area, shape in zip(areas, drawn, strict=True):
+        assert (area["width"], area["height"]) == (512, 512)
+        sent = list(zip(area["points"][0::2], area["points"][1::2], strict=True))
+        # Every corner sent lies on what was drawn, and every drawn corner was sent.
+        assert all(edge_distance(shape, x, y) <= EDGE_SLACK for x, y in sent), (sent, shape)
+        assert all(
+            min(math.dist(corner, point) for point in sent) <= EDGE_SLACK for corner in shape
+        ), (sent, shape)
+    sandbox_child, _ = await submit_drawing(env, sandbox_up)
+    await env.result(where, sandbox_child)
+    # The sandbox job holds the same areas (fractions of its own image).
+    ours, theirs = stored(env, sandbox_child), stored(env, maas_child)
+    assert len(ours) == len(theirs) == 2
+    for mine, other in zip(ours, theirs, strict=True):  # each on the other's outline
+        assert all(edge_distance(other, x, y) < 0.01 for x, y in mine), (mine, other)
+        assert all(edge_distance(mine, x, y) < 0.01 for x, y in other), (mine, other)
+    assert not env.maas.violations, env.why()
+
+
+def stored(env: WebEnv, job_id: str) -> list[list[Point]]:
+    return [[tuple(p) for p in shape] for shape in json.loads(stored_polygons(env, job_id))]
 
 
 def signed(env: WebEnv, claims: signing.Claims, *, key: str | None = None, age: int = 0) -> str:

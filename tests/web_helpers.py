@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
+from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PROXY = "proxy"
+PROXY, MAAS = "proxy", "maas"
 RESULT_TIMEOUT = 40.0
 
 
@@ -66,6 +67,7 @@ def toml_entry(values: dict[str, Any]) -> str:
 class WebEnv:
     fake: FakeDiscord
     proxy: FakeMjProxy
+    maas: FakeMaasMj
     bot: BotProcess
     tmp: Path
     public_url: str
@@ -74,6 +76,7 @@ class WebEnv:
     def why(self) -> str:
         return (
             f"{self.fake.summary()}\n--- proxy ---\n{self.proxy.violations}"
+            f"\n--- maas ---\n{self.maas.violations}"
             f"\n--- bot log ---\n{self.bot.log_text()}"
         )
 
@@ -180,16 +183,34 @@ async def gallery_link(
 async def web_env(
     tmp: Path, *, sandbox_size: int = 256, more_toml: str = ""
 ) -> AsyncIterator[WebEnv]:
-    """One bot (mj-proxy fake and sandbox) with its pages at a public URL, and Chromium."""
+    """One bot (the mj-proxy and MaaS-MJ fakes, the sandbox) with its pages at a public
+    URL, and Chromium."""
     from playwright.async_api import async_playwright
 
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"
-    async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy, async_playwright() as pw:
+    async with (
+        FakeMjProxy(flavour="trueai", key="proxy-key") as proxy,
+        FakeMaasMj(key="maas-key", endpoint="mjep") as maas,
+        async_playwright() as pw,
+    ):
         proxy.grid_size = (1024, 1024)  # an upscale of 512 x 512: room to draw
-        extra = toml_entry(proxy.provider_config(PROXY, poll_interval=0.1)) + (
-            f'\n[http]\npublic_url = "{public_url}"\nlisten_host = "127.0.0.1"\n'
-            f"listen_port = {port}\n{more_toml}"
+        maas_entry = {
+            "name": MAAS,
+            "kind": "maas-mj",
+            "base_url": maas.base_url,
+            "endpoint": maas.endpoint,
+            "api_key": maas.key,
+            "poll_interval": 0.1,
+            "request_timeout": 5,
+        }
+        extra = (
+            toml_entry(proxy.provider_config(PROXY, poll_interval=0.1))
+            + toml_entry(maas_entry)
+            + (
+                f'\n[http]\npublic_url = "{public_url}"\nlisten_host = "127.0.0.1"\n'
+                f"listen_port = {port}\n{more_toml}"
+            )
         )
         fake = FakeDiscord()
         await fake.start()
@@ -204,7 +225,7 @@ async def web_env(
         try:
             await fake.wait_ready(60)
             await fake.wait_commands_synced(60)
-            yield WebEnv(fake, proxy, bot, tmp, public_url, browser)
+            yield WebEnv(fake, proxy, maas, bot, tmp, public_url, browser)
         finally:
             await browser.close()
             await bot.stop()
