@@ -229,15 +229,26 @@ async def test_drawn_areas_reach_mj_proxy_as_its_mask(env: WebEnv, upscale: Fake
     await page.close()
 
 
-async def submit_drawing(env: WebEnv, upscale: FakeMessage) -> tuple[str, list[list[Point]]]:
+async def submit_drawing(
+    env: WebEnv, upscale: FakeMessage, *, refused_first: bool = False
+) -> tuple[str, list[list[Point]]]:
     """Open the editor of `upscale`, draw the two areas, submit: the child job's id and
-    the areas in the image's pixels."""
+    the areas in the image's pixels. `refused_first`: a prompt the engine refuses is
+    submitted first; the page says why and the link still works for the fixed one."""
     page, box = await open_editor(env, await editor_link(env, upscale))
     drawn = await draw_two(page, box)
     size = await page.evaluate(
         "[document.getElementById('picture').naturalWidth,"
         " document.getElementById('picture').naturalHeight]"
     )
+    if refused_first:
+        await page.fill("#prompt", "a fox --chaos 500")
+        await page.click("#submit")
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.includes('chaos')"
+        )
+        assert not await page.is_disabled("#submit")
+        await page.fill("#prompt", "a fox --chaos 50")
     await page.click("#submit")
     await page.wait_for_selector("#result-link", timeout=20000)
     child = await page.get_attribute("#status", "data-job")
@@ -263,7 +274,7 @@ async def test_the_same_drawing_reaches_maas_mj_as_areas_and_the_sandbox(env: We
         assert all(
             min(math.dist(corner, point) for point in sent) <= EDGE_SLACK for corner in shape
         ), (sent, shape)
-    sandbox_child, _ = await submit_drawing(env, sandbox_up)
+    sandbox_child, _ = await submit_drawing(env, sandbox_up, refused_first=True)
     await env.result(where, sandbox_child)
     # The sandbox job holds the same areas (fractions of its own image).
     ours, theirs = stored(env, sandbox_child), stored(env, maas_child)

@@ -102,6 +102,8 @@ def signing_key(config: Config) -> str:
     """`[http] link_secret`, else the key kept beside the store (made the first time)."""
     if config.http.link_secret is not None and config.http.link_secret.get_secret_value():
         return config.http.link_secret.get_secret_value()
+    if config.storage.path == ":memory:":  # a store that is gone at exit: so is its key
+        return secrets.token_urlsafe(32)
     path = Path(config.storage.path).parent / KEY_FILE
     try:
         return path.read_text(encoding="ascii").strip()
