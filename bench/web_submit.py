@@ -39,6 +39,7 @@ from tests.web_helpers import (
     editor_link,
     gallery_link,
     link_of,
+    until,
     web_env,
 )
 
@@ -64,7 +65,7 @@ async def draw(page: object, box: dict[str, float]) -> None:
 async def one_round(env: WebEnv, upscale: FakeMessage, shots: Path | None) -> tuple[float, float]:
     page = await env.browser.new_page(viewport={"width": 1000, "height": 900})
     await page.goto(await editor_link(env, upscale))
-    await page.wait_for_function("document.getElementById('overlay').width > 0")
+    await until(page, "document.getElementById('overlay').width > 0")
     box = await page.locator("#overlay").bounding_box()
     await draw(page, box)
     await page.fill("#prompt", "a red lantern hanging on the quay")
@@ -89,9 +90,10 @@ async def one_round(env: WebEnv, upscale: FakeMessage, shots: Path | None) -> tu
 async def gallery_shot(env: WebEnv, channel_id: int, shots: Path) -> None:
     page = await env.browser.new_page(viewport={"width": 1200, "height": 900})
     await page.goto(link_of(await gallery_link(env, channel_id)))
-    await page.wait_for_function(
+    await until(
+        page,
         "[...document.querySelectorAll('li.job img')].slice(0, 4)"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
     )
     await page.screenshot(path=str(shots / "gallery.png"))
     await page.close()

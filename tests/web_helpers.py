@@ -7,10 +7,12 @@ Nothing is downloaded: Playwright is told to use /usr/bin/chromium, never its ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,16 @@ def chromium_missing() -> str | None:
     except ImportError:
         return "Playwright for Python is missing: pip install -e '.[dev]'"
     return None
+
+
+async def until(page: Any, expression: str, timeout: float = 15.0) -> None:
+    """Wait until a JavaScript expression is true in the page. (Playwright's own
+    wait_for_function polls with eval inside the page, which the pages' CSP forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {expression}")
+        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:
