@@ -46,6 +46,9 @@ from bot.ui.context import UiContext, ui_context
 from bot.ui.discord_sender import DiscordSender
 from bot.ui.image_check import ImageCheck, build_detector
 from bot.ui.presenter import Presenter
+from bot.web.pages import PREFIX as PAGES_PREFIX
+from bot.web.pages import WebPages
+from bot.web.signing import signer_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ EXTENSIONS = (
     "cogs.show",
     "cogs.settings",
     "cogs.prefer",
+    "cogs.gallery",
 )
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # Seconds of shutdown spent posting results that are already known.
@@ -132,6 +136,7 @@ class AtelierBot(commands.AutoShardedBot):
         self._unsubscribe: object = None
         self._shutting_down = False
         self.http_server: HttpServer | None = None
+        self.web_pages: WebPages | None = None  # the editor and gallery (public_url)
         if config.http.listening:
             self.http_server = self._build_http_server()
 
@@ -141,6 +146,9 @@ class AtelierBot(commands.AutoShardedBot):
         server = HttpServer(settings.listen_host, settings.listen_port)
         if settings.public_url:  # providers can only call back to a public address
             server.add_routes(CallbackReceiver(self.engine).routes())
+            # Members' browsers reach the pages there too: links need that address.
+            self.web_pages = WebPages(self.atelier, signer_for(self.config))
+            server.app.add_subapp(PAGES_PREFIX, self.web_pages.app())
         server.add_routes(Health(self.gateway_state, self._ping_store).routes())
         server.add_routes(self.metrics.routes())
         return server

@@ -182,6 +182,11 @@ class HttpConfig(_Section):
     public_url: str = ""
     listen_host: str = "0.0.0.0"
     listen_port: int = Field(default=8080, ge=0, le=65535)
+    # The web pages' links (Vary (Region) editor, /gallery) expire after this many
+    # minutes. The key that signs them: this, or one made once and kept beside the store
+    # (web.key); never logged.
+    link_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    link_secret: SecretStr | None = None
 
     @property
     def listening(self) -> bool:

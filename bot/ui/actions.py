@@ -28,6 +28,7 @@ from bot.ui.outgoing import ChannelGone
 from bot.ui.regions import parse_zoom, regions_from, with_zoom
 from bot.ui.replies import UserError, guarded, tell
 from bot.vocab import Action, action_name
+from bot.web.discord_links import offer_editor
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ def _check_action(ctx: UiContext, job: Job, target: Target) -> str | None:
             else what
         )
     return None
+
+
+# The web editor's submit asks the same (it has no interaction).
+check_action = _check_action
 
 
 def _request(
@@ -273,6 +278,8 @@ async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: 
     job = await _pressed_job(ctx, interaction, target, timeout=MODAL_READ_TIMEOUT)
     if job is None:
         return
+    if target.action == Action.INPAINT.value and await offer_editor(interaction, target):
+        return  # [http] public_url is set: a link to the web editor instead of the form
     if describe.opens_form(target):
         form = describe.prompt_form(target, job)
     elif target.action == Action.INPAINT.value:

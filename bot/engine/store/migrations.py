@@ -189,9 +189,18 @@ MIGRATIONS: list[Sequence[Statement]] = [
     ),
     # 6: a reaction (✉️, ❌) on one of the bot's messages finds its job by message id.
     ("CREATE INDEX jobs_message ON jobs (message_id)",),
-    # 8 (after issue 11's 7, a table of used link nonces, once both are merged): which
-    # live process follows each active job, until when (`leases.py`). A row per leased
-    # job; none for a finished one.
+    # 7: the web editor's links that were used for a submit (each works once), by nonce.
+    (
+        Dialects(
+            sqlite="CREATE TABLE used_links (nonce TEXT PRIMARY KEY, used_at REAL NOT NULL)",
+            postgresql="""CREATE TABLE used_links (
+            nonce TEXT PRIMARY KEY,
+            used_at DOUBLE PRECISION NOT NULL
+        )""",
+        ),
+    ),
+    # 8: which live process follows each active job, until when (`leases.py`). A row per
+    # leased job; none for a finished one.
     (
         """CREATE TABLE leases (
             job_id TEXT PRIMARY KEY,
