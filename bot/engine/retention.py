@@ -196,9 +196,10 @@ class MediaRetention(BackgroundLoop):
                 folder.protected = not folder.finished
                 folder.last_use = updated_at  # the files' time counts only for orphans
         # A follow-up uses its parent; a rerun's inputs are files in an older job's folder.
+        field = self.store.json_text("inputs")
         for parent_id, status, updated_at, inputs in await self._rows(
-            "SELECT parent_id, status, updated_at, json_extract(data, '$.inputs') FROM jobs "
-            "WHERE parent_id IS NOT NULL OR json_extract(data, '$.inputs') != '[]'"
+            f"SELECT parent_id, status, updated_at, {field} FROM jobs "
+            f"WHERE parent_id IS NOT NULL OR {field} != '[]'"
         ):
             running = status in _ACTIVE
             for used in _used_folders(parent_id, inputs):

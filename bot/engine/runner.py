@@ -154,6 +154,11 @@ class Runner(BackgroundLoop):
         """Jobs of a provider in flight there (sent, not finished)."""
         return sum(1 for job in self._jobs.values() if job.provider == provider)
 
+    def leases_held(self) -> int:
+        """Active jobs this process owns (follows, collects, presents). One process runs
+        a store today, so these are all of them; a shared store's leases count here."""
+        return len(self._jobs)
+
     # ---- the loop ----
 
     def _seconds_to_next(self) -> float:

@@ -39,7 +39,7 @@ from bot.engine.retention import MediaRetention
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
-from bot.engine.store import Store, Usage
+from bot.engine.store import Usage, store_for
 from bot.i18n import N_
 from bot.providers import build_provider
 from bot.providers.base import (
@@ -89,7 +89,7 @@ class Engine:
         self.config = config
         self.clock = clock
         self.events = EventBus()
-        self.store = Store(config.storage.path)
+        self.store = store_for(config.storage.target)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
         self.preferences = PreferenceStore(self)  # each member's own (/settings, /prefer)
@@ -457,7 +457,7 @@ class Engine:
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         parsed = parse_request_prompt(request, parent, provider)
-        check_inputs(request, provider.max_images)
+        check_inputs(request, provider)
         now = self.clock()
         job = new_job(request, parent, provider.name, parsed, now=now, deadline=now + self.deadline)
         images: list[ImageInput] | None = list(request.images)
@@ -551,6 +551,7 @@ class Engine:
             strength=job.strength,
             ref=followup.ref if followup else "",
             regions=list(job.regions),
+            polygons=list(job.polygons),
             dimensions=job.dimensions,
             callback_url=self._callback_url(self.providers[job.provider], job),
         )

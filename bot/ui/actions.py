@@ -30,6 +30,7 @@ from bot.ui.outgoing import ChannelGone
 from bot.ui.regions import parse_zoom, regions_from, with_zoom
 from bot.ui.replies import UserError, guarded, member_locale, tell
 from bot.vocab import Action, action_name
+from bot.web.discord_links import offer_editor
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ def _check_action(ctx: UiContext, job: Job, target: Target) -> str | None:
             else what
         )
     return None
+
+
+# The web editor's submit asks the same (it has no interaction).
+check_action = _check_action
 
 
 def _request(
@@ -298,6 +303,8 @@ async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: 
     if job is None:
         return
     locale = member_locale(interaction)  # a form is seen by the presser only
+    if target.action == Action.INPAINT.value and await offer_editor(interaction, target):
+        return  # [http] public_url is set: a link to the web editor instead of the form
     if describe.opens_form(target):
         form = describe.prompt_form(target, job, locale)
     elif target.action == Action.INPAINT.value:
