@@ -6,6 +6,10 @@
 - `discord.api_base_url` moves every REST call (interaction callbacks included) to a
   proxy such as nirn-proxy, or to the fake Discord in tests: `Route.BASE` is set before
   login. The gateway URL comes from `GET /gateway/bot` through that base.
+- Shard clusters: `[discord] shard_count`/`shard_ids` (or `run --shard-ids`) pick the
+  shards this process connects; the gateway address is always asked through
+  `api_base_url` (discord.py would dial its built-in one with a fixed shard count).
+- `[http]` serves `/healthz` and `/metrics` (bot.health, bot.metrics) beside callbacks.
 - The engine starts in `setup_hook` (after login, before the gateway) and stops on
   SIGTERM/SIGINT: running jobs stay in the store and resume at the next start, where the
   presenter finds their messages again.
@@ -18,17 +22,23 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
+from discord.gateway import DiscordWebSocket
 
 from bot.callbacks import CallbackReceiver
 from bot.config import Config
+from bot.engine import census
 from bot.engine.models import EventKind, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
 from bot.engine.service import Engine
+from bot.health import GatewayState, Health
 from bot.http_server import HttpServer
+from bot.metrics import BotMetrics
 from bot.ui import actions
 from bot.ui.audit_channel import AuditChannel
 from bot.ui.buttons import JobButton, build_view
@@ -36,6 +46,10 @@ from bot.ui.context import UiContext, ui_context
 from bot.ui.discord_sender import DiscordSender
 from bot.ui.image_check import ImageCheck, build_detector
 from bot.ui.presenter import Presenter
+from bot.ui.translator import CatalogueTranslator
+from bot.web.pages import PREFIX as PAGES_PREFIX
+from bot.web.pages import WebPages
+from bot.web.signing import signer_for
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,7 @@ EXTENSIONS = (
     "cogs.show",
     "cogs.settings",
     "cogs.prefer",
+    "cogs.gallery",
 )
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # Seconds of shutdown spent posting results that are already known.
@@ -72,8 +87,21 @@ def intents() -> discord.Intents:
     return wanted
 
 
+def shard_options(config: Config) -> dict[str, Any]:
+    """A shard cluster: this process connects `shard_ids` of `shard_count` (discord.py
+    wants neither key rather than None: unset, it asks Discord how many and runs all)."""
+    options: dict[str, Any] = {}
+    if config.discord.shard_count is not None:
+        options["shard_count"] = config.discord.shard_count
+    if config.discord.shard_ids:
+        options["shard_ids"] = list(config.discord.shard_ids)
+    return options
+
+
 class AtelierBot(commands.AutoShardedBot):
     def __init__(self, config: Config) -> None:
+        # Made first: discord.py's HTTP session is traced from its creation on.
+        self.metrics = BotMetrics(config.discord.api_base_url)
         super().__init__(
             command_prefix=commands.when_mentioned,  # unused: everything is a slash command
             help_command=None,
@@ -85,9 +113,12 @@ class AtelierBot(commands.AutoShardedBot):
             # writer; the presenter then backs that channel off and coalesces.
             max_ratelimit_timeout=30.0,
             tree_cls=AtelierTree,
+            http_trace=self.metrics.discord.trace,
+            **shard_options(config),
         )
         self.config = config
         self.engine = Engine(config)
+        self.metrics.watch(self.engine)
         sender = DiscordSender(self, build_view)
         presenter = Presenter(
             self.engine,
@@ -96,8 +127,10 @@ class AtelierBot(commands.AutoShardedBot):
             channel_edits_per_5s=config.discord.channel_edits_per_5s,
         )
         self.atelier = UiContext(config, self.engine, presenter, sender)
+        presenter.locale_of = sender.guild_locale  # channel messages in the server's language
         # Refusals and settings changes, posted to each server's audit channel (paced).
         self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
+        self.audit_channel.locale_of = sender.guild_locale
         self.engine.audit.subscribe(self.audit_channel.on_entry)
         moderation = config.moderation
         detector = build_detector(moderation.image_check, moderation.image_check_score)
@@ -106,6 +139,7 @@ class AtelierBot(commands.AutoShardedBot):
         self._unsubscribe: object = None
         self._shutting_down = False
         self.http_server: HttpServer | None = None
+        self.web_pages: WebPages | None = None  # the editor and gallery (public_url)
         if config.http.listening:
             self.http_server = self._build_http_server()
 
@@ -115,7 +149,29 @@ class AtelierBot(commands.AutoShardedBot):
         server = HttpServer(settings.listen_host, settings.listen_port)
         if settings.public_url:  # providers can only call back to a public address
             server.add_routes(CallbackReceiver(self.engine).routes())
+            # Members' browsers reach the pages there too: links need that address.
+            self.web_pages = WebPages(self.atelier, signer_for(self.config))
+            server.app.add_subapp(PAGES_PREFIX, self.web_pages.app())
+        server.add_routes(Health(self.gateway_state, self._ping_store).routes())
+        server.add_routes(self.metrics.routes())
         return server
+
+    def gateway_state(self) -> GatewayState:
+        shards = {shard_id: not info.is_closed() for shard_id, info in self.shards.items()}
+        return GatewayState(ready=self.is_ready(), shards=shards)
+
+    async def _ping_store(self) -> None:
+        await census.ping(self.engine.store)
+
+    async def launch_shards(self) -> None:
+        # discord.py dials its built-in gateway address with a fixed shard count, and
+        # after a failed resume whatever the count; the address is asked for instead,
+        # through api_base_url (a REST proxy, or the fake Discord in tests).
+        count, url, _ = await self.http.get_bot_gateway()
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        if self.shard_count is None:  # unset: Discord's recommended count, all here
+            self.shard_count = count
+        await super().launch_shards()
 
     async def setup_hook(self) -> None:
         # Subscribe before the engine starts: jobs failed at resume are announced then.
@@ -125,7 +181,7 @@ class AtelierBot(commands.AutoShardedBot):
         except StoreInUse as err:  # a second bot would send and post everything twice
             raise StartupError(str(err)) from err
         except Exception as err:
-            raise StartupError(f"cannot open the store {self.config.storage.path}: {err}") from err
+            raise StartupError(f"cannot open the store {self.engine.store.where}: {err}") from err
         # Outcomes reached while no process was showing them (a kill -9 between a job
         # finishing and its result being posted) are shown now.
         for job in await self.engine.undelivered(Origin.DISCORD):
@@ -142,6 +198,7 @@ class AtelierBot(commands.AutoShardedBot):
         self.add_listener(actions.on_modal_submit, "on_interaction")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        await self.tree.set_translator(CatalogueTranslator())  # zh-CN names and descriptions
         await self.sync_commands()
 
     async def sync_commands(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, load_config, shard_problem
 from bot.engine.audit import to_csv
 from bot.engine.models import Job, JobRequest, JobStatus, JobUpdate, Origin
 from bot.engine.ownership import StoreInUse
@@ -44,7 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", default=None, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", parents=[common], help="start the Discord bot")
+    run = commands.add_parser("run", parents=[common], help="start the Discord bot")
+    run.add_argument(
+        "--shard-ids",
+        type=shard_ids,
+        metavar="IDS",
+        help="the shards this process connects, e.g. 0,1 (needs --shard-count or "
+        "[discord] shard_count; overrides [discord] shard_ids)",
+    )
+    run.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="how many shards the whole bot has (overrides [discord] shard_count)",
+    )
     imagine = commands.add_parser(
         "imagine", parents=[common], help="run one /imagine job here, with live progress"
     )
@@ -97,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from bot.app import run_bot
 
+            problem = apply_shards(config, args.shard_ids, args.shard_count)
+            if problem:
+                print(f"atelier: {problem}.", file=sys.stderr)
+                return EXIT_BAD_INPUT
             return run_bot(config)
         if args.command == "imagine":
             return asyncio.run(imagine(config, args.prompt, args.provider, Path(args.out)))
@@ -109,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "jobs":
             return asyncio.run(list_jobs(config, args.limit))
         return asyncio.run(check(config))
+    except _StoreUnreadable as err:
+        print(f"atelier: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(
             "\natelier: interrupted; running jobs stay in the store and resume at the next "
@@ -116,6 +136,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def shard_ids(text: str) -> list[int]:
+    """`--shard-ids 0,1` -> [0, 1]."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of shard numbers; write them like 0,1"
+        ) from None
+
+
+def apply_shards(config: Config, ids: list[int] | None, count: int | None) -> str:
+    """Put `--shard-ids`/`--shard-count` over the config's; what is wrong, or ""."""
+    if ids is None and count is None:
+        return ""
+    chosen_ids = config.discord.shard_ids if ids is None else ids
+    chosen_count = config.discord.shard_count if count is None else count
+    if chosen_count is not None and chosen_count < 1:
+        return "--shard-count must be 1 or more"
+    problem = shard_problem(chosen_ids, chosen_count)
+    if problem:
+        return problem.replace("shard_ids", "--shard-ids").replace("shard_count", "--shard-count")
+    config.discord = config.discord.model_copy(
+        update={"shard_ids": chosen_ids, "shard_count": chosen_count}
+    )
+    return ""
 
 
 # --------------------------------------------------------------------------- imagine
@@ -153,7 +200,7 @@ async def _follow(
         # None: that process went away meanwhile, so this one resumes the job itself.
         return await _follow(config, out, stream, job_id=job_id) if followed is None else followed
     except Exception as err:
-        print(f"atelier: cannot open the store {config.storage.path}: {err}", file=stream)
+        print(f"atelier: cannot open the store {engine.store.where}: {err}", file=stream)
         return EXIT_BAD_INPUT
     updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
     unsubscribe = engine.subscribe(updates.put_nowait)
@@ -203,7 +250,7 @@ async def _follow_elsewhere(config: Config, job_id: str, out: Path, stream: Text
         async for job in engine.watch(job_id):
             if not bar.last_line:  # the first sight of it
                 print(
-                    f"atelier: another process runs {config.storage.path}; following job "
+                    f"atelier: another process runs {engine.store.where}; following job "
                     f"{job_id} there, read-only.",
                     file=stream,
                 )
@@ -290,11 +337,19 @@ class ProgressBar:
 # --------------------------------------------------------------------------- jobs, check
 
 
+class _StoreUnreadable(Exception):
+    """The store a reading command needs cannot be opened; worded for the operator."""
+
+
 @contextlib.asynccontextmanager
 async def _reading(config: Config) -> AsyncIterator[Engine]:
     """An engine that only reads the store: nothing is polled or sent."""
     engine = Engine(config)
-    await engine.start(run=False)
+    try:
+        await engine.start(run=False)
+    except Exception as err:  # a missing folder, an unreachable database, ...
+        await engine.stop()
+        raise _StoreUnreadable(f"cannot open the store {engine.store.where}: {err}") from err
     try:
         yield engine
     finally:

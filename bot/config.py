@@ -53,11 +53,53 @@ class DiscordConfig(_Section):
     channel_edits_per_5s: int = Field(default=4, ge=1, le=10)
     # Largest attachment accepted for /imagine, /describe, /blend, in MiB.
     max_attachment_mib: float = Field(default=10, gt=0, le=100)
+    # Shard clusters: this process connects `shard_ids` (all when empty) of `shard_count`
+    # shards. Unset: Discord's recommended count, every shard in this process.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> DiscordConfig:
+        problem = shard_problem(self.shard_ids, self.shard_count)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def shard_problem(shard_ids: list[int], shard_count: int | None) -> str:
+    """What is wrong with a shard choice ("" when nothing), worded for the operator."""
+    if shard_ids and shard_count is None:
+        return "shard_ids needs shard_count too (how many shards the whole bot has)"
+    if shard_count is not None:
+        outside = [i for i in shard_ids if not 0 <= i < shard_count]
+        if outside:
+            return f"shard ids must be 0 to {shard_count - 1} with shard_count {shard_count}"
+    if len(set(shard_ids)) != len(shard_ids):
+        return "shard_ids lists a shard twice"
+    return ""
 
 
 class StorageConfig(_Section):
     path: str = "data/atelier.db"
     media_dir: str = "data/media"
+    # A PostgreSQL database instead of the SQLite file at `path`: "postgresql://user@host/db"
+    # (the password is best left to $PGPASSWORD or ~/.pgpass, out of the config file).
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                'must be a PostgreSQL URL such as "postgresql://atelier@localhost/atelier" '
+                "(leave it out to use the SQLite file at [storage] path)"
+            )
+        return value
+
+    @property
+    def target(self) -> str:
+        """What the store opens: the PostgreSQL URL when set, else the SQLite path."""
+        return self.url or self.path
 
 
 class EngineConfig(_Section):
@@ -140,6 +182,11 @@ class HttpConfig(_Section):
     public_url: str = ""
     listen_host: str = "0.0.0.0"
     listen_port: int = Field(default=8080, ge=0, le=65535)
+    # The web pages' links (Vary (Region) editor, /gallery) expire after this many
+    # minutes. The key that signs them: this, or one made once and kept beside the store
+    # (web.key); never logged.
+    link_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    link_secret: SecretStr | None = None
 
     @property
     def listening(self) -> bool:

@@ -18,11 +18,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
+from bot.mask_geometry import drawn_polygon, pixel_box, pixel_polygon, signed_area
 from bot.media_pool import Lane, run_image_work
 
-__all__ = ["Lane", "run_image_work"]  # re-exported: callers pick a lane here
+# Re-exported: callers pick a lane here, and providers convert Vary (Region) areas with
+# the same arithmetic as the masks drawn here.
+__all__ = ["Lane", "pixel_box", "pixel_polygon", "run_image_work", "signed_area"]
 
 # 8192 x 8192: above Midjourney's largest upscale (4096 x 4096 from a 4x upscale) with
 # room to spare, and well under Pillow's own bomb threshold (~89 Mpx), so that our clear
@@ -458,42 +461,45 @@ def _human(size: int) -> str:
 
 
 def region_mask(
-    size: tuple[int, int], regions: Sequence[tuple[float, float, float, float]]
+    size: tuple[int, int],
+    regions: Sequence[tuple[float, float, float, float]],
+    polygons: Sequence[Sequence[Sequence[float]]] = (),
 ) -> bytes:
     """A PNG mask for Vary (Region): black, with white where the image is to be redrawn.
+    This is the `maskBase64` format midjourney-proxy expects; see `draw_mask`."""
+    if not regions and not polygons:
+        raise MediaError("Select at least one area to redraw.")
+    # RGB rather than greyscale: some proxies pass the mask on assuming three channels.
+    return _png(draw_mask(size, regions, polygons).convert("RGB"))
+
+
+def draw_mask(
+    size: tuple[int, int],
+    regions: Sequence[tuple[float, float, float, float]],
+    polygons: Sequence[Sequence[Sequence[float]]] = (),
+) -> Image.Image:
+    """The mask as a greyscale image: 0, and 255 inside the areas.
 
     `regions` are rectangles as fractions of the image (x0, y0, x1, y1), in any corner
-    order; they are clamped to the image and rounded outwards so that no region, however
-    thin, vanishes. This is the `maskBase64` format midjourney-proxy expects.
-    """
+    order; `polygons` are lassos, their (x, y) fractions in drawing order. Both are
+    clamped to the image and rounded outwards so that no area, however thin, vanishes
+    (a lasso's outline is drawn as well as its inside)."""
     width, height = size
     if width <= 0 or height <= 0:
         raise MediaError(f"A mask needs a positive size, not {width}x{height}.")
-    if not regions:
-        raise MediaError("Select at least one area to redraw.")
     mask = new_canvas("L", (width, height), 0)
     for region in regions:
         box = pixel_box(region, (width, height))
         if box is None:
             raise MediaError(f"The area {tuple(region)} is not a rectangle inside the image.")
         mask.paste(255, box)
-    # RGB rather than greyscale: some proxies pass the mask on assuming three channels.
-    return _png(mask.convert("RGB"))
-
-
-def pixel_box(region: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """A fractional (x0, y0, x1, y1) rectangle as a pixel box, or None when it is empty."""
-    if len(region) != 4 or not all(math.isfinite(v) for v in region):
-        return None
-    width, height = size
-    x0, x1 = sorted(min(1.0, max(0.0, float(v))) for v in (region[0], region[2]))
-    y0, y1 = sorted(min(1.0, max(0.0, float(v))) for v in (region[1], region[3]))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    left, top = math.floor(x0 * width), math.floor(y0 * height)
-    right, bottom = math.ceil(x1 * width), math.ceil(y1 * height)
-    right, bottom = max(right, left + 1), max(bottom, top + 1)
-    return left, top, min(right, width), min(bottom, height)
+    pen = ImageDraw.Draw(mask)
+    for polygon in polygons:
+        points = drawn_polygon(polygon, (width, height))
+        if not points:
+            raise MediaError("A drawn area has no point inside the image.")
+        pen.polygon(points, fill=255, outline=255)
+    return mask
 
 
 # --------------------------------------------------------------------------- metadata
@@ -584,6 +590,8 @@ async def a_fit_to_limit(data: bytes, max_bytes: int, *, lane: Lane = Lane.SHARE
 
 
 async def a_region_mask(
-    size: tuple[int, int], regions: Sequence[tuple[float, float, float, float]]
+    size: tuple[int, int],
+    regions: Sequence[tuple[float, float, float, float]],
+    polygons: Sequence[Sequence[Sequence[float]]] = (),
 ) -> bytes:
-    return await run_image_work(Lane.SHARED, region_mask, size, list(regions))
+    return await run_image_work(Lane.SHARED, region_mask, size, list(regions), list(polygons))

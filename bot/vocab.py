@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from bot.i18n import Text
+
 
 class Action(enum.StrEnum):
     """Everything a user can ask for. A job has exactly one action."""
@@ -95,26 +97,26 @@ MIDJOURNEY_PARAMS: frozenset[str] = ALL_PARAMS - {Param.STEPS, Param.ZOOM}
 # --------------------------------------------------------------------------- labels
 
 ACTION_NAMES: dict[Action, str] = {
-    Action.IMAGINE: "Imagine",
-    Action.UPSCALE: "Upscale",
-    Action.VARIATION: "Variation",
-    Action.REROLL: "Reroll",
-    Action.UPSCALE_SUBTLE: "Upscale (Subtle)",
-    Action.UPSCALE_CREATIVE: "Upscale (Creative)",
-    Action.VARY_SUBTLE: "Vary (Subtle)",
-    Action.VARY_STRONG: "Vary (Strong)",
-    Action.ZOOM: "Zoom Out",
-    Action.PAN: "Pan",
-    Action.INPAINT: "Vary (Region)",
-    Action.MAKE_SQUARE: "Make Square",
-    Action.DESCRIBE: "Describe",
-    Action.BLEND: "Blend",
-    Action.SHORTEN: "Shorten",
-    Action.SWAP_FACE: "Face swap",
-    Action.ANIMATE_LOW: "Animate (Low motion)",
-    Action.ANIMATE_HIGH: "Animate (High motion)",
-    Action.EXTEND_LOW: "Extend (Low motion)",
-    Action.EXTEND_HIGH: "Extend (High motion)",
+    Action.IMAGINE: Text("Imagine"),
+    Action.UPSCALE: Text("Upscale"),
+    Action.VARIATION: Text("Variation"),
+    Action.REROLL: Text("Reroll"),
+    Action.UPSCALE_SUBTLE: Text("Upscale (Subtle)"),
+    Action.UPSCALE_CREATIVE: Text("Upscale (Creative)"),
+    Action.VARY_SUBTLE: Text("Vary (Subtle)"),
+    Action.VARY_STRONG: Text("Vary (Strong)"),
+    Action.ZOOM: Text("Zoom Out"),
+    Action.PAN: Text("Pan"),
+    Action.INPAINT: Text("Vary (Region)"),
+    Action.MAKE_SQUARE: Text("Make Square"),
+    Action.DESCRIBE: Text("Describe"),
+    Action.BLEND: Text("Blend"),
+    Action.SHORTEN: Text("Shorten"),
+    Action.SWAP_FACE: Text("Face swap"),
+    Action.ANIMATE_LOW: Text("Animate (Low motion)"),
+    Action.ANIMATE_HIGH: Text("Animate (High motion)"),
+    Action.EXTEND_LOW: Text("Extend (Low motion)"),
+    Action.EXTEND_HIGH: Text("Extend (High motion)"),
 }
 
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
@@ -123,16 +125,16 @@ PAN_EMOJI = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇�
 # Button (label, emoji) per action where neither depends on the index or variant.
 _BUTTONS: dict[Action, tuple[str | None, str | None]] = {
     Action.REROLL: (None, "🔄"),
-    Action.UPSCALE_SUBTLE: ("Upscale (Subtle)", None),
-    Action.UPSCALE_CREATIVE: ("Upscale (Creative)", None),
-    Action.VARY_SUBTLE: ("Vary (Subtle)", "🪄"),
-    Action.VARY_STRONG: ("Vary (Strong)", "🪄"),
-    Action.INPAINT: ("Vary (Region)", "🖌️"),
-    Action.MAKE_SQUARE: ("Make Square", None),
-    Action.ANIMATE_LOW: ("Animate (Low motion)", "🎞️"),
-    Action.ANIMATE_HIGH: ("Animate (High motion)", "🎞️"),
-    Action.EXTEND_LOW: ("Extend (Low motion)", "🎞️"),
-    Action.EXTEND_HIGH: ("Extend (High motion)", "🎞️"),
+    Action.UPSCALE_SUBTLE: (Text("Upscale (Subtle)"), None),
+    Action.UPSCALE_CREATIVE: (Text("Upscale (Creative)"), None),
+    Action.VARY_SUBTLE: (Text("Vary (Subtle)"), "🪄"),
+    Action.VARY_STRONG: (Text("Vary (Strong)"), "🪄"),
+    Action.INPAINT: (Text("Vary (Region)"), "🖌️"),
+    Action.MAKE_SQUARE: (Text("Make Square"), None),
+    Action.ANIMATE_LOW: (Text("Animate (Low motion)"), "🎞️"),
+    Action.ANIMATE_HIGH: (Text("Animate (High motion)"), "🎞️"),
+    Action.EXTEND_LOW: (Text("Extend (Low motion)"), "🎞️"),
+    Action.EXTEND_HIGH: (Text("Extend (High motion)"), "🎞️"),
 }
 
 
@@ -150,7 +152,9 @@ def button_label(
     if action is Action.VARIATION:
         return f"V{index}", None
     if action is Action.ZOOM:
-        return ("Custom Zoom", "🔍") if variant == "custom" else (f"Zoom Out {variant}x", "🔍")
+        if variant == "custom":
+            return Text("Custom Zoom"), "🔍"
+        return Text("Zoom Out {variant}x", variant=variant), "🔍"
     if action is Action.PAN:
         return None, PAN_EMOJI.get(variant, "↔️")
     return _BUTTONS.get(action, (action_name(action), None))

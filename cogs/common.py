@@ -10,15 +10,17 @@ import discord
 from discord import app_commands
 
 from bot.engine.models import ImageInput, Job, JobRequest, Origin
+from bot.i18n import Text, render, tr
 from bot.ui.actions import is_manager, role_ids, start_job
 from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
-from bot.ui.replies import UserError, guarded
+from bot.ui.replies import UserError, guarded, member_locale
 from bot.vocab import Action
 
 log = logging.getLogger(__name__)
 
 MAX_CHOICES = 25
+YOUR_JOB = Text("Your job")
 
 
 def provider_names(ctx: UiContext, action: Action, current: str) -> list[str]:
@@ -57,32 +59,43 @@ def check_channel(interaction: discord.Interaction) -> None:
     missing = [
         name
         for name, ok in (
-            ("View Channel", permissions.view_channel),
-            ("Send Messages", can_send),
-            ("Attach Files", permissions.attach_files),
-            ("Read Message History", permissions.read_message_history),
+            (Text("View Channel"), permissions.view_channel),
+            (Text("Send Messages"), can_send),
+            (Text("Attach Files"), permissions.attach_files),
+            (Text("Read Message History"), permissions.read_message_history),
         )
         if not ok
     ]
     if missing:
+        locale = member_locale(interaction)
         raise UserError(
-            f"I cannot post results in this channel: I need {', '.join(missing)} here. "
-            "Ask a server admin, or use another channel."
+            Text(
+                "I cannot post results in this channel: I need {permissions} here. "
+                "Ask a server admin, or use another channel.",
+                permissions=", ".join(name.render(locale) for name in missing),
+            )
         )
 
 
 async def start_and_point(
-    interaction: discord.Interaction, request: JobRequest, *, what: str = "Your job"
+    interaction: discord.Interaction, request: JobRequest, *, what: str = YOUR_JOB
 ) -> None:
     """Submit a request from a slash command (already deferred, ephemeral), post the
     job's message in the channel, and point the private reply at it."""
     ctx = ui_context(interaction.client)
+    locale = member_locale(interaction)
+    kind = render(what, locale)
 
     async def while_waiting(job: Job) -> None:
         # The webhook edit does not count against the channel's limit: say it at once.
         await interaction.edit_original_response(
-            content=f"✅ {what} `{job.id}` has started. This channel is busy, so its message "
-            "will appear here in a moment.",
+            content=tr(
+                locale,
+                "✅ {what} `{job_id}` has started. This channel is busy, so its message "
+                "will appear here in a moment.",
+                what=kind,
+                job_id=job.id,
+            ),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -90,13 +103,25 @@ async def start_and_point(
         ctx, interaction, request, reply_to=None, while_waiting=while_waiting
     )
     if message_id is None:
-        where = "this channel (as soon as Discord lets me post)"
+        where = tr(locale, "this channel (as soon as Discord lets me post)")
     else:
         where = ctx.sender.jump_url(job.guild_id, interaction.channel_id or 0, message_id)
     if job.failure and job.finished:
-        text = f"❌ Job `{job.id}` failed: {job.failure}\nDetails: {where}"
+        text = tr(
+            locale,
+            "❌ Job `{job_id}` failed: {failure}\nDetails: {where}",
+            job_id=job.id,
+            failure=Text(job.failure or ""),
+            where=where,
+        )
     else:
-        text = f"✅ {what} `{job.id}` is on its way → {where}"
+        text = tr(
+            locale,
+            "✅ {what} `{job_id}` is on its way → {where}",
+            what=kind,
+            job_id=job.id,
+            where=where,
+        )
     await interaction.edit_original_response(
         content=text[:2000], allowed_mentions=discord.AllowedMentions.none()
     )
@@ -106,7 +131,7 @@ async def command_job(
     interaction: discord.Interaction,
     action: Action,
     *,
-    what: str = "Your job",
+    what: str = YOUR_JOB,
     provider: str | None = None,
     prompt: str = "",
     attachments: Sequence[discord.Attachment | None] = (),

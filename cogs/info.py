@@ -9,44 +9,67 @@ from discord.ext import commands
 
 from bot.engine.models import Action, Job, JobStatus
 from bot.engine.spending import Balance
+from bot.i18n import Text, tr
 from bot.ui import render, settings_panel
 from bot.ui.context import UiContext, ui_context
-from bot.ui.replies import guarded, tell
+from bot.ui.replies import guarded, member_locale, tell
 from cogs.common import defer_private, make_request
 
-
-def _credits(value: float) -> str:
-    return f"{value:g} credit{'' if value == 1 else 's'}"
+Locale = str | None
 
 
-def _period(name: str, spent: float, left: float | None, limit: float | None, at: float) -> str:
+def _credits(value: float, locale: Locale = None) -> str:
+    if value == 1:
+        return tr(locale, "{n:g} credit", n=value)
+    return tr(locale, "{n:g} credits", n=value)
+
+
+def _period(
+    name: Text, spent: float, left: float | None, limit: float | None, at: float, locale: Locale
+) -> str:
     if limit is None:
-        return f"**{name}**: {_credits(spent)} spent · no limit"
-    return (
-        f"**{name}**: {_credits(spent)} of {limit:g} spent · **{_credits(left or 0)} left** · "
-        f"resets <t:{int(at)}:R>"
+        return tr(
+            locale,
+            "**{name}**: {spent} spent · no limit",
+            name=name,
+            spent=_credits(spent, locale),
+        )
+    return tr(
+        locale,
+        "**{name}**: {spent} of {limit:g} spent · **{left} left** · resets <t:{at}:R>",
+        name=name,
+        spent=_credits(spent, locale),
+        limit=limit,
+        left=_credits(left or 0, locale),
+        at=int(at),
     )
 
 
-def info_text(balance: Balance) -> str:
+def info_text(balance: Balance, locale: Locale = None) -> str:
     """The /info answer (Discord timestamps show each reset in the reader's own time)."""
     budget = balance.budget
     lines = [
-        "**Your spending**",
+        tr(locale, "**Your spending**"),
         _period(
-            "Today", balance.spent_today, balance.left_today, budget.daily, balance.day_resets_at
+            Text("Today"),
+            balance.spent_today,
+            balance.left_today,
+            budget.daily,
+            balance.day_resets_at,
+            locale,
         ),
         _period(
-            "This month",
+            Text("This month"),
             balance.spent_month,
             balance.left_month,
             budget.monthly,
             balance.month_resets_at,
+            locale,
         ),
     ]
     if budget.max_active is not None:
-        lines.append(f"Jobs at once: up to {budget.max_active}.")
-    lines.append("-# A job the provider fails, or one never sent, is refunded.")
+        lines.append(tr(locale, "Jobs at once: up to {n}.", n=budget.max_active))
+    lines.append("-# " + tr(locale, "A job the provider fails, or one never sent, is refunded."))
     return "\n".join(lines)
 
 
@@ -73,20 +96,22 @@ async def active_jobs(ctx: UiContext, user_id: str, guild_id: str | None) -> lis
     return jobs
 
 
-def job_line(job: Job) -> str:
+def job_line(job: Job, locale: Locale = None) -> str:
     prompt = job.prompt.strip()
     what = f" · {prompt[:PROMPT_CHARS]}{'…' if len(prompt) > PROMPT_CHARS else ''}"
-    return f"`{job.id}` {job.action.value}{what if prompt else ''}\n  {render.status_line(job)}"
+    status = render.status_line(job, locale)
+    return f"`{job.id}` {job.action.value}{what if prompt else ''}\n  {status}"
 
 
-def jobs_text(jobs: list[Job]) -> str:
+def jobs_text(jobs: list[Job], locale: Locale = None) -> str:
     """The /info lines about the member's running and waiting jobs."""
     if not jobs:
-        return "**Your jobs**: none running or waiting."
-    lines = [f"**Your jobs** ({len(jobs)} running or waiting)"]
-    lines += [job_line(job) for job in jobs[:ACTIVE_SHOWN]]
+        return tr(locale, "**Your jobs**: none running or waiting.")
+    lines = [tr(locale, "**Your jobs** ({n} running or waiting)", n=len(jobs))]
+    lines += [job_line(job, locale) for job in jobs[:ACTIVE_SHOWN]]
     if len(jobs) > ACTIVE_SHOWN:
-        lines.append(f"…and {len(jobs) - ACTIVE_SHOWN} more (/jobs lists them).")
+        more = len(jobs) - ACTIVE_SHOWN
+        lines.append(tr(locale, "…and {n} more (/jobs lists them).", n=more))
     return "\n".join(lines)
 
 
@@ -102,8 +127,11 @@ class Info(commands.Cog):
             balance = await ctx.engine.spending.balance(request)
             jobs = await active_jobs(ctx, str(interaction.user.id), request.guild_id)
             prefs = await ctx.engine.preferences.get(request.guild_id, str(interaction.user.id))
-            mine = "\n".join(["**Your settings** (/settings)", *settings_panel.summary(prefs)])
-            await tell(interaction, f"{jobs_text(jobs)}\n\n{info_text(balance)}\n\n{mine}")
+            locale = member_locale(interaction)
+            summary = settings_panel.summary(prefs, locale)
+            mine = "\n".join([tr(locale, "**Your settings** (/settings)"), *summary])
+            answer = f"{jobs_text(jobs, locale)}\n\n{info_text(balance, locale)}\n\n{mine}"
+            await tell(interaction, answer)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.engine import preferences
 from bot.engine.preferences import Preferences
+from bot.i18n import Text
 from bot.ui.context import ui_context
 from bot.ui.replies import guarded, tell
 from cogs.common import defer_private
@@ -35,7 +36,7 @@ async def edit(interaction: discord.Interaction, change: Edit, *, save: bool = T
 
 def _toggle_remix(prefs: Preferences) -> str:
     prefs.remix = not prefs.remix
-    return f"Remix is {'on' if prefs.remix else 'off'}."
+    return Text("Remix is on.") if prefs.remix else Text("Remix is off.")
 
 
 class Prefer(commands.Cog):

@@ -31,6 +31,7 @@ async def setup(bot: commands.Bot) -> None:
         engine.store.job_for_message,
         ctx.sender.upload_limit,
         image_check=lambda: presenter.image_check,  # the server's check covers DMs too
+        locale_of=ctx.sender.guild_locale,
     )
     presenter.posted = handler.note_posted  # so a fresh result is found at once
     await bot.add_cog(ReactionsCog(handler))

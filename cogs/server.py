@@ -15,9 +15,10 @@ from discord.ext import commands
 
 from bot.engine import access
 from bot.engine.settings import ServerSettings
+from bot.i18n import Text, tr
 from bot.ui.actions import is_manager
 from bot.ui.context import ui_context
-from bot.ui.replies import UserError, guarded, tell
+from bot.ui.replies import UserError, guarded, member_locale, tell
 from bot.vocab import Action
 from cogs.common import defer_private, provider_autocomplete
 
@@ -29,9 +30,9 @@ def _manager_guild(interaction: discord.Interaction) -> str:
     """The server being changed; UserError unless the asker may manage it (Discord hides
     the command from others by default, but a server can grant it to anyone)."""
     if interaction.guild_id is None:
-        raise UserError("/server works only in a server.")
+        raise UserError(Text("/server works only in a server."))
     if not is_manager(interaction):
-        raise UserError("Only members with Manage Server can change Atelier's settings here.")
+        raise UserError(Text("Only members with Manage Server can change Atelier's settings here."))
     return str(interaction.guild_id)
 
 
@@ -53,7 +54,7 @@ async def change(interaction: discord.Interaction, edit: Edit) -> None:
             by=str(interaction.user.id),
             channel_id=str(interaction.channel_id) if interaction.channel_id else None,
         )
-        await tell(interaction, f"✅ {done}")
+        await tell(interaction, "✅ " + done.render(member_locale(interaction)))
 
 
 class Server(commands.Cog):
@@ -84,8 +85,10 @@ class Server(commands.Cog):
             ctx = ui_context(interaction.client)
             settings = await ctx.engine.settings.get(_manager_guild(interaction))
             assert settings is not None
-            lines = access.describe(ctx.config, settings)
-            await tell(interaction, "\n".join(["**Atelier in this server**", *lines]))
+            locale = member_locale(interaction)
+            lines = access.describe(ctx.config, settings, locale)
+            title = tr(locale, "**Atelier in this server**")
+            await tell(interaction, "\n".join([title, *lines]))
 
     # ---- channels ----
 
@@ -217,8 +220,8 @@ class Server(commands.Cog):
             ctx = ui_context(interaction.client)
             settings = await ctx.engine.settings.get(_manager_guild(interaction))
             assert settings is not None
-            words = ", ".join(f"`{w}`" for w in settings.banned_words) or "(none)"
-            await tell(interaction, f"**Banned words here**: {words}")
+            words = ", ".join(f"`{w}`" for w in settings.banned_words) or Text("(none)")
+            await tell(interaction, Text("**Banned words here**: {words}", words=words))
 
     @audit.command(name="set", description="Report refusals and settings changes here")
     @app_commands.describe(channel="Where the lines go (keep it private to managers)")

@@ -12,11 +12,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine.models import Job, JobStatus, is_job_id
+from bot.engine.refusals import status_word
+from bot.i18n import Text
+from bot.i18n import render as render_text
 from bot.ui import render
 from bot.ui.actions import is_manager
 from bot.ui.context import UiContext, ui_context
 from bot.ui.outgoing import ChannelGone, SendError
-from bot.ui.replies import UserError, guarded, tell
+from bot.ui.replies import UserError, guarded, member_locale, tell
 from bot.ui.repost import repost, stored_images
 from cogs.common import MAX_CHOICES, check_channel, defer_private
 
@@ -27,24 +30,35 @@ def refusal(job: Job | None, job_id: str, interaction: discord.Interaction) -> s
     """Why this member may not show this job here, or None."""
     guild_id = str(interaction.guild_id) if interaction.guild_id else None
     if job is None or job.guild_id != guild_id:
-        return f"There is no job `{job_id}` in this server."
+        return Text("There is no job `{job_id}` in this server.", job_id=job_id)
     if job.user_id != str(interaction.user.id) and not is_manager(interaction):
-        return f"Job `{job.id}` is <@{job.user_id}>'s: only they, or a server manager, can show it."
+        return Text(
+            "Job `{job_id}` is <@{user}>'s: only they, or a server manager, can show it.",
+            job_id=job.id,
+            user=job.user_id,
+        )
     return None
 
 
-def not_shown(ctx: UiContext, job: Job) -> str | None:
+def not_shown(ctx: UiContext, job: Job, locale: str | None = None) -> str | None:
     """Why the job has nothing to post again (its status, or its images swept), or None."""
     if job.status is not JobStatus.SUCCEEDED:
         if job.finished:
             why = f": {job.failure}" if job.failure else ""
-            return f"Job `{job.id}` has no results to show; it {job.status.value}{why}"
-        return f"Job `{job.id}` has no results yet. {render.status_line(job)}"
+            return Text(
+                "Job `{job_id}` has no results to show; it {status}{why}",
+                job_id=job.id,
+                status=status_word(job.status),
+                why=why,
+            )
+        status = render.status_line(job, locale)
+        return Text("Job `{job_id}` has no results yet. {status}", job_id=job.id, status=status)
     images = stored_images(job)
     if images and not any(ctx.engine.media_path(rel).is_file() for rel in images):
-        return (
-            f"The images of job `{job.id}` are no longer kept (media retention removed "
-            "them), so it cannot be shown again."
+        return Text(
+            "The images of job `{job_id}` are no longer kept (media retention removed "
+            "them), so it cannot be shown again.",
+            job_id=job.id,
         )
     return None
 
@@ -88,9 +102,10 @@ async def show_job(interaction: discord.Interaction, job_id: str) -> None:
     """Check, repost and point the private answer at the new message."""
     ctx = ui_context(interaction.client)
     job = await ctx.engine.get(job_id) if is_job_id(job_id) else None
-    problem = refusal(job, job_id, interaction) or (not_shown(ctx, job) if job else None)
+    locale = member_locale(interaction)
+    problem = refusal(job, job_id, interaction) or (not_shown(ctx, job, locale) if job else None)
     if problem or job is None:
-        await tell(interaction, f"❌ {problem}")
+        await tell(interaction, f"❌ {render_text(problem or '', locale)}")
         return
     check_channel(interaction)
     assert interaction.channel_id is not None
@@ -105,13 +120,21 @@ async def show_job(interaction: discord.Interaction, job_id: str) -> None:
         )
     except ChannelGone:
         raise UserError(
-            "I cannot post in this channel (I need Send Messages, Attach Files and Read "
-            "Message History)."
+            Text(
+                "I cannot post in this channel (I need Send Messages, Attach Files and Read "
+                "Message History)."
+            )
         ) from None
     except SendError as err:
-        raise UserError(f"Job `{job.id}` could not be posted again ({err}); try later.") from None
+        raise UserError(
+            Text(
+                "Job `{job_id}` could not be posted again ({error}); try later.",
+                job_id=job.id,
+                error=str(err),
+            )
+        ) from None
     link = ctx.sender.jump_url(job.guild_id, interaction.channel_id, message_id)
-    await tell(interaction, f"✅ Job `{job.id}` → {link}")
+    await tell(interaction, Text("✅ Job `{job_id}` → {link}", job_id=job.id, link=link))
 
 
 async def setup(bot: commands.Bot) -> None:

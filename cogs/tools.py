@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import Text
 from bot.ui.context import ui_context
 from bot.vocab import Action
 from cogs.common import command_job, provider_autocomplete
@@ -30,7 +31,7 @@ class Describe(commands.Cog):
         await command_job(
             interaction,
             Action.DESCRIBE,
-            what="Describe job",
+            what=Text("Describe job"),
             provider=provider,
             attachments=[image],
         )
@@ -63,7 +64,7 @@ class Blend(commands.Cog):
         await command_job(
             interaction,
             Action.BLEND,
-            what="Blend job",
+            what=Text("Blend job"),
             provider=provider,
             attachments=[image1, image2, image3, image4, image5],
             dimensions=dimensions.upper(),
@@ -82,7 +83,7 @@ class Shorten(commands.Cog):
         provider: str | None = None,
     ) -> None:
         await command_job(
-            interaction, Action.SHORTEN, what="Shorten job", provider=provider, prompt=prompt
+            interaction, Action.SHORTEN, what=Text("Shorten job"), provider=provider, prompt=prompt
         )
 
 
@@ -107,7 +108,7 @@ class FaceSwap(commands.Cog):
         await command_job(
             interaction,
             Action.SWAP_FACE,
-            what="Face swap job",
+            what=Text("Face swap job"),
             provider=provider,
             attachments=[face, target],
         )

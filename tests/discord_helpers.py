@@ -67,9 +67,10 @@ state_dir = "{data_dir / "sandbox"}"
 class BotProcess:
     """`python -m bot run --config <path>` as a child process."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.config = config
         self.log_path = log_path
+        self.args = args  # more `atelier run` options, e.g. ("--shard-ids", "0")
         self.proc: asyncio.subprocess.Process | None = None
         self._log: Any = None
 
@@ -85,6 +86,7 @@ class BotProcess:
             "run",
             "--config",
             str(self.config),
+            *self.args,
             cwd=str(REPO),
             env=env,
             stdout=self._log,
@@ -113,6 +115,18 @@ class BotProcess:
     async def kill(self) -> None:
         await self.stop(signal.SIGKILL)
 
+    async def http_port(self, timeout: float = 30.0) -> int:
+        """The port `[http] listen_port = 0` got, as the bot logs it at start."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            found = re.search(r"HTTP server listening on [^\s:]+:(\d+)", self.log_text(10**7))
+            if found:
+                return int(found.group(1))
+            if not self.running:
+                break
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the bot did not say its HTTP port\n{self.log_text()}")
+
     def log_text(self, tail: int = 6000) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-tail:]
@@ -120,8 +134,10 @@ class BotProcess:
             return "(no log)"
 
 
-async def run_to_exit(config: Path, timeout: float = 60.0) -> tuple[int, str]:
-    """Run `python -m bot run` to its end; (exit code, its output)."""
+async def run_to_exit(
+    config: Path, timeout: float = 60.0, args: tuple[str, ...] = ()
+) -> tuple[int, str]:
+    """Run `python -m bot run` (with more `args`) to its end; (exit code, its output)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -129,6 +145,7 @@ async def run_to_exit(config: Path, timeout: float = 60.0) -> tuple[int, str]:
         "run",
         "--config",
         str(config),
+        *args,
         cwd=str(REPO),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -14,23 +14,45 @@ from typing import Any
 import pytest
 
 from bot.backoff import Backoff
+from bot.config import parse_config
 from bot.engine import loop as loop_module
+from bot.engine import models
 from bot.engine.loop import BackgroundLoop
 from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.ownership import StoreInUse
+from bot.engine.service import Engine
 from bot.engine.store import COLUMNS, Store
 from bot.vocab import Action
-from tests.test_engine import ScriptedProvider, make_engine, wait_done
+from tests.test_engine import ScriptedProvider, wait_done
+
+# Every test of a store runs on both databases (`store_target`: a SQLite file, then a
+# fresh PostgreSQL database; see tests/pg.py).
+
+
+def make_engine(tmp_path: Path, provider: ScriptedProvider, target: str) -> Engine:
+    """tests.test_engine.make_engine, on the store `target` names."""
+    where = {"url": target} if target.startswith("postgresql://") else {"path": target}
+    config = parse_config(
+        {
+            "storage": {**where, "media_dir": str(tmp_path / "media")},
+            "providers": [{"name": provider.name, "kind": "sandbox"}],
+        }
+    )
+    return Engine(config, providers={provider.name: provider})
+
 
 # --------------------------------------------------------------------------- a failed final save
 
 
 async def test_a_refused_final_save_is_retried_until_the_job_is_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    store_target: str,
 ) -> None:
     monkeypatch.setattr(loop_module, "SAVE_BACKOFF", Backoff(base=0.02, cap=0.1))
     provider = ScriptedProvider()
-    engine = make_engine(tmp_path, provider)
+    engine = make_engine(tmp_path, provider, store_target)
     store = engine.store
     real_save_many = store.save_many
     refusals = 3
@@ -69,13 +91,16 @@ async def test_a_refused_final_save_is_retried_until_the_job_is_stored(
 
 
 async def test_a_refused_save_after_sending_still_follows_the_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    store_target: str,
 ) -> None:
     # The provider accepted the job, then the store refused to record that: the job must
     # still be polled to its end (and sent once), not left SUBMITTING until a restart.
     monkeypatch.setattr(loop_module, "SAVE_BACKOFF", Backoff(base=0.02, cap=0.1))
     provider = ScriptedProvider()
-    engine = make_engine(tmp_path, provider)
+    engine = make_engine(tmp_path, provider, store_target)
     store = engine.store
     real_save = store.save
     refusals = 3
@@ -124,13 +149,29 @@ async def test_a_spawned_task_that_fails_is_logged_with_its_job(
 # --------------------------------------------------------------------------- unreadable rows
 
 
-def _insert(db: Path, job_id: str, status: str, action: str, data: str) -> None:
-    with sqlite3.connect(db) as conn:
-        conn.execute(
+async def _insert(target: str, job_id: str, status: str, action: str, data: str) -> None:
+    """A row written behind the store's back (by a newer version, or by hand)."""
+    store = Store(target)
+    await store.open()
+    try:
+        await store.db.execute(
             "INSERT INTO jobs (id, action, provider, status, created_at, updated_at, data) "
             "VALUES (?, ?, 'scripted', ?, 1, 1, ?)",
             (job_id, action, status, data),
         )
+        await store.db.commit()
+    finally:
+        await store.close()
+
+
+async def _rows(target: str, sql: str) -> list[tuple[Any, ...]]:
+    store = Store(target)
+    await store.open()
+    try:
+        async with store.db.execute(sql) as cursor:
+            return await cursor.fetchall()
+    finally:
+        await store.close()
 
 
 def _document(job_id: str, **changes: Any) -> str:
@@ -139,8 +180,8 @@ def _document(job_id: str, **changes: Any) -> str:
     return json.dumps(data)
 
 
-async def _store_with_bad_rows(tmp_path: Path) -> Path:
-    store = Store(tmp_path / "a.db")
+async def _store_with_bad_rows(target: str) -> str:
+    store = Store(target)
     await store.open()
     await store.save(
         Job(
@@ -153,23 +194,26 @@ async def _store_with_bad_rows(tmp_path: Path) -> Path:
         )
     )
     await store.close()
-    db = tmp_path / "a.db"
     # A newer version's action, a newer version's status, and a hand-edit gone wrong.
-    _insert(db, "newaction0", "running", "animate", _document("newaction0", action="animate"))
-    _insert(db, "newstatus0", "running", "imagine", _document("newstatus0", status="paused"))
-    _insert(db, "badjson000", "running", "imagine", '{"id": "badjson000", "action": ')
-    _insert(db, "notadict00", "succeeded", "imagine", "[1, 2]")
-    return db
+    await _insert(
+        target, "newaction0", "running", "animate", _document("newaction0", action="animate")
+    )
+    await _insert(
+        target, "newstatus0", "running", "imagine", _document("newstatus0", status="paused")
+    )
+    await _insert(target, "badjson000", "running", "imagine", '{"id": "badjson000", "action": ')
+    await _insert(target, "notadict00", "succeeded", "imagine", "[1, 2]")
+    return target
 
 
 BAD = ("newaction0", "newstatus0", "badjson000", "notadict00")
 
 
 async def test_every_reader_skips_unreadable_rows_and_names_them(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store_target: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _store_with_bad_rows(tmp_path)
-    store = Store(tmp_path / "a.db")
+    await _store_with_bad_rows(store_target)
+    store = Store(store_target)
     await store.open()
     try:
         assert [j.id for j in await store.active()] == ["goodgoodgo"]
@@ -183,15 +227,16 @@ async def test_every_reader_skips_unreadable_rows_and_names_them(
         await store.close()
     logged = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
     assert sorted(m.split()[1] for m in logged) == sorted(BAD)
-    assert all(str(tmp_path / "a.db") in m for m in logged)
+    assert all(store.where in m for m in logged)
+    assert store.where == store_target  # the URL has no password to hide here
 
 
 async def test_an_unreadable_row_does_not_stop_the_engine_at_start(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, store_target: str
 ) -> None:
-    await _store_with_bad_rows(tmp_path)
+    await _store_with_bad_rows(store_target)
     provider = ScriptedProvider()
-    engine = make_engine(tmp_path, provider)
+    engine = make_engine(tmp_path, provider, store_target)
     await engine.start()
     try:
         resumed = await wait_done(engine, "goodgoodgo")
@@ -200,8 +245,8 @@ async def test_an_unreadable_row_does_not_stop_the_engine_at_start(
     assert resumed.status is JobStatus.SUCCEEDED
     assert ["t-old"] in provider.fetch_batches
     assert any("newaction0" in r.getMessage() for r in caplog.records)
-    with sqlite3.connect(tmp_path / "a.db") as conn:  # left as they were, for a newer version
-        kept = dict(conn.execute("SELECT id, status FROM jobs WHERE id != 'goodgoodgo'"))
+    # Left as they were, for a newer version.
+    kept = dict(await _rows(store_target, "SELECT id, status FROM jobs WHERE id != 'goodgoodgo'"))
     assert kept == {
         "newaction0": "running",
         "newstatus0": "running",
@@ -214,16 +259,16 @@ async def test_an_unreadable_row_does_not_stop_the_engine_at_start(
 
 
 async def test_unknown_keys_survive_a_re_save(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store_target: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.engine.models")
-    db = tmp_path / "a.db"
-    store = Store(db)
-    await store.open()
-    await store.close()
+    # Noted once per process: forget the other database's run of this test.
+    monkeypatch.setattr(models, "_UNKNOWN_KEYS_SEEN", set())
     newer = {"zz_newer_field": {"kept": [1, 2]}, "zz_other": "x"}
-    _insert(db, "fromnewer0", "running", "imagine", _document("fromnewer0", **newer))
-    store = Store(db)
+    await _insert(
+        store_target, "fromnewer0", "running", "imagine", _document("fromnewer0", **newer)
+    )
+    store = Store(store_target)
     await store.open()
     try:
         job = await store.get("fromnewer0")
@@ -233,8 +278,7 @@ async def test_unknown_keys_survive_a_re_save(
         await store.get("fromnewer0")
     finally:
         await store.close()
-    with sqlite3.connect(db) as conn:
-        [(data,)] = conn.execute("SELECT data FROM jobs")
+    [(data,)] = await _rows(store_target, "SELECT data FROM jobs")
     document = json.loads(data)
     assert document["zz_newer_field"] == {"kept": [1, 2]} and document["zz_other"] == "x"
     assert document["progress"] == 50.0 and "extras" not in document
@@ -253,19 +297,26 @@ def test_a_known_field_wins_over_a_kept_key_of_the_same_name() -> None:
 # --------------------------------------------------------------------------- one column list
 
 
-async def test_the_column_list_matches_the_table(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+async def test_the_column_list_matches_the_table(store_target: str) -> None:
+    store = Store(store_target)
     await store.open()
     try:
-        async with store.db.execute("PRAGMA table_info(jobs)") as cursor:
-            table = [row[1] for row in await cursor.fetchall()]
+        if store.dialect == "sqlite":
+            async with store.db.execute("PRAGMA table_info(jobs)") as cursor:
+                table = [row[1] for row in await cursor.fetchall()]
+        else:
+            async with store.db.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'jobs' ORDER BY ordinal_position"
+            ) as cursor:
+                table = [row[0] for row in await cursor.fetchall()]
     finally:
         await store.close()
     assert table == [name for name, _ in COLUMNS]
 
 
-async def test_patch_sets_columns_too_and_refuses_what_is_not_a_field(tmp_path: Path) -> None:
-    store = Store(tmp_path / "a.db")
+async def test_patch_sets_columns_too_and_refuses_what_is_not_a_field(store_target: str) -> None:
+    store = Store(store_target)
     await store.open()
     try:
         await store.save(Job(id="abcdefghjk", action=Action.IMAGINE, provider="p"))
@@ -284,14 +335,18 @@ async def test_patch_sets_columns_too_and_refuses_what_is_not_a_field(tmp_path: 
 # --------------------------------------------------------------------------- one owner
 
 
-async def test_only_one_store_runs_a_database_and_readers_never_block(tmp_path: Path) -> None:
-    db = tmp_path / "a.db"
+async def test_only_one_store_runs_a_database_and_readers_never_block(
+    tmp_path: Path, store_target: str
+) -> None:
+    db = Path(store_target) if store_target.endswith(".db") else store_target
     owner, other = Store(db), Store(db)
     await owner.open()
     await other.open()
     try:
         await owner.active()  # resuming makes it the owner
-        assert owner.owned and (tmp_path / "a.db.lock").exists()
+        assert owner.owned
+        if isinstance(db, Path):
+            assert (tmp_path / "a.db.lock").exists()
         job = Job(id="abcdefghjk", action=Action.IMAGINE, provider="p")
         await owner.save(job)
         assert [j.id for j in await other.recent()] == [job.id]  # reading is fine

@@ -21,6 +21,7 @@ from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobRequest, Origin
 from bot.engine.prompt import PromptError, parse_prompt
 from bot.engine.settings import RoleLimits, ServerSettings, SettingsStore
+from bot.i18n import Text, tr
 from bot.vocab import MODES
 
 ANYONE, REQUESTER = "anyone", "requester"
@@ -110,12 +111,15 @@ async def admit(config: Config, settings_store: SettingsStore, request: JobReque
     """Check the server and the channel of a request; RequestError when it may not be
     served there (`Engine.submit` records every refusal in the audit)."""
     if not guild_allowed(request.guild_id, config.discord.allowed_guild_ids, request.origin):
-        raise RequestError("Atelier is not available in this server.", reason="guild")
+        raise RequestError(Text("Atelier is not available in this server."), reason="guild")
     settings = await settings_store.get(request.guild_id)
     if not channel_allowed(request.channel_id, settings):
         assert settings is not None
         raise RequestError(
-            f"Atelier can be used here only in {_listed(settings.channel_ids, '#')}.",
+            Text(
+                "Atelier can be used here only in {channels}.",
+                channels=_listed(settings.channel_ids, "#"),
+            ),
             reason="channel",
         )
     return Admission(settings, request.provider or channel_provider(request.channel_id, settings))
@@ -130,22 +134,32 @@ def check_use(
     # Front ends check this too (a forged button); the engine never trusts them to.
     foreign = parent is not None and parent.guild_id != request.guild_id
     if foreign and request.origin is Origin.DISCORD:
-        raise RequestError("This button is not available here.", reason="guild")
+        raise RequestError(Text("This button is not available here."), reason="guild")
     settings = admission.settings
     mode = request_mode(request, parent)
     if not provider_allowed(provider, request.role_ids, settings):
         assert settings is not None
         roles = _listed(settings.provider_roles.get(provider, []), "@&")
         raise RequestError(
-            f"The provider {provider} is only for members with {roles} here.", reason="role"
+            Text(
+                "The provider {provider} is only for members with {roles} here.",
+                provider=provider,
+                roles=roles,
+            ),
+            reason="role",
         )
     mode = mode or default_mode(config, provider)
     modes = allowed_modes(config, provider, settings)
     if mode is not None and mode not in modes:
         allowed = ", ".join(f"--{m}" for m in modes) or "none"
         raise RequestError(
-            f"--{mode} is not allowed on {provider} here (allowed: {allowed}); "
-            f"remove --{mode} or use another mode.",
+            Text(
+                "--{mode} is not allowed on {provider} here (allowed: {allowed}); "
+                "remove --{mode} or use another mode.",
+                mode=mode,
+                provider=provider,
+                allowed=allowed,
+            ),
             reason="mode not allowed",
         )
 
@@ -181,10 +195,14 @@ class Change:
     def __str__(self) -> str:
         return f"{self.what}: {self.before} → {self.after}"
 
+    def render(self, locale: str | None) -> str:
+        """The change in `locale` (its parts are `Text` where they are words)."""
+        return tr(locale, "{what}: {before} → {after}", **vars(self))
+
 
 def _listed(items: Sequence[str], sigil: str = "") -> str:
     if not items:
-        return "(none)"
+        return Text("(none)")
     return ", ".join(f"<{sigil}{i}>" if sigil else i for i in items)
 
 
@@ -195,15 +213,18 @@ def edit_channels(settings: ServerSettings, op: str, channel_id: str | None = No
         settings.channel_ids.append(channel_id)
     elif op == "remove" and channel_id is not None:
         if channel_id not in before:
-            raise RequestError(f"<#{channel_id}> is not on the list.", reason="settings")
+            raise RequestError(
+                Text("<#{channel_id}> is not on the list.", channel_id=channel_id),
+                reason="settings",
+            )
         settings.channel_ids.remove(channel_id)
     elif op == "clear":
         settings.channel_ids.clear()
     after = settings.channel_ids
     return Change(
-        "channels",
-        _listed(before, "#") if before else "every channel",
-        _listed(after, "#") if after else "every channel",
+        Text("channels"),
+        _listed(before, "#") if before else Text("every channel"),
+        _listed(after, "#") if after else Text("every channel"),
     )
 
 
@@ -218,7 +239,12 @@ def edit_provider_roles(
         roles.append(role_id)
     elif op == "remove" and role_id is not None:
         if role_id not in roles:
-            raise RequestError(f"<@&{role_id}> is not a role of {provider}.", reason="settings")
+            raise RequestError(
+                Text(
+                    "<@&{role_id}> is not a role of {provider}.", role_id=role_id, provider=provider
+                ),
+                reason="settings",
+            )
         roles.remove(role_id)
     elif op == "clear":
         roles.clear()
@@ -226,18 +252,21 @@ def edit_provider_roles(
         del settings.provider_roles[provider]
 
     def shown(ids: Sequence[str]) -> str:
-        return _listed(ids, "@&") if ids else "every member"
+        return _listed(ids, "@&") if ids else Text("every member")
 
-    return Change(f"roles for {provider}", shown(before), shown(roles))
+    return Change(Text("roles for {provider}", provider=provider), shown(before), shown(roles))
 
 
 def edit_button_access(config: Config, settings: ServerSettings, who: str | None) -> Change:
     """ "anyone", "requester", or None: the operator's `[discord] button_access`."""
     if who is not None and who not in BUTTON_ACCESS:
-        raise RequestError(f"Buttons are for {' or '.join(BUTTON_ACCESS)}.", reason="settings")
+        raise RequestError(
+            Text("Buttons are for {choices}.", choices=" or ".join(BUTTON_ACCESS)),
+            reason="settings",
+        )
     before = button_access(config, settings)
     settings.button_access = who
-    return Change("who may press buttons", before, button_access(config, settings))
+    return Change(Text("who may press buttons"), before, button_access(config, settings))
 
 
 def edit_channel_provider(
@@ -251,7 +280,8 @@ def edit_channel_provider(
         settings.channel_providers[channel_id] = provider
     else:
         settings.channel_providers.pop(channel_id, None)
-    return Change(f"default provider in <#{channel_id}>", before, provider or fallback)
+    what = Text("default provider in <#{channel_id}>", channel_id=channel_id)
+    return Change(what, before, provider or fallback)
 
 
 def parse_modes(text: str) -> list[str]:
@@ -262,7 +292,12 @@ def parse_modes(text: str) -> list[str]:
     unknown = [w for w in words if w not in MODES]
     if unknown:
         raise RequestError(
-            f"{unknown[0]!r} is not a mode; use {', '.join(MODES)} or all.", reason="settings"
+            Text(
+                "{word!r} is not a mode; use {modes} or all.",
+                word=unknown[0],
+                modes=", ".join(MODES),
+            ),
+            reason="settings",
         )
     return [m for m in MODES if m in words]
 
@@ -275,8 +310,12 @@ def edit_modes(config: Config, settings: ServerSettings, provider: str, text: st
     beyond = [m for m in wanted if m not in offered]
     if beyond:
         raise RequestError(
-            f"The operator does not allow --{beyond[0]} on {provider} "
-            f"(allowed: {', '.join(offered)}).",
+            Text(
+                "The operator does not allow --{mode} on {provider} (allowed: {allowed}).",
+                mode=beyond[0],
+                provider=provider,
+                allowed=", ".join(offered),
+            ),
             reason="settings",
         )
     before = ", ".join(allowed_modes(config, provider, settings))
@@ -285,12 +324,12 @@ def edit_modes(config: Config, settings: ServerSettings, provider: str, text: st
     else:
         settings.allowed_modes.pop(provider, None)
     after = ", ".join(allowed_modes(config, provider, settings))
-    return Change(f"modes on {provider}", before, after)
+    return Change(Text("modes on {provider}", provider=provider), before, after)
 
 
 def _limits_text(limits: RoleLimits | None) -> str:
     if limits is None:
-        return "the defaults"
+        return Text("the defaults")
     parts = [
         f"{name} {value:g}"
         for name, value in (
@@ -300,7 +339,7 @@ def _limits_text(limits: RoleLimits | None) -> str:
         )
         if value is not None
     ]
-    return ", ".join(parts) or "the defaults"
+    return ", ".join(parts) or Text("the defaults")
 
 
 def edit_role_limits(
@@ -313,31 +352,35 @@ def edit_role_limits(
 ) -> Change:
     """Limits for members with `role_id`; all None clears them (the defaults apply)."""
     if any(v is not None and v < 0 for v in (daily, monthly, max_active)):
-        raise RequestError("Limits cannot be negative.", reason="settings")
+        raise RequestError(Text("Limits cannot be negative."), reason="settings")
     before = _limits_text(settings.role_limits.get(role_id))
     if daily is None and monthly is None and max_active is None:
         settings.role_limits.pop(role_id, None)
     else:
         settings.role_limits[role_id] = RoleLimits(daily, monthly, max_active)
     after = _limits_text(settings.role_limits.get(role_id))
-    return Change(f"limits for <@&{role_id}>", before, after)
+    return Change(Text("limits for <@&{role_id}>", role_id=role_id), before, after)
 
 
 def edit_banned_words(settings: ServerSettings, op: str, word: str) -> Change:
     """ "add" or "remove" one word (or phrase) refused in prompts here."""
     word = " ".join(word.split()).lower()
     if not word:
-        raise RequestError("Give a word.", reason="settings")
+        raise RequestError(Text("Give a word."), reason="settings")
     before = len(settings.banned_words)
     known = [w.lower() for w in settings.banned_words]
     if op == "add" and word not in known:
         settings.banned_words.append(word)
     elif op == "remove":
         if word not in known:
-            raise RequestError(f"{word!r} is not on the list.", reason="settings")
+            raise RequestError(Text("{word!r} is not on the list.", word=word), reason="settings")
         del settings.banned_words[known.index(word)]
     # The word itself stays out of the audit channel's line: only the count changes.
-    return Change("banned words", f"{before} words", f"{len(settings.banned_words)} words")
+    return Change(
+        Text("banned words"),
+        Text("{n} words", n=before),
+        Text("{n} words", n=len(settings.banned_words)),
+    )
 
 
 def edit_audit_channel(settings: ServerSettings, channel_id: str | None) -> Change:
@@ -345,24 +388,31 @@ def edit_audit_channel(settings: ServerSettings, channel_id: str | None) -> Chan
     settings.audit_channel_id = channel_id
 
     def shown(value: str | None) -> str:
-        return f"<#{value}>" if value else "none"
+        return f"<#{value}>" if value else Text("none")
 
-    return Change("audit channel", shown(before), shown(channel_id))
+    return Change(Text("audit channel"), shown(before), shown(channel_id))
 
 
 def edit_image_check(settings: ServerSettings, mode: str) -> Change:
     if mode not in IMAGE_CHECKS:
-        raise RequestError(f"The image check is {', '.join(IMAGE_CHECKS)}.", reason="settings")
+        raise RequestError(
+            Text("The image check is {choices}.", choices=", ".join(IMAGE_CHECKS)),
+            reason="settings",
+        )
     before = settings.image_check
     settings.image_check = mode
-    return Change("image check", before, mode)
+    return Change(Text("image check"), before, mode)
 
 
 def require_provider(config: Config, provider: str) -> None:
     names = [p.name for p in config.providers]
     if provider not in names:
         raise RequestError(
-            f"There is no provider {provider!r}; configured: {', '.join(names)}.",
+            Text(
+                "There is no provider {name!r}; configured: {names}.",
+                name=provider,
+                names=", ".join(names),
+            ),
             reason="settings",
         )
 
@@ -388,29 +438,33 @@ async def save_change(
     )
 
 
-def describe(config: Config, settings: ServerSettings) -> list[str]:
+def describe(config: Config, settings: ServerSettings, locale: str | None = None) -> list[str]:
     """Every setting of a server, one readable line each (for /server show)."""
-    channels = _listed(settings.channel_ids, "#") if settings.channel_ids else "every channel"
+    channels = _listed(settings.channel_ids, "#") if settings.channel_ids else Text("every channel")
     lines = [
-        f"**Channels**: {channels}",
-        f"**Buttons**: {button_access(config, settings)}",
+        tr(locale, "**Channels**: {channels}", channels=channels),
+        tr(locale, "**Buttons**: {who}", who=button_access(config, settings)),
     ]
     for entry in config.providers:
         name = entry.name
         roles = settings.provider_roles.get(name, [])
         defaults = [c for c, p in settings.channel_providers.items() if p == name]
-        line = (
-            f"**{name}**: for {_listed(roles, '@&') if roles else 'every member'}; modes "
-            f"{', '.join(allowed_modes(config, name, settings)) or 'none'}"
+        line = tr(
+            locale,
+            "**{provider}**: for {roles}; modes {modes}",
+            provider=name,
+            roles=_listed(roles, "@&") if roles else Text("every member"),
+            modes=", ".join(allowed_modes(config, name, settings)) or Text("none"),
         )
         if defaults:
-            line += f"; default in {_listed(defaults, '#')}"
+            line += tr(locale, "; default in {channels}", channels=_listed(defaults, "#"))
         lines.append(line)
     for role, limits in settings.role_limits.items():
-        lines.append(f"**Limits for <@&{role}>**: {_limits_text(limits)}")
-    words = ", ".join(f"`{w}`" for w in settings.banned_words) or "(none)"
-    lines.append(f"**Banned words**: {words}")
-    audit_channel = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else "none"
-    lines.append(f"**Audit channel**: {audit_channel}")
-    lines.append(f"**Image check**: {settings.image_check}")
+        text = _limits_text(limits)
+        lines.append(tr(locale, "**Limits for <@&{role}>**: {limits}", role=role, limits=text))
+    words = ", ".join(f"`{w}`" for w in settings.banned_words) or Text("(none)")
+    lines.append(tr(locale, "**Banned words**: {words}", words=words))
+    audit = f"<#{settings.audit_channel_id}>" if settings.audit_channel_id else Text("none")
+    lines.append(tr(locale, "**Audit channel**: {channel}", channel=audit))
+    lines.append(tr(locale, "**Image check**: {mode}", mode=settings.image_check))
     return lines

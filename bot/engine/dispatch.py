@@ -102,6 +102,10 @@ class Dispatcher(BackgroundLoop):
                     return waiting.job
         return None
 
+    def waiting(self) -> dict[str, int]:
+        """Jobs waiting for room, per provider (the queue depth)."""
+        return {provider: len(queue) for provider, queue in self._queues.items()}
+
     def position(self, job_id: str) -> int | None:
         """Where a waiting job stands in its provider's queue now (1 = next), or None."""
         for queue in self._queues.values():

@@ -31,6 +31,7 @@ __all__ = [
     "JobStatus",
     "JobUpdate",
     "Origin",
+    "Polygon",
     "Support",
 ]
 
@@ -108,6 +109,9 @@ class EventKind(enum.StrEnum):
 
 
 Region = tuple[float, float, float, float]
+# A freehand lasso (Vary (Region)): its corners in drawing order, (x, y) as fractions of
+# the image (0..1, from the top left); at least 3 points.
+Polygon = tuple[tuple[float, float], ...]
 
 
 @dataclass
@@ -123,6 +127,7 @@ class JobRequest:
     strength: str = ""  # V1-V4: "high" (strong) or "low" (subtle), from /settings
     images: Sequence[ImageInput] = ()
     regions: Sequence[Region] = ()
+    polygons: Sequence[Polygon] = ()  # Vary (Region) lassos, with or without rectangles
     dimensions: str = "SQUARE"
     origin: Origin = Origin.CLI
     user_id: str | None = None
@@ -168,6 +173,7 @@ class Job:
     # Inputs kept for follow-ups (reroll of an image prompt, region, blend shape).
     inputs: list[str] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    polygons: list[Polygon] = field(default_factory=list)
     dimensions: str = "SQUARE"
     # Who asked and where: plain ids, no Discord types.
     origin: Origin = Origin.CLI
@@ -225,6 +231,8 @@ class Job:
                 value = [fu.to_json() for fu in value]
             elif f.name == "regions":
                 value = [list(r) for r in value]
+            elif f.name == "polygons":
+                value = [[list(point) for point in polygon] for polygon in value]
             elif isinstance(value, enum.Enum):
                 value = value.value
             data[f.name] = value
@@ -249,6 +257,10 @@ class Job:
         kwargs["status"] = JobStatus(kwargs.get("status", JobStatus.WAITING.value))
         kwargs["followups"] = [FollowUp.from_json(f) for f in kwargs.get("followups", [])]
         kwargs["regions"] = [tuple(r) for r in kwargs.get("regions", [])]
+        kwargs["polygons"] = [
+            tuple((float(x), float(y)) for x, y in polygon)
+            for polygon in kwargs.get("polygons", [])
+        ]
         return cls(**kwargs)
 
 

@@ -34,6 +34,7 @@ from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobRequest
 from bot.engine.prompt import PromptError, parse_prompt
 from bot.engine.settings import ServerSettings
+from bot.i18n import Text
 from bot.vocab import Param
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,14 @@ class BannedWord(RequestError):
     for the audit's `detail`, which only managers see."""
 
     def __init__(self, word: str, *, server: bool) -> None:
-        where = "on this server" if server else "here"
+        where = Text("on this server") if server else Text("here")
         super().__init__(
-            f"Your prompt contains {word!r}, which is not allowed {where}. Nothing was sent "
-            "or charged; change the prompt and try again.",
+            Text(
+                "Your prompt contains {word!r}, which is not allowed {where}. Nothing was sent "
+                "or charged; change the prompt and try again.",
+                word=word,
+                where=where,
+            ),
             reason=BANNED_REASON,
         )
         self.word = word

@@ -35,6 +35,7 @@ from bot.engine.models import JobRequest, Origin
 from bot.engine.prompt import PARAMS, PromptError, parse_prompt, resolve_name
 from bot.engine.settings import ServerSettings
 from bot.engine.store import Store
+from bot.i18n import Text
 from bot.providers.base import Provider
 from bot.vocab import MODES, Action
 
@@ -127,11 +128,16 @@ def check_option_name(name: str) -> str:
     clean = name.strip().lstrip("-\u2014").lower()
     if not _OPTION_NAME.fullmatch(clean):
         raise PreferenceError(
-            f"{name!r} cannot name an option: use a letter, then letters, digits, - or _ "
-            "(up to 32)."
+            Text(
+                "{name!r} cannot name an option: use a letter, then letters, digits, - or _ "
+                "(up to 32).",
+                name=name,
+            )
         )
     if _is_parameter(clean):
-        raise PreferenceError(f"--{clean} is a parameter already; give your option another name.")
+        raise PreferenceError(
+            Text("--{name} is a parameter already; give your option another name.", name=clean)
+        )
     return clean
 
 
@@ -161,16 +167,24 @@ def _expand(tokens: Sequence[str], options: Mapping[str, str], chain: tuple[str,
         if not name or name not in options:
             if chain and name and not _is_parameter(name):
                 raise PreferenceError(
-                    f"Your option --{chain[-1]} uses --{name}, which is neither a parameter "
-                    "nor one of your options."
+                    Text(
+                        "Your option --{option} uses --{name}, which is neither a parameter "
+                        "nor one of your options.",
+                        option=chain[-1],
+                        name=name,
+                    )
                 )
             out.append(token)
             continue
         if name in chain:
             loop = " → ".join(f"--{n}" for n in (*chain, name))
-            raise PreferenceError(f"Your option --{name} refers back to itself ({loop}).")
+            raise PreferenceError(
+                Text("Your option --{name} refers back to itself ({loop}).", name=name, loop=loop)
+            )
         if len(chain) >= MAX_EXPANSION_DEPTH:
-            raise PreferenceError(f"Your option --{chain[0]} nests options too deeply.")
+            raise PreferenceError(
+                Text("Your option --{name} nests options too deeply.", name=chain[0])
+            )
         out += _expand(options[name].split(), options, (*chain, name))
     return out
 
@@ -317,35 +331,43 @@ class PreferenceStore:
 def set_suffix(prefs: Preferences, value: str) -> str:
     text = " ".join(value.split())
     if len(text) > MAX_SUFFIX_CHARS:
-        raise PreferenceError(f"A suffix is at most {MAX_SUFFIX_CHARS} characters.")
+        raise PreferenceError(
+            Text("A suffix is at most {limit} characters.", limit=MAX_SUFFIX_CHARS)
+        )
     expand_options(text, prefs.options)  # a loop or an unknown option is refused now
     prefs.suffix = text
-    return f"Your suffix is now `{text}`." if text else "Your suffix is cleared."
+    return (
+        Text("Your suffix is now `{text}`.", text=text) if text else Text("Your suffix is cleared.")
+    )
 
 
 def set_option(prefs: Preferences, name: str, value: str) -> str:
     clean = check_option_name(name)
     text = " ".join(value.split())
     if not text or len(text) > MAX_OPTION_CHARS:
-        raise PreferenceError(f"An option's value is 1 to {MAX_OPTION_CHARS} characters.")
+        raise PreferenceError(
+            Text("An option's value is 1 to {limit} characters.", limit=MAX_OPTION_CHARS)
+        )
     if clean not in prefs.options and len(prefs.options) >= MAX_OPTIONS:
-        raise PreferenceError(f"You have {MAX_OPTIONS} options already; delete one first.")
+        raise PreferenceError(
+            Text("You have {count} options already; delete one first.", count=MAX_OPTIONS)
+        )
     options = {**prefs.options, clean: text}
     expand_options(f"x --{clean}", options)  # refuses a loop by name, before it is kept
     prefs.options = options
-    return f"--{clean} now stands for `{text}`."
+    return Text("--{name} now stands for `{text}`.", name=clean, text=text)
 
 
 def delete_option(prefs: Preferences, name: str) -> str:
     clean = name.strip().lstrip("-\u2014").lower()
     if clean not in prefs.options:
-        raise PreferenceError(f"You have no option named --{clean}.")
+        raise PreferenceError(Text("You have no option named --{name}.", name=clean))
     del prefs.options[clean]
-    return f"--{clean} is deleted."
+    return Text("--{name} is deleted.", name=clean)
 
 
 def list_options(prefs: Preferences) -> str:
     if not prefs.options:
-        return "You have no options yet; add one with /prefer option set."
+        return Text("You have no options yet; add one with /prefer option set.")
     lines = [f"`--{name}` → `{value}`" for name, value in sorted(prefs.options.items())]
-    return "\n".join(["**Your options**", *lines])
+    return Text("**Your options**\n{lines}", lines="\n".join(lines))

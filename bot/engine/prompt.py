@@ -38,6 +38,7 @@ from bot.engine.prompt_values import (
     normalise,
     show_value,
 )
+from bot.i18n import N_, Text
 from bot.vocab import ALL_PARAMS, MODES, Param
 
 __all__ = [
@@ -112,10 +113,12 @@ _ALIASES: dict[str, str] = {alias: spec.name for spec in _SPECS for alias in spe
 
 # Midjourney parameters that we recognise but refuse, so the user learns why instead of
 # reading "unknown parameter". Spelling -> (canonical name for PromptError.param, message).
-_VIDEO = "{flag} is a video parameter; video parameters are not supported."
-_REPEAT = "{flag} (repeat) is not supported; press 🔄 or send the prompt again for more images."
-_PROFILE = "{flag}: personalization profiles are not supported by the providers; remove it."
-_VISIBILITY = "{flag} is not supported: the provider decides whether images are public; remove it."
+_VIDEO = N_("{flag} is a video parameter; video parameters are not supported.")
+_REPEAT = N_("{flag} (repeat) is not supported; press 🔄 or send the prompt again for more images.")
+_PROFILE = N_("{flag}: personalization profiles are not supported by the providers; remove it.")
+_VISIBILITY = N_(
+    "{flag} is not supported: the provider decides whether images are public; remove it."
+)
 _REJECTED: dict[str, tuple[str, str]] = {
     "video": ("video", _VIDEO),
     "motion": ("motion", _VIDEO),
@@ -134,9 +137,9 @@ _REJECTED: dict[str, tuple[str, str]] = {
 
 # Parameters that cannot be used together, with the reason shown to the user.
 _EXCLUSIVE: tuple[tuple[frozenset[str], str], ...] = (
-    (frozenset({"fast", "relax", "turbo"}), "both set the speed mode"),
-    (frozenset({"niji", "version"}), "both choose the model (--niji is the anime model)"),
-    (frozenset({"raw", "style"}), "--raw is short for --style raw"),
+    (frozenset({"fast", "relax", "turbo"}), Text("both set the speed mode")),
+    (frozenset({"niji", "version"}), Text("both choose the model (--niji is the anime model)")),
+    (frozenset({"raw", "style"}), Text("--raw is short for --style raw")),
 )
 
 # Weights that only mean something with their reference.
@@ -228,10 +231,18 @@ class ParsedPrompt:
 
 def _unknown(shown: str, name: str) -> PromptError:
     suggestion = difflib.get_close_matches(name, _ALIASES, n=1, cutoff=0.7)
-    advice = f"did you mean --{suggestion[0]}?" if suggestion else "check the spelling."
+    if suggestion:
+        advice = Text("did you mean --{name}?", name=suggestion[0])
+    else:
+        advice = Text("check the spelling.")
     known = ", ".join(spec.flag for spec in _SPECS)
     return PromptError(
-        f"{shown} is not a parameter Atelier knows; {advice} Known parameters: {known}."
+        Text(
+            "{flag} is not a parameter Atelier knows; {advice} Known parameters: {known}.",
+            flag=shown,
+            advice=advice,
+            known=known,
+        )
     )
 
 
@@ -253,13 +264,17 @@ def parse_prompt(raw: str) -> ParsedPrompt:
     # Midjourney's rule: a prompt needs words, or at least two image prompts to blend.
     if not text and not image_urls:
         raise PromptError(
-            "The prompt has no words, only parameters; describe the image before the "
-            "first parameter."
+            Text(
+                "The prompt has no words, only parameters; describe the image before the "
+                "first parameter."
+            )
         )
     if not text and len(image_urls) == 1:
         raise PromptError(
-            "A single image URL needs some words after it; describe the image, or start "
-            "with two or more image URLs."
+            Text(
+                "A single image URL needs some words after it; describe the image, or start "
+                "with two or more image URLs."
+            )
         )
     return ParsedPrompt(raw=stripped, text=text, image_urls=tuple(image_urls), params=params)
 
@@ -269,18 +284,29 @@ def _check_whole(stripped: str) -> None:
     length = len(stripped)
     if length == 0:
         raise PromptError(
-            f"The prompt is empty; write 1 to {MAX_PROMPT_CHARS} characters describing the image."
+            Text(
+                "The prompt is empty; write 1 to {limit} characters describing the image.",
+                limit=MAX_PROMPT_CHARS,
+            )
         )
     if length > MAX_PROMPT_CHARS:
         raise PromptError(
-            f"The prompt is {length} characters long; the limit is {MAX_PROMPT_CHARS}. "
-            f"Shorten it by {length - MAX_PROMPT_CHARS} characters."
+            Text(
+                "The prompt is {length} characters long; the limit is {limit}. "
+                "Shorten it by {over} characters.",
+                length=length,
+                limit=MAX_PROMPT_CHARS,
+                over=length - MAX_PROMPT_CHARS,
+            )
         )
     permutation = _PERMUTATION.search(stripped)
     if permutation is not None:
         raise PromptError(
-            f"Permutation prompts such as {show_value(permutation.group(0))} are not supported by "
-            "the providers; send each variant as its own prompt."
+            Text(
+                "Permutation prompts such as {example} are not supported by the providers; "
+                "send each variant as its own prompt.",
+                example=show_value(permutation.group(0)),
+            )
         )
 
 
@@ -305,14 +331,23 @@ def _read_params(tokens: list[str], index: int) -> tuple[dict[str, str], dict[st
         values, index = tokens[index + 1 : end], end
         if typed in _REJECTED:
             rejected, message = _REJECTED[typed]
-            raise PromptError(message.format(flag=shown), rejected)
+            raise PromptError(Text(message, flag=shown), rejected)
         name = _ALIASES.get(typed)
         if name is None:
             raise _unknown(shown, typed)
         if name in params:
             first = shown_as[name]
-            same = "twice" if first == shown else f"twice (as {first} and {shown})"
-            raise PromptError(f"{PARAMS[name].flag} is given {same}; keep one.", name)
+            flag = PARAMS[name].flag
+            if first == shown:
+                twice = Text("{flag} is given twice; keep one.", flag=flag)
+            else:
+                twice = Text(
+                    "{flag} is given twice (as {first} and {second}); keep one.",
+                    flag=flag,
+                    first=first,
+                    second=shown,
+                )
+            raise PromptError(twice, name)
         params[name] = normalise(PARAMS[name], shown, values)
         shown_as[name] = shown
     return params, shown_as
@@ -325,19 +360,32 @@ def _check_together(params: dict[str, str], shown_as: dict[str, str], *, has_ima
         if len(present) > 1:
             first, second = shown_as[present[0]], shown_as[present[1]]
             raise PromptError(
-                f"{first} and {second} cannot be used together: {reason}; keep one.", present[1]
+                Text(
+                    "{first} and {second} cannot be used together: {reason}; keep one.",
+                    first=first,
+                    second=second,
+                    reason=reason,
+                ),
+                present[1],
             )
     for name, needed in _NEEDS.items():
         if name in params and needed not in params:
             raise PromptError(
-                f"{shown_as[name]} sets the weight of {PARAMS[needed].flag}, which the prompt "
-                f"does not have; add {PARAMS[needed].flag} or remove {shown_as[name]}.",
+                Text(
+                    "{flag} sets the weight of {needed}, which the prompt does not have; "
+                    "add {needed} or remove {flag}.",
+                    flag=shown_as[name],
+                    needed=PARAMS[needed].flag,
+                ),
                 name,
             )
     if "iw" in params and not has_images:
         raise PromptError(
-            f"{shown_as['iw']} sets the weight of image prompts, but the prompt does not start "
-            "with an image URL; put image URLs first or remove it.",
+            Text(
+                "{flag} sets the weight of image prompts, but the prompt does not start "
+                "with an image URL; put image URLs first or remove it.",
+                flag=shown_as["iw"],
+            ),
             "iw",
         )
 
@@ -354,12 +402,24 @@ def check_supported(parsed: ParsedPrompt, accepted: frozenset[str], provider: st
         known_accepted = [spec.flag for spec in _SPECS if spec.name in accepted]
         missing = [spec.flag for spec in _SPECS if spec.name not in accepted]
         if not known_accepted:
-            what = f"{provider} takes no parameters"
+            what = Text("{provider} takes no parameters", provider=provider)
         elif len(known_accepted) <= len(missing):
-            what = f"{provider} accepts {', '.join(known_accepted)}"
+            what = Text(
+                "{provider} accepts {flags}", provider=provider, flags=", ".join(known_accepted)
+            )
         else:
             # Shorter to name what is missing when the provider takes most parameters.
-            what = f"{provider} accepts every parameter except {', '.join(missing)}"
+            what = Text(
+                "{provider} accepts every parameter except {flags}",
+                provider=provider,
+                flags=", ".join(missing),
+            )
         raise PromptError(
-            f"The provider {provider} does not support {flag}; remove it ({what}).", name
+            Text(
+                "The provider {provider} does not support {flag}; remove it ({what}).",
+                provider=provider,
+                flag=flag,
+                what=what,
+            ),
+            name,
         )

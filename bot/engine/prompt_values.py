@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from bot.i18n import Text
+
 # --ar limits: see the docstring of bot.engine.prompt.
 MAX_ASPECT_SIDE = 10000
 MAX_ASPECT_RATIO = 14
@@ -31,6 +33,7 @@ class PromptError(ValueError):
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
+        self.text = message  # a bot.i18n.Text where the words are Atelier's
         self.param: str | None = param
 
 
@@ -68,27 +71,33 @@ class ParamSpec:
         """What the value should be, as a phrase for messages ("a whole number from 0 to 100")."""
         match self.kind:
             case Kind.FLAG:
-                return "no value"
+                return Text("no value")
             case Kind.INT:
-                return f"a whole number from {_fmt(self.low)} to {_fmt(self.high)}"
+                return Text(
+                    "a whole number from {low} to {high}", low=_fmt(self.low), high=_fmt(self.high)
+                )
             case Kind.FLOAT:
-                return f"a number from {_fmt(self.low)} to {_fmt(self.high)}"
+                return Text(
+                    "a number from {low} to {high}", low=_fmt(self.low), high=_fmt(self.high)
+                )
             case Kind.RATIO:
-                return (
-                    "a width:height ratio of whole numbers such as 16:9, "
-                    f"from 1:{MAX_ASPECT_RATIO} to {MAX_ASPECT_RATIO}:1"
+                return Text(
+                    "a width:height ratio of whole numbers such as 16:9, from 1:{most} to {most}:1",
+                    most=MAX_ASPECT_RATIO,
                 )
             case Kind.TEXT:
-                return "the things to leave out, e.g. --no text, people"
+                return Text("the things to leave out, e.g. --no text, people")
             case Kind.URLS:
                 if self.codes_allowed:
-                    return "image URLs, style codes (numbers) or random"
+                    return Text("image URLs, style codes (numbers) or random")
                 if self.max_items == 1:
-                    return "one image URL"
-                return "one or more image URLs"
+                    return Text("one image URL")
+                return Text("one or more image URLs")
             case Kind.CHOICE:
                 listed = ", ".join(self.choices)
-                return f"one of {listed}" + (" (or no value)" if self.value_optional else "")
+                if self.value_optional:
+                    return Text("one of {choices} (or no value)", choices=listed)
+                return Text("one of {choices}", choices=listed)
         raise AssertionError(self.kind)  # pragma: no cover - every Kind is handled above
 
 
@@ -143,11 +152,23 @@ def _fmt_decimal(number: Decimal) -> str:
 # --- value normalisers: (spec, flag as the user typed it, value) -> normalised value -------
 
 
+def _gave(spec: ParamSpec, shown: str, value: str) -> PromptError:
+    return PromptError(
+        Text(
+            "{flag} takes {hint}; you gave {value}.",
+            flag=shown,
+            hint=spec.hint,
+            value=show_value(value),
+        ),
+        spec.name,
+    )
+
+
 def _norm_int(spec: ParamSpec, shown: str, value: str) -> str:
     assert spec.low is not None and spec.high is not None
     if _INT.fullmatch(value) is not None and spec.low <= int(value) <= spec.high:
         return str(int(value))
-    raise PromptError(f"{shown} takes {spec.hint}; you gave {show_value(value)}.", spec.name)
+    raise _gave(spec, shown, value)
 
 
 def _norm_float(spec: ParamSpec, shown: str, value: str) -> str:
@@ -155,7 +176,7 @@ def _norm_float(spec: ParamSpec, shown: str, value: str) -> str:
     number = _decimal(value)
     if number is not None and spec.low <= number <= spec.high:
         return _fmt_decimal(number)
-    raise PromptError(f"{shown} takes {spec.hint}; you gave {show_value(value)}.", spec.name)
+    raise _gave(spec, shown, value)
 
 
 def _norm_choice(spec: ParamSpec, shown: str, value: str) -> str:
@@ -166,15 +187,19 @@ def _norm_choice(spec: ParamSpec, shown: str, value: str) -> str:
             candidate = _fmt_decimal(number)
     if candidate in spec.choices:
         return candidate
-    raise PromptError(f"{shown} takes {spec.hint}; you gave {show_value(value)}.", spec.name)
+    raise _gave(spec, shown, value)
 
 
 def _norm_ratio(spec: ParamSpec, shown: str, value: str) -> str:
     match = _RATIO.fullmatch(value)
     if match is None:
         raise PromptError(
-            f"{shown} takes a width:height ratio of whole numbers such as 16:9; "
-            f"you gave {show_value(value)}.",
+            Text(
+                "{flag} takes a width:height ratio of whole numbers such as 16:9; "
+                "you gave {value}.",
+                flag=shown,
+                value=show_value(value),
+            ),
             spec.name,
         )
     digits = max(len(match.group(1).lstrip("0")), len(match.group(2).lstrip("0")))
@@ -182,19 +207,32 @@ def _norm_ratio(spec: ParamSpec, shown: str, value: str) -> str:
     width, height = (int(match.group(1)), int(match.group(2))) if digits <= 6 else (-1, -1)
     if width == 0 or height == 0:
         raise PromptError(
-            f"{shown} needs both sides to be 1 or more, such as 16:9; you gave {value}.",
+            Text(
+                "{flag} needs both sides to be 1 or more, such as 16:9; you gave {value}.",
+                flag=shown,
+                value=value,
+            ),
             spec.name,
         )
     if width < 0 or width > MAX_ASPECT_SIDE or height > MAX_ASPECT_SIDE:
         raise PromptError(
-            f"{shown} takes whole numbers up to {MAX_ASPECT_SIDE} on each side; "
-            f"you gave {show_value(value)}. Use the smallest form, e.g. 16:9 for 1920:1080.",
+            Text(
+                "{flag} takes whole numbers up to {most} on each side; you gave {value}. "
+                "Use the smallest form, e.g. 16:9 for 1920:1080.",
+                flag=shown,
+                most=MAX_ASPECT_SIDE,
+                value=show_value(value),
+            ),
             spec.name,
         )
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise PromptError(
-            f"{shown} takes ratios from 1:{MAX_ASPECT_RATIO} to {MAX_ASPECT_RATIO}:1; "
-            f"{value} is too extreme.",
+            Text(
+                "{flag} takes ratios from 1:{most} to {most}:1; {value} is too extreme.",
+                flag=shown,
+                most=MAX_ASPECT_RATIO,
+                value=value,
+            ),
             spec.name,
         )
     divisor = math.gcd(width, height)
@@ -216,11 +254,21 @@ def _norm_ref(spec: ParamSpec, shown: str, value: str) -> str:
     url = as_url(body)
     if url is not None:
         return url + weight
-    raise PromptError(
-        f"{shown} takes {spec.hint}; {show_value(value)} is not "
-        + ("one of these." if spec.codes_allowed else "an http(s) image URL."),
-        spec.name,
-    )
+    if spec.codes_allowed:
+        not_one = Text(
+            "{flag} takes {hint}; {value} is not one of these.",
+            flag=shown,
+            hint=spec.hint,
+            value=show_value(value),
+        )
+    else:
+        not_one = Text(
+            "{flag} takes {hint}; {value} is not an http(s) image URL.",
+            flag=shown,
+            hint=spec.hint,
+            value=show_value(value),
+        )
+    raise PromptError(not_one, spec.name)
 
 
 def normalise(spec: ParamSpec, shown: str, values: list[str]) -> str:
@@ -229,28 +277,45 @@ def normalise(spec: ParamSpec, shown: str, values: list[str]) -> str:
     if spec.kind is Kind.FLAG:
         if values:
             raise PromptError(
-                f"{shown} takes no value, but {show_value(joined)!r} follows it; "
-                "put all words before the first parameter.",
+                Text(
+                    "{flag} takes no value, but {words!r} follows it; "
+                    "put all words before the first parameter.",
+                    flag=shown,
+                    words=show_value(joined),
+                ),
                 spec.name,
             )
         return ""
     if not values:
         if spec.value_optional:
             return ""
-        raise PromptError(f"{shown} needs a value: {spec.hint}.", spec.name)
+        raise PromptError(
+            Text("{flag} needs a value: {hint}.", flag=shown, hint=spec.hint), spec.name
+        )
     if spec.kind is Kind.TEXT:
         return joined
     if spec.kind is Kind.URLS:
         if spec.max_items is not None and len(values) > spec.max_items:
             raise PromptError(
-                f"{shown} takes {spec.hint}; you gave {len(values)}: {show_value(joined)}.",
+                Text(
+                    "{flag} takes {hint}; you gave {count}: {values}.",
+                    flag=shown,
+                    hint=spec.hint,
+                    count=len(values),
+                    values=show_value(joined),
+                ),
                 spec.name,
             )
         return " ".join(_norm_ref(spec, shown, value) for value in values)
     if len(values) > 1:
         raise PromptError(
-            f"{shown} takes one value ({spec.hint}), but {show_value(joined)!r} follows it; "
-            "put all words before the first parameter.",
+            Text(
+                "{flag} takes one value ({hint}), but {words!r} follows it; "
+                "put all words before the first parameter.",
+                flag=shown,
+                hint=spec.hint,
+                words=show_value(joined),
+            ),
             spec.name,
         )
     return _NORMALISERS[spec.kind](spec, shown, values[0])

@@ -24,6 +24,7 @@ from bot.engine.intake import RequestError
 from bot.engine.loop import BackgroundLoop
 from bot.engine.models import JobStatus, is_job_id
 from bot.engine.store import Store
+from bot.i18n import Text
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,23 @@ def check_present(media_dir: Path, relative: str, *, only_swept: bool = False) -
         if only_swept:
             return
         raise MediaGone(
-            f"The images of job {job_id} are no longer stored, so its buttons cannot be "
-            "used any more; start a new job."
+            Text(
+                "The images of job {job_id} are no longer stored, so its buttons cannot be "
+                "used any more; start a new job.",
+                job_id=job_id,
+            )
         ) from None
     if why.get("days"):
-        how = f"after {why['days']:g} days"
+        how = Text("after {days:g} days", days=why["days"])
     else:
-        how = f"to keep this bot's image storage under {why.get('cap_mib', 0):g} MiB"
+        how = Text("to keep this bot's image storage under {cap:g} MiB", cap=why.get("cap_mib", 0))
     raise MediaGone(
-        f"The images of job {job_id} were removed {how}, so its buttons cannot be used "
-        "any more; start a new job."
+        Text(
+            "The images of job {job_id} were removed {how}, so its buttons cannot be used "
+            "any more; start a new job.",
+            job_id=job_id,
+            how=how,
+        )
     )
 
 
@@ -108,9 +116,13 @@ class MediaRetention(BackgroundLoop):
         free = self._free[1]
         if free < self.min_free_bytes:
             raise RequestError(
-                f"The bot's disk is almost full ({_mib(free)} free; it needs "
-                f"{_mib(self.min_free_bytes)}), so it takes no new jobs for now. Nothing was "
-                "sent or charged; please tell the bot's owner.",
+                Text(
+                    "The bot's disk is almost full ({free} free; it needs {needed}), so it "
+                    "takes no new jobs for now. Nothing was sent or charged; please tell the "
+                    "bot's owner.",
+                    free=_mib(free),
+                    needed=_mib(self.min_free_bytes),
+                ),
                 reason="disk",
             )
 
@@ -184,9 +196,10 @@ class MediaRetention(BackgroundLoop):
                 folder.protected = not folder.finished
                 folder.last_use = updated_at  # the files' time counts only for orphans
         # A follow-up uses its parent; a rerun's inputs are files in an older job's folder.
+        field = self.store.json_text("inputs")
         for parent_id, status, updated_at, inputs in await self._rows(
-            "SELECT parent_id, status, updated_at, json_extract(data, '$.inputs') FROM jobs "
-            "WHERE parent_id IS NOT NULL OR json_extract(data, '$.inputs') != '[]'"
+            f"SELECT parent_id, status, updated_at, {field} FROM jobs "
+            f"WHERE parent_id IS NOT NULL OR {field} != '[]'"
         ):
             running = status in _ACTIVE
             for used in _used_folders(parent_id, inputs):

@@ -22,6 +22,7 @@ from bot.engine.events import EventBus
 from bot.engine.loop import BackgroundLoop
 from bot.engine.models import EventKind, Job, JobStatus
 from bot.engine.store import Store
+from bot.i18n import N_
 from bot.providers.base import Provider, ProviderError, TaskRef, TaskSnapshot, TaskState
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Runner(BackgroundLoop):
                 # We cannot know whether the provider got it; sending it again could
                 # charge twice, so it ends here, saying so.
                 job.status = JobStatus.FAILED
-                job.failure = (
+                job.failure = N_(
                     "Atelier stopped while this job was being submitted, so it was not sent "
                     "again (that could charge twice). Run it again if it did not arrive."
                 )
@@ -152,6 +153,11 @@ class Runner(BackgroundLoop):
     def count_for(self, provider: str) -> int:
         """Jobs of a provider in flight there (sent, not finished)."""
         return sum(1 for job in self._jobs.values() if job.provider == provider)
+
+    def leases_held(self) -> int:
+        """Active jobs this process owns (follows, collects, presents). One process runs
+        a store today, so these are all of them; a shared store's leases count here."""
+        return len(self._jobs)
 
     # ---- the loop ----
 
@@ -343,9 +349,9 @@ def apply_snapshot(job: Job, snapshot: TaskSnapshot) -> EventKind | None:
     if snapshot.extra:
         job.provider_data.update(snapshot.extra)
     if status is JobStatus.FAILED:
-        job.failure = snapshot.failure or "The provider reported a failure without a reason."
+        job.failure = snapshot.failure or N_("The provider reported a failure without a reason.")
     elif status is JobStatus.CANCELLED:
-        job.failure = snapshot.failure or "The job was cancelled at the provider."
+        job.failure = snapshot.failure or N_("The job was cancelled at the provider.")
     after = (job.status, job.progress, job.preview_url, job.queue_position, job.failure)
     if after == before:
         return None

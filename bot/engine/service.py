@@ -19,7 +19,7 @@ import httpx
 from bot import media
 from bot.backoff import Backoff
 from bot.config import Config
-from bot.engine import access
+from bot.engine import access, refusals
 from bot.engine.audit import AuditLog
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
@@ -39,7 +39,8 @@ from bot.engine.retention import MediaRetention
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
-from bot.engine.store import Store, Usage
+from bot.engine.store import Usage, store_for
+from bot.i18n import N_
 from bot.providers import build_provider
 from bot.providers.base import (
     CheckResult,
@@ -88,7 +89,7 @@ class Engine:
         self.config = config
         self.clock = clock
         self.events = EventBus()
-        self.store = Store(config.storage.path)
+        self.store = store_for(config.storage.target)
         self.audit = AuditLog(self.store, clock)  # who spent what, refusals, settings
         self.settings = SettingsStore(self.store, clock)  # each server's own choices
         self.preferences = PreferenceStore(self)  # each member's own (/settings, /prefer)
@@ -178,9 +179,7 @@ class Engine:
             return self.providers[wanted]
         except KeyError:
             names = ", ".join(self.providers)
-            raise RequestError(
-                f"There is no provider named {wanted!r}; pick one of: {names}."
-            ) from None
+            raise refusals.no_provider(wanted, names) from None
 
     async def get(self, job_id: str) -> Job | None:
         """The newest state of a job, as a copy of its own: the caller may keep or change
@@ -345,7 +344,7 @@ class Engine:
         if job.id in self._cancel_asked:  # cancelled while it was being sent
             job.task_id = result.task_id
             note = await cancel_sent(provider, result.task_id)
-            await self._mark_cancelled(job, "Cancelled while it was being sent." + note)
+            await self._mark_cancelled(job, N_("Cancelled while it was being sent.") + note)
             return
         job.task_id = result.task_id
         job.provider_data.update(result.data)  # kept from the start: read back on every poll
@@ -387,11 +386,13 @@ class Engine:
         provider where it can be. Returns a copy of the cancelled job."""
         job = await self._find(job_id)
         if job is None:
-            raise RequestError(f"There is no job {job_id}.")
+            raise refusals.no_job(job_id)
         if job.finished:
-            raise RequestError(f"Job {job_id} has already {job.status.value}.")
+            raise refusals.already_finished(job)
         if self.dispatcher.remove(job.id) is not None:
-            await self._mark_cancelled(job, "Cancelled before it was sent (nothing was charged).")
+            await self._mark_cancelled(
+                job, N_("Cancelled before it was sent (nothing was charged).")
+            )
             return job.copy()
         if job.status is JobStatus.SUBMITTING:
             # The provider call is in flight: honoured when it answers (see `_send`), never
@@ -400,7 +401,7 @@ class Engine:
             return job.copy()
         note = await cancel_sent(self.providers.get(job.provider), job.task_id)
         self.runner.forget(job.id)
-        await self._mark_cancelled(job, "Cancelled by request." + note, refund=False)
+        await self._mark_cancelled(job, N_("Cancelled by request.") + note, refund=False)
         return job.copy()
 
     async def _mark_cancelled(self, job: Job, failure: str, *, refund: bool = True) -> None:
@@ -417,7 +418,7 @@ class Engine:
     async def _existing(self, job_id: str) -> Job:
         job = await self.get(job_id)
         if job is None:  # written in the same step as the press that found it
-            raise RequestError(f"There is no job {job_id}.")
+            raise refusals.no_job(job_id)
         return job
 
     async def attach_message(self, job_id: str, channel_id: str, message_id: str) -> None:
@@ -456,7 +457,7 @@ class Engine:
         # Banned words before any limit is checked or spend recorded: a refusal costs nothing.
         self.moderation.check(request, parent, await self.settings.get(request.guild_id))
         parsed = parse_request_prompt(request, parent, provider)
-        check_inputs(request, provider.max_images)
+        check_inputs(request, provider)
         now = self.clock()
         job = new_job(request, parent, provider.name, parsed, now=now, deadline=now + self.deadline)
         images: list[ImageInput] | None = list(request.images)
@@ -481,13 +482,9 @@ class Engine:
             return None
         parent = await self._find(request.parent_id)
         if parent is None:
-            raise RequestError(
-                f"Job {request.parent_id} no longer exists, so its buttons cannot be used."
-            )
+            raise refusals.parent_gone(request.parent_id)
         if parent.status is not JobStatus.SUCCEEDED:
-            raise RequestError(
-                f"Job {parent.id} has not finished successfully, so it has no results to act on."
-            )
+            raise refusals.parent_failed(parent.id)
         return parent
 
     def _check_offered(
@@ -498,16 +495,13 @@ class Engine:
         action, label = request.action, action_name(request.action)
         support = provider.supports(action)
         if support is None:
-            raise RequestError(f"{provider.name} does not offer {label}.")
+            raise refusals.not_offered(provider.name, label)
         if (
             parent is not None
             and action not in PROMPTED
             and self.offers(parent, action, request.index, request.variant) is None
         ):
-            raise RequestError(
-                f"Job {parent.id} does not offer {label}"
-                f"{f' {request.index}' if request.index else ''} on {provider.name}."
-            )
+            raise refusals.job_does_not_offer(parent.id, label, request.index, provider.name)
         return support
 
     async def _check_limits(self, job: Job, request: JobRequest, support: Support) -> None:
@@ -557,6 +551,7 @@ class Engine:
             strength=job.strength,
             ref=followup.ref if followup else "",
             regions=list(job.regions),
+            polygons=list(job.polygons),
             dimensions=job.dimensions,
             callback_url=self._callback_url(self.providers[job.provider], job),
         )
@@ -576,7 +571,7 @@ class Engine:
             source = parent.images[job.index - 1]
         if parent is None or not request.parent_task_id:
             job.status = JobStatus.FAILED
-            job.failure = "There is no image to select from."
+            job.failure = N_("There is no image to select from.")
         elif not source:
             job.status = JobStatus.FAILED
             job.failure = f"Image {job.index} of job {parent.id} was withheld by review."

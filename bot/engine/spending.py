@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import csv
 import io
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import aiosqlite
 
 from bot.config import Config
 from bot.engine.audit import AuditKind, AuditLog
 from bot.engine.intake import RequestError
 from bot.engine.models import EventKind, How, Job, JobRequest, JobStatus, JobUpdate
 from bot.engine.settings import ServerSettings, SettingsStore
-from bot.engine.store import Store, write_job
+from bot.engine.store import Connection, Store, write_job
+from bot.i18n import Text
 from bot.providers.base import Provider
 from bot.providers.errors import BadResponse, ProviderError, ProviderUnavailable
 from bot.vocab import Action
@@ -216,19 +217,25 @@ class Spending:
         except Exception:
             log.exception("the audit entry of job %s could not be written", job.id)
 
-    async def _duplicate(self, db: aiosqlite.Connection, job: Job, now: float) -> str | None:
+    async def _duplicate(self, db: Connection, job: Job, now: float) -> str | None:
         since = now - self.config.spending.duplicate_seconds
+        # The same press is the same follow-up of the same parent: index and variant are
+        # read from the documents (few rows: one user's, one parent's, seconds old).
         async with db.execute(
-            "SELECT id FROM jobs WHERE user_id = ? AND created_at >= ? AND parent_id = ? "
-            "AND action = ? AND json_extract(data, '$.index') = ? "
-            "AND json_extract(data, '$.variant') = ? ORDER BY created_at LIMIT 1",
-            (job.user_id, since, job.parent_id, job.action.value, job.index, job.variant),
+            "SELECT id, data FROM jobs WHERE user_id = ? AND created_at >= ? AND parent_id = ? "
+            "AND action = ? ORDER BY created_at",
+            (job.user_id, since, job.parent_id, job.action.value),
         ) as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+            rows = await cursor.fetchall()
+        for earlier_id, data in rows:
+            with contextlib.suppress(ValueError, AttributeError):
+                earlier = json.loads(data)
+                if earlier.get("index") == job.index and earlier.get("variant") == job.variant:
+                    return str(earlier_id)
+        return None
 
     async def _check(
-        self, db: aiosqlite.Connection, user_id: str, budget: Budget, cost: float, now: float
+        self, db: Connection, user_id: str, budget: Budget, cost: float, now: float
     ) -> None:
         if budget.max_active is not None:
             active = await _one(
@@ -239,14 +246,18 @@ class Spending:
             )
             if active >= budget.max_active:
                 raise RequestError(
-                    f"You already have {int(active)} jobs running (the limit here is "
-                    f"{budget.max_active}); wait for one to finish.",
+                    Text(
+                        "You already have {active} jobs running (the limit here is {limit}); "
+                        "wait for one to finish.",
+                        active=int(active),
+                        limit=budget.max_active,
+                    ),
                     reason="active",
                 )
         await self._check_daily_jobs(db, user_id, now)
         for limit, since, word in (
-            (budget.daily, day_start(now), "today"),
-            (budget.monthly, month_start(now), "this month"),
+            (budget.daily, day_start(now), Text("today")),
+            (budget.monthly, month_start(now), Text("this month")),
         ):
             if limit is None:
                 continue
@@ -256,12 +267,18 @@ class Spending:
             )  # fmt: skip
             if spent + cost > limit:
                 raise RequestError(
-                    f"This costs {cost:g} credits and you have {max(0.0, limit - spent):g} of "
-                    f"your {limit:g} left {word}. /info shows when it resets.",
+                    Text(
+                        "This costs {cost:g} credits and you have {left:g} of your {limit:g} "
+                        "left {period}. /info shows when it resets.",
+                        cost=cost,
+                        left=max(0.0, limit - spent),
+                        limit=limit,
+                        period=word,
+                    ),
                     reason="budget",
                 )
 
-    async def _check_daily_jobs(self, db: aiosqlite.Connection, user_id: str, now: float) -> None:
+    async def _check_daily_jobs(self, db: Connection, user_id: str, now: float) -> None:
         """[engine] max_jobs_per_user_per_day: jobs sent, or on their way, in 24 hours."""
         daily = self.config.engine.max_jobs_per_user_per_day
         if not daily:
@@ -274,7 +291,10 @@ class Spending:
         )
         if used >= daily:
             raise RequestError(
-                f"You have used your {daily} jobs for the last 24 hours here; try again later.",
+                Text(
+                    "You have used your {daily} jobs for the last 24 hours here; try again later.",
+                    daily=daily,
+                ),
                 reason="budget",
             )
 
@@ -374,7 +394,7 @@ def _ledger_row(now: float, kind: str, job: Job, credits: float) -> tuple[object
     return (now, kind, job.user_id, job.guild_id, job.id, job.provider, job.action.value, credits)
 
 
-async def _one(db: aiosqlite.Connection, sql: str, args: Sequence[object]) -> float:
+async def _one(db: Connection, sql: str, args: Sequence[object]) -> float:
     async with db.execute(sql, args) as cursor:
         row = await cursor.fetchone()
     return float(row[0]) if row and row[0] is not None else 0.0

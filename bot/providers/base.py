@@ -220,6 +220,9 @@ class SubmitRequest:
     ref: str = ""
     # Vary (Region): rectangles as fractions of the image, (x0, y0, x1, y1).
     regions: Sequence[tuple[float, float, float, float]] = ()
+    # Vary (Region): freehand lassos, each its (x, y) points as fractions of the image, in
+    # drawing order (3 or more). Only for providers whose `takes_polygons` is True.
+    polygons: Sequence[tuple[tuple[float, float], ...]] = ()
     dimensions: str = "SQUARE"  # blend
     callback_url: str | None = None
 
@@ -271,6 +274,9 @@ class Provider(ABC):
     batch_size: int = 1  # most task ids one fetch() call should be given
     poll_interval: float = 3.0  # seconds between polls of a running task
     max_images: int = 5  # attachments accepted per request
+    # Whether Vary (Region) here takes freehand lassos (`SubmitRequest.polygons`) as well
+    # as rectangles; the engine refuses a lasso for a provider that does not.
+    takes_polygons: bool = False
 
     @abstractmethod
     def supports(self, action: Action) -> Support | None:

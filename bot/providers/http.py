@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bot.backoff import Backoff
+from bot.providers import observing
 from bot.providers.errors import (
     BadKey,
     BadResponse,
@@ -443,9 +444,10 @@ class ProviderHttp:
         status: int | None = None,
     ) -> ProviderError:
         """The typed error for an answer to one of our requests (see `answer_error`)."""
-        return answer_error(
+        error = answer_error(
             answer, doing=doing, words=words, status=status, overrides=self.overrides
         )
+        return observing.noted(self.client, error)
 
     async def send(
         self,
@@ -475,17 +477,18 @@ class ProviderHttp:
         self, method: str, path: str, json_body: Any, idempotent: bool
     ) -> HttpAnswer:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        try:
-            async with self._exchange(Hop(method, url, json_body), keyed=True) as response:
-                body = await response.aread()
-        except httpx.HTTPError as err:
-            raise transport_error(
-                err,
-                self.provider,
-                provider=self.provider,
-                hint="; check its base_url and that the server is up",
-                unsure=not idempotent,
-            ) from None
+        with observing.timed(self.client, self.provider, "api"):
+            try:
+                async with self._exchange(Hop(method, url, json_body), keyed=True) as response:
+                    body = await response.aread()
+            except httpx.HTTPError as err:
+                raise transport_error(
+                    err,
+                    self.provider,
+                    provider=self.provider,
+                    hint="; check its base_url and that the server is up",
+                    unsure=not idempotent,
+                ) from None
         return self._answer(response.status_code, response.headers, body)
 
     def _answer(self, status: int, headers: httpx.Headers, body: bytes) -> HttpAnswer:
@@ -565,19 +568,20 @@ class ProviderHttp:
         one. The time bound is the caller's (the engine's download deadline)."""
 
         async def attempt() -> bytes:
-            try:
-                async with self._exchange(Hop("GET", url), keyed=keyed, image=True) as response:
-                    if response.status_code >= 400:
-                        raise answer_error(
-                            self._answer(response.status_code, response.headers, b""),
-                            who=f"{self.provider}'s image host",
-                            doing="the image download",
-                            words="",
-                            overrides=IMAGE_LINK_ERRORS,
-                        )
-                    return await self._read_capped(response, max_bytes)
-            except httpx.HTTPError as err:
-                raise transport_error(err, "the image host", provider=self.provider) from None
+            with observing.timed(self.client, self.provider, "download"):
+                try:
+                    async with self._exchange(Hop("GET", url), keyed=keyed, image=True) as got:
+                        if got.status_code >= 400:
+                            raise answer_error(
+                                self._answer(got.status_code, got.headers, b""),
+                                who=f"{self.provider}'s image host",
+                                doing="the image download",
+                                words="",
+                                overrides=IMAGE_LINK_ERRORS,
+                            )
+                        return await self._read_capped(got, max_bytes)
+                except httpx.HTTPError as err:
+                    raise transport_error(err, "the image host", provider=self.provider) from None
 
         return await self.policy.run(attempt, idempotent=True)
 

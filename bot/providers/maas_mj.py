@@ -23,6 +23,10 @@ Choices made here, on purpose:
   much as Vary (Strong) does; a *subtle* one when the member chose Low Variation.
 - 🔄 is a new /tob/diffusion of the same prompt (Cloudsway documents no reroll call).
 - U1-U4 need no call: the four images are already separate, so they are a selection.
+- Vary (Region): rectangles and freehand lassos both become /tob/inpaint polygon areas,
+  their corners in whole pixels of a mask of the image's shape (500-4096 a side),
+  clockwise on screen like the vendor's example; a lasso too small to keep three
+  corners is refused, never widened into a box.
 - An upscaled image (a /tob/upscale job: one image, imageNo 0) offers Vary (Region)
   only. /tob/inpaint is documented as taking any job id with the number of one of its
   images, and Vary (Region) is the upscale's button on Midjourney. No upscale of an
@@ -120,6 +124,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     features = frozenset({Feature.MODES})  # --fast/--relax/--turbo travel in the prompt
     accepted_params = ACCEPTED_PARAMS
     max_images = 0  # no upload call: image prompts are URLs in the prompt text
+    takes_polygons = True  # /tob/inpaint's areas are polygons
     default_poll_interval = 5.0
     task_path = "/tob/job/"
     id_key, urls_key = "jobId", "urls"
@@ -144,6 +149,13 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
         if endpoint is not None and self._offered.get(endpoint, True):
             return Support(How.NATIVE)
         return None
+
+    def validate(self, request: SubmitRequest) -> None:
+        """A lasso too small to be a polygon here is refused before the job exists."""
+        if request.action is Action.INPAINT:
+            size = mask_size(request.parent_image_size)
+            for polygon in request.polygons:
+                lasso_points(polygon, size, self.name)
 
     def offered(self, endpoint: str) -> bool | None:
         """What is known of an optional endpoint ("variation", "pan", "outpaint"):
@@ -205,7 +217,9 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
 
     def _inpaint_body(self, request: SubmitRequest, job_id: str, image_no: int) -> dict[str, Any]:
         """Vary (Region): the areas as polygons, and the remix prompt when one is given."""
-        areas = inpaint_areas(request.regions, request.parent_image_size, provider=self.name)
+        areas = inpaint_areas(
+            request.regions, request.parent_image_size, request.polygons, provider=self.name
+        )
         body: dict[str, Any] = {"jobId": job_id, "imageNo": image_no, "mask": {"areas": areas}}
         remix = request.prompt.strip()
         if remix:
@@ -470,10 +484,12 @@ def mask_size(size: tuple[int, int] | None) -> tuple[int, int]:
 def inpaint_areas(
     regions: Sequence[tuple[float, float, float, float]],
     size: tuple[int, int] | None,
+    polygons: Sequence[Sequence[tuple[float, float]]] = (),
     *,
     provider: str = "",
 ) -> list[dict[str, Any]]:
-    """Rectangles (fractions x0, y0, x1, y1) -> the vendor's polygon areas in pixels."""
+    """Rectangles (fractions x0, y0, x1, y1) and lassos ((x, y) fractions) -> the
+    vendor's polygon areas: {width, height, points: [x1, y1, x2, y2, ...]} in pixels."""
     width, height = mask_size(size)
     areas: list[dict[str, Any]] = []
     for region in regions:
@@ -485,6 +501,28 @@ def inpaint_areas(
         px0, py0, px1, py1 = box
         points = [px0, py0, px1, py0, px1, py1, px0, py1]  # clockwise from top-left
         areas.append({"width": width, "height": height, "points": points})
+    for polygon in polygons:
+        corners = lasso_points(polygon, (width, height), provider)
+        points = [v for corner in corners for v in corner]
+        areas.append({"width": width, "height": height, "points": points})
     if not areas:
         raise PromptRejected("Mark at least one area of the image to redraw.", provider=provider)
     return areas
+
+
+def lasso_points(
+    polygon: Sequence[tuple[float, float]], size: tuple[int, int], provider: str
+) -> list[tuple[int, int]]:
+    """A lasso's corners in pixels (media.pixel_polygon, the mj-proxy mask's arithmetic),
+    clockwise on screen like the vendor's example and the rectangles above: a lasso
+    drawn the other way round is the same area, its points reversed."""
+    corners = media.pixel_polygon(polygon, size)
+    if len(corners) < 3 or media.signed_area(corners) == 0:
+        # The vendor's polygon needs 3 corners around an area; a lasso of a pixel or two
+        # has none once in whole pixels. Not widened into a box the member did not draw.
+        raise PromptRejected(
+            f"A drawn area is too small for {provider or 'the provider'} (under two "
+            "pixels across on its mask); draw a larger one.",
+            provider=provider,
+        )
+    return corners if media.signed_area(corners) > 0 else corners[::-1]

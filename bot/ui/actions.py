@@ -20,14 +20,17 @@ import discord
 from bot.engine import access
 from bot.engine.audit import AuditKind
 from bot.engine.models import Job, JobRequest, Origin, Region
+from bot.engine.refusals import status_word
 from bot.engine.settings import ServerSettings
+from bot.i18n import Text
 from bot.ui import custom_ids, describe, modals, remix, repost
 from bot.ui.context import UiContext, ui_context
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ChannelGone
 from bot.ui.regions import parse_zoom, regions_from, with_zoom
-from bot.ui.replies import UserError, guarded, tell
+from bot.ui.replies import UserError, guarded, member_locale, tell
 from bot.vocab import Action, action_name
+from bot.web.discord_links import offer_editor
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def opens_modal(target: Target) -> bool:
     )
 
 
-NOT_AVAILABLE = "This button is not available here."
+NOT_AVAILABLE = Text("This button is not available here.")
 
 
 def is_manager(interaction: discord.Interaction) -> bool:
@@ -81,9 +84,10 @@ def check_press(
     server (and this channel, unless the presser asked for it), and the action must be
     one the job offered; otherwise the press is "not available" and nothing is spent."""
     if job is None:
-        return (
-            f"Job `{target.job_id}` no longer exists, so its buttons no longer work. "
-            "Start a new one with /imagine."
+        return Text(
+            "Job `{job_id}` no longer exists, so its buttons no longer work. "
+            "Start a new one with /imagine.",
+            job_id=target.job_id,
         )
     owner = job.user_id == str(interaction.user.id)
     guild_id, channel_id = _place_of(interaction)
@@ -92,13 +96,17 @@ def check_press(
         return NOT_AVAILABLE
     if target.action == custom_ids.CANCEL:
         if not (owner or is_manager(interaction)):
-            return "Only the person who started this job (or a server manager) can cancel it."
+            return Text("Only the person who started this job (or a server manager) can cancel it.")
         if job.finished:
-            return f"Job `{job.id}` has already {job.status.value}."
+            return Text(
+                "Job `{job_id}` has already {status}.",
+                job_id=job.id,
+                status=status_word(job.status),
+            )
         return None
     requester_only = access.button_access(ctx.config, settings) == access.REQUESTER
     if requester_only and not (owner or is_manager(interaction)):
-        return f"Only <@{job.user_id}> can use the buttons of this job."
+        return Text("Only <@{user}> can use the buttons of this job.", user=job.user_id)
     return _check_action(ctx, job, target)
 
 
@@ -106,21 +114,33 @@ def _check_action(ctx: UiContext, job: Job, target: Target) -> str | None:
     try:
         action = Action(target.action)
     except ValueError:
-        return "This button is from a version of Atelier that no longer offers it."
+        return Text("This button is from a version of Atelier that no longer offers it.")
     if not ctx.engine.has_provider(job.provider):
-        return f"The provider {job.provider!r} is no longer configured here."
+        return Text(
+            "The provider {provider!r} is no longer configured here.", provider=job.provider
+        )
     if describe.handles(target):  # the buttons under a describe/shorten answer
         return describe.problem(job, target)
     if ctx.engine.offers(job, action, target.index, target.variant) is None:
         number = f" {target.index}" if target.index else ""
-        what = f"{action_name(action)}{number} is not offered for job `{job.id}` on {job.provider}."
+        what = Text(
+            "{action}{number} is not offered for job `{job_id}` on {provider}.",
+            action=action_name(action),
+            number=number,
+            job_id=job.id,
+            provider=job.provider,
+        )
         # Never offered by this job (a forged or foreign custom_id) vs. no longer served.
         return (
-            f"{NOT_AVAILABLE} {what}"
+            Text("{refusal} {reason}", refusal=NOT_AVAILABLE, reason=what)
             if job.offers(action, target.index, target.variant) is None
             else what
         )
     return None
+
+
+# The web editor's submit asks the same (it has no interaction).
+check_action = _check_action
 
 
 def _request(
@@ -184,8 +204,11 @@ async def start_job(
         )
     except ChannelGone:
         raise UserError(
-            f"Job `{job.id}` started, but I cannot post in this channel (I need Send "
-            "Messages, Attach Files and Read Message History). /jobs lists it."
+            Text(
+                "Job `{job_id}` started, but I cannot post in this channel (I need Send "
+                "Messages, Attach Files and Read Message History). /jobs lists it.",
+                job_id=job.id,
+            )
         ) from None
     return job, message_id
 
@@ -207,8 +230,14 @@ async def press(interaction: discord.Interaction, target: Target) -> None:
             return
         if target.action == custom_ids.CANCEL:
             cancelled = await ctx.engine.cancel(job.id)
-            later = "" if cancelled.finished else " once the provider answers (it is being sent)"
-            await tell(interaction, f"Job `{cancelled.id}` is cancelled{later}.")
+            if cancelled.finished:
+                said = Text("Job `{job_id}` is cancelled.", job_id=cancelled.id)
+            else:
+                said = Text(
+                    "Job `{job_id}` is cancelled once the provider answers (it is being sent).",
+                    job_id=cancelled.id,
+                )
+            await tell(interaction, said)
             return
         reply_to = interaction.message.id if interaction.message else None
         if describe.handles(target):  # 🔄 or "Imagine all" under a describe answer
@@ -238,7 +267,7 @@ async def _pressed_job(
             job = await ctx.engine.get(target.job_id)
             settings = await ctx.engine.settings.get(guild_id)
     except TimeoutError:
-        raise UserError("Atelier is busy right now; press the button again.") from None
+        raise UserError(Text("Atelier is busy right now; press the button again.")) from None
     problem = check_press(ctx, interaction, job, target, settings)
     if problem:
         await tell(interaction, problem)
@@ -266,21 +295,24 @@ async def guild_admitted(ctx: UiContext, interaction: discord.Interaction) -> bo
     return False
 
 
-NOT_IN_THIS_SERVER = "Atelier is not available in this server."
+NOT_IN_THIS_SERVER = Text("Atelier is not available in this server.")
 
 
 async def _open_modal(ctx: UiContext, interaction: discord.Interaction, target: Target) -> None:
     job = await _pressed_job(ctx, interaction, target, timeout=MODAL_READ_TIMEOUT)
     if job is None:
         return
+    locale = member_locale(interaction)  # a form is seen by the presser only
+    if target.action == Action.INPAINT.value and await offer_editor(interaction, target):
+        return  # [http] public_url is set: a link to the web editor instead of the form
     if describe.opens_form(target):
-        form = describe.prompt_form(target, job)
+        form = describe.prompt_form(target, job, locale)
     elif target.action == Action.INPAINT.value:
-        form = modals.region_modal(target, job)
+        form = modals.region_modal(target, job, locale)
     elif remix.handles(target):  # Remix is on: the prompt to edit first
-        form = remix.form(target, job)
+        form = remix.form(target, job, locale)
     else:
-        form = modals.zoom_modal(target, job)
+        form = modals.zoom_modal(target, job, locale)
     await interaction.response.send_modal(form)
 
 
@@ -319,6 +351,8 @@ async def on_modal_submit(interaction: discord.Interaction) -> None:
         link = (
             ctx.sender.jump_url(child.guild_id, interaction.channel_id or 0, message_id)
             if message_id
-            else "this channel"
+            else Text("this channel")
         )
-        await tell(interaction, f"✅ Started job `{child.id}` → {link}")
+        await tell(
+            interaction, Text("✅ Started job `{job_id}` → {link}", job_id=child.id, link=link)
+        )

@@ -11,6 +11,7 @@ import discord
 
 from bot import media
 from bot.engine.models import ImageInput
+from bot.i18n import Text
 from bot.ui.replies import UserError
 
 
@@ -28,14 +29,27 @@ async def read_images(
         name = discord.utils.escape_markdown(attachment.filename)
         if attachment.size > max_bytes:
             raise UserError(
-                f"{name} is {_mib(attachment.size)}; images up to {_mib(max_bytes)} are accepted."
+                Text(
+                    "{name} is {size}; images up to {limit} are accepted.",
+                    name=name,
+                    size=_mib(attachment.size),
+                    limit=_mib(max_bytes),
+                )
             )
         try:
             data = await attachment.read()
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError) as err:
-            raise UserError(f"{name} could not be downloaded from Discord ({err}).") from None
+            raise UserError(
+                Text(
+                    "{name} could not be downloaded from Discord ({error}).",
+                    name=name,
+                    error=str(err),
+                )
+            ) from None
         if len(data) > max_bytes:  # the size Discord reported may be wrong
-            raise UserError(f"{name} is larger than {_mib(max_bytes)}.")
+            raise UserError(
+                Text("{name} is larger than {limit}.", name=name, limit=_mib(max_bytes))
+            )
         try:
             # The bytes decide (never the file name or Content-Type); the pixel cap is
             # checked from the header, before anything is decoded.

@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import discord
 
 from bot.engine.audit import AuditEntry, AuditKind
 from bot.engine.moderation import BANNED_REASON
 from bot.engine.settings import SettingsStore
+from bot.i18n import tr
 from bot.ui.outgoing import Outgoing, Sender, SendError, Throttled, Transient
 from bot.ui.pacer import Pacer
 
@@ -40,21 +42,39 @@ def _text(value: str) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(value))
 
 
-def audit_line(entry: AuditEntry) -> str:
-    """The one line an entry becomes: who, where, what."""
-    who = f"<@{entry.user_id}>" if entry.user_id else "someone"
-    where = f" in <#{entry.channel_id}>" if entry.channel_id else ""
+def audit_line(entry: AuditEntry, locale: str | None = None) -> str:
+    """The one line an entry becomes: who, where, what (the entry's own words, such as
+    the refusal's, are shown as they were stored)."""
+    who = f"<@{entry.user_id}>" if entry.user_id else tr(locale, "someone")
+    where = (
+        tr(locale, " in <#{channel_id}>", channel_id=entry.channel_id) if entry.channel_id else ""
+    )
     if entry.kind is AuditKind.SETTINGS:
         what = f": {_text(entry.detail)}" if entry.detail else ""
-        line = f"⚙️ {who} changed the server settings{where}{what}"
+        line = tr(
+            locale,
+            "⚙️ {who} changed the server settings{where}{what}",
+            who=who,
+            where=where,
+            what=what,
+        )
     else:
-        asked = " ".join(x for x in (entry.action, entry.provider and f"on {entry.provider}") if x)
-        why = _text(entry.outcome or "refused")
+        on = entry.provider and tr(locale, "on {provider}", provider=entry.provider)
+        asked = " ".join(x for x in (entry.action, on) if x)
+        why = _text(entry.outcome or tr(locale, "refused"))
         if entry.detail:
             detail = entry.detail.replace("|", "")
             why += f" (||{detail}||)" if entry.outcome == BANNED_REASON else f" ({_text(detail)})"
-        job = f" (job `{entry.job_id}`)" if entry.job_id else ""
-        line = f"🚫 Refused {who}{where}: {_text(asked) or 'a request'}{job}: {why}"
+        job = tr(locale, " (job `{job_id}`)", job_id=entry.job_id) if entry.job_id else ""
+        line = tr(
+            locale,
+            "🚫 Refused {who}{where}: {asked}{job}: {why}",
+            who=who,
+            where=where,
+            asked=_text(asked) or tr(locale, "a request"),
+            job=job,
+            why=why,
+        )
     return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - 1] + "…"
 
 
@@ -67,6 +87,8 @@ class AuditChannel:
         self.pacer = pacer
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
+        # The language of a guild's audit lines (bot/app.py: its preferred locale).
+        self.locale_of: Callable[[str | None], str | None] = lambda _guild_id: None
 
     def on_entry(self, entry: AuditEntry) -> None:
         """An audit listener: queue the entry if it is posted, and return at once."""
@@ -105,7 +127,8 @@ class AuditChannel:
         target = settings.audit_channel_id if settings is not None else None
         if not target or not target.isdigit():
             return
-        channel_id, message = int(target), Outgoing(audit_line(entry))
+        line = audit_line(entry, self.locale_of(entry.guild_id))
+        channel_id, message = int(target), Outgoing(line)
         for attempt in range(1, ATTEMPTS + 1):
             await self.pacer.acquire(channel_id)
             try:

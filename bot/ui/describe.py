@@ -23,11 +23,12 @@ import discord
 from bot import media
 from bot.engine.intake import RequestError
 from bot.engine.models import ImageInput, Job, JobRequest
+from bot.i18n import Text, tr
 from bot.ui import modals
 from bot.ui.context import UiContext
 from bot.ui.custom_ids import Target
 from bot.ui.layout import IMAGINE_ALL
-from bot.ui.replies import UserError, tell
+from bot.ui.replies import UserError, member_locale, said, tell
 from bot.vocab import KEYCAPS, Action
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 StartJob = Callable[[JobRequest], Awaitable[Job]]
 
 ACTIONS = frozenset({Action.IMAGINE.value, Action.DESCRIBE.value})
-NOT_AVAILABLE = "This button is not available here."
+NOT_AVAILABLE = Text("This button is not available here.")
 
 
 def handles(target: Target) -> bool:
@@ -52,7 +53,8 @@ def opens_form(target: Target) -> bool:
 def problem(job: Job, target: Target) -> str | None:
     """Why this press on a describe/shorten answer cannot go ahead, or None."""
     if job.action not in (Action.DESCRIBE, Action.SHORTEN) or not job.texts:
-        return f"{NOT_AVAILABLE} Job `{job.id}` has no prompts to imagine."
+        reason = Text("Job `{job_id}` has no prompts to imagine.", job_id=job.id)
+        return Text("{refusal} {reason}", refusal=NOT_AVAILABLE, reason=reason)
     if target.action == Action.DESCRIBE.value:
         if job.action is not Action.DESCRIBE or target.index or target.variant:
             return NOT_AVAILABLE
@@ -60,18 +62,19 @@ def problem(job: Job, target: Target) -> str | None:
     if target.variant == IMAGINE_ALL:
         return None if job.action is Action.DESCRIBE and not target.index else NOT_AVAILABLE
     if target.variant or not 0 < target.index <= len(job.texts):
-        return f"{NOT_AVAILABLE} Job `{job.id}` has no prompt number {target.index}."
+        reason = Text("Job `{job_id}` has no prompt number {n}.", job_id=job.id, n=target.index)
+        return Text("{refusal} {reason}", refusal=NOT_AVAILABLE, reason=reason)
     return None
 
 
-def prompt_form(target: Target, job: Job) -> modals.JobModal:
+def prompt_form(target: Target, job: Job, locale: str | None = None) -> modals.JobModal:
     """The form behind 1️⃣-5️⃣: that prompt, to edit before it is imagined."""
     number = KEYCAPS[target.index - 1] if target.index <= len(KEYCAPS) else str(target.index)
-    form = modals.JobModal(f"Imagine prompt {number}", target)
+    form = modals.JobModal(tr(locale, "Imagine prompt {n}", n=number), target)
     form.add_item(
         discord.ui.Label(
-            text="Prompt",
-            description="Edit it as you like; submitting imagines it.",
+            text=tr(locale, "Prompt"),
+            description=tr(locale, "Edit it as you like; submitting imagines it."),
             component=discord.ui.TextInput(
                 custom_id=modals.PROMPT,
                 style=discord.TextStyle.paragraph,
@@ -110,8 +113,11 @@ async def _describe_again(ctx: UiContext, asker: JobRequest, job: Job) -> JobReq
     images = await _described_image(ctx, job)
     if not images:
         raise UserError(
-            f"The image of job `{job.id}` is no longer kept (media retention), so it cannot "
-            "be described again. Use /describe with the image."
+            Text(
+                "The image of job `{job_id}` is no longer kept (media retention), so it "
+                "cannot be described again. Use /describe with the image.",
+                job_id=job.id,
+            )
         )
     return replace(asker, action=Action.DESCRIBE, provider=job.provider, images=images)
 
@@ -135,7 +141,7 @@ async def on_press(
         try:
             started.append(await start(await imagine_request(ctx, asker, job, text)))
         except RequestError as err:  # over a limit: the rest would be refused too
-            refusal = str(err)
+            refusal = said(err, member_locale(interaction))
             break
     await tell(interaction, imagine_all_summary(len(started), len(prompts), refusal))
 
@@ -143,7 +149,12 @@ async def on_press(
 def imagine_all_summary(started: int, wanted: int, refusal: str) -> str:
     """What "Imagine all" tells the presser: how many jobs started, and why not more."""
     if not refusal:
-        return f"✅ Started {started} imagine jobs, one per prompt."
+        return Text("✅ Started {n} imagine jobs, one per prompt.", n=started)
     if not started:
-        return f"❌ No imagine job started: {refusal}"
-    return f"⚠️ Started {started} of {wanted} imagine jobs; the rest were refused: {refusal}"
+        return Text("❌ No imagine job started: {refusal}", refusal=refusal)
+    return Text(
+        "⚠️ Started {n} of {wanted} imagine jobs; the rest were refused: {refusal}",
+        n=started,
+        wanted=wanted,
+        refusal=refusal,
+    )

@@ -66,6 +66,11 @@ class DiscordSender:
                 return guild.filesize_limit
         return DEFAULT_UPLOAD_LIMIT
 
+    def guild_locale(self, guild_id: str | None) -> str | None:
+        """The server's preferred locale (Community setting; en-US by default)."""
+        guild = self.client.get_guild(int(guild_id)) if guild_id else None
+        return guild.preferred_locale.value if guild is not None else None
+
     def jump_url(self, guild_id: str | None, channel_id: int, message_id: int) -> str:
         return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bot.engine.models import Job
 from bot.engine.settings import SettingsStore
+from bot.i18n import Text
 from bot.ui.outgoing import FileSpec
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,14 @@ class ImageCheck:
             if mode == SPOILER:
                 kept.append(replace(spec, name=SPOILER_PREFIX + spec.name))
         if flagged:
-            done = "marked as spoilers" if mode == SPOILER else "withheld (Atelier keeps them)"
-            notes = [*notes, f"{flagged} image(s) flagged by this server's image check: {done}."]
+            if mode == SPOILER:
+                done = Text("marked as spoilers")
+            else:
+                done = Text("withheld (Atelier keeps them)")
+            note = Text(
+                "{n} image(s) flagged by this server's image check: {done}.", n=flagged, done=done
+            )
+            notes = [*notes, note]
         return kept, notes
 
     async def _flags(self, job: Job, spec: FileSpec) -> bool:

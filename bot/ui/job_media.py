@@ -14,6 +14,7 @@ from typing import Protocol
 
 from bot import media, video
 from bot.engine.models import Job
+from bot.i18n import Text
 from bot.ui.image_check import SPOILER_PREFIX, ImageCheck
 from bot.ui.outgoing import FileSpec
 
@@ -80,12 +81,18 @@ async def result_files(
             image = await media.a_fit_to_limit(data, limit, lane=media.Lane.RESULTS)
         except (OSError, media.MediaError) as err:
             log.warning("image %s of job %s cannot be attached: %s", rel, job.id, err)
-            notes.append(f"An image of this job could not be attached ({err}).")
+            notes.append(
+                Text("An image of this job could not be attached ({error}).", error=str(err))
+            )
             continue
         if image.note:
             notes.append(
-                f"Re-encoded to fit this channel's {_mib(limit)} upload limit "
-                f"({image.note}); the original is kept by Atelier."
+                Text(
+                    "Re-encoded to fit this channel's {limit} upload limit ({how}); "
+                    "the original is kept by Atelier.",
+                    limit=_mib(limit),
+                    how=image.note,
+                )
             )
         files.append(FileSpec(f"{stem}_{job.id}{suffix}.{image.ext}", image.data))
     if image_check is not None:  # flagged images: spoilers, or left out
@@ -110,19 +117,27 @@ async def video_files(
             data = await asyncio.to_thread(source.media_path(rel).read_bytes)
         except OSError as err:
             log.warning("video %s of job %s cannot be attached: %s", rel, job.id, err)
-            notes.append(_video_note(n, numbered, "could not be attached", link))
+            notes.append(_video_note(n, numbered, Text("could not be attached"), link))
             continue
         try:
             fitted = await video.fit_video_to_limit(data, limit)
         except video.VideoError as err:
-            why = f"is over this channel's {_mib(limit)} upload limit and {err}"
+            why = Text(
+                "is over this channel's {limit} upload limit and {error}",
+                limit=_mib(limit),
+                error=str(err),
+            )
             notes.append(_video_note(n, numbered, why, link))
             continue
         if fitted.note:
-            which = f"Video {n}" if numbered else "The video"
             notes.append(
-                f"{which} was re-encoded to fit this channel's {_mib(limit)} upload limit "
-                f"({fitted.note}); the original is kept by Atelier."
+                Text(
+                    "{which} was re-encoded to fit this channel's {limit} upload limit "
+                    "({how}); the original is kept by Atelier.",
+                    which=_which(n, numbered),
+                    limit=_mib(limit),
+                    how=fitted.note,
+                )
             )
         files.append(FileSpec(f"{stem}_{job.id}{suffix}.mp4", fitted.data))
     if image_check is not None:
@@ -149,14 +164,17 @@ async def _checked_videos(
     return [FileSpec(k.name, films[k.name.removeprefix(SPOILER_PREFIX)]) for k in kept], notes
 
 
-def _video_note(n: int, numbered: bool, why: str, link: str) -> str:
-    which = f"Video {n}" if numbered else "The video"
+def _which(n: int, numbered: bool) -> Text:
+    return Text("Video {n}", n=n) if numbered else Text("The video")
+
+
+def _video_note(n: int, numbered: bool, why: Text, link: str) -> Text:
     where = (
-        f"; watch it at the provider: <{link}>"
+        Text("; watch it at the provider: <{link}>", link=link)
         if link.startswith(("https://", "http://"))
-        else "; the provider gave no link to it"
+        else Text("; the provider gave no link to it")
     )
-    return f"{which} {why}{where}."
+    return Text("{which} {why}{where}.", which=_which(n, numbered), why=why, where=where)
 
 
 def _slug(text: str) -> str:

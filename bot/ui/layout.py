@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.engine.models import FollowUp, How, Job, Support
+from bot.i18n import Text
 from bot.ui import custom_ids
 from bot.ui.custom_ids import Target
 from bot.ui.outgoing import ButtonSpec
@@ -47,7 +48,7 @@ def _button(job: Job, followup: FollowUp, support: Support | None) -> ButtonSpec
     label, emoji = button_label(followup.action, followup.index, followup.variant)
     if support is not None and support.how is How.EMULATED:
         # Emulated: the label says so, the message's note line says how.
-        label = f"{label} (emulated)" if label else "(emulated)"
+        label = Text("{label} (emulated)", label=label) if label else Text("(emulated)")
     target = Target(followup.action.value, job.id, followup.index, followup.variant)
     return ButtonSpec(custom_ids.button_id(target), label=label, emoji=emoji)
 
@@ -94,7 +95,15 @@ def emulation_notes(job: Job, support_of: SupportOf) -> list[str]:
         support = support_of(action)
         if support is not None and support.how is How.EMULATED:
             how = f": {support.note}" if support.note else ""
-            notes.append(f"{action_name(action)} is emulated on {job.provider}{how}.")
+            name, provider = action_name(action), job.provider
+            notes.append(
+                Text(
+                    "{action} is emulated on {provider}{how}.",
+                    action=name,
+                    provider=provider,
+                    how=how,
+                )
+            )
     return notes
 
 
@@ -117,7 +126,9 @@ def text_rows(job: Job) -> list[list[ButtonSpec]]:
     rows = [buttons]
     if job.action is Action.DESCRIBE:
         imagine_all = Target(Action.IMAGINE.value, job.id, 0, IMAGINE_ALL)
-        more = [ButtonSpec(custom_ids.button_id(imagine_all), label="Imagine all", emoji="🎨")]
+        more = [
+            ButtonSpec(custom_ids.button_id(imagine_all), label=Text("Imagine all"), emoji="🎨")
+        ]
         if job.inputs:  # describing again needs the image, kept as the job's input
             again = Target(Action.DESCRIBE.value, job.id)
             more.append(ButtonSpec(custom_ids.button_id(again), emoji="🔄"))
@@ -127,4 +138,6 @@ def text_rows(job: Job) -> list[list[ButtonSpec]]:
 
 def cancel_row(job: Job) -> list[list[ButtonSpec]]:
     target = Target(custom_ids.CANCEL, job.id)
-    return [[ButtonSpec(custom_ids.button_id(target), label="Cancel", emoji="✖️", style="danger")]]
+    return [
+        [ButtonSpec(custom_ids.button_id(target), label=Text("Cancel"), emoji="✖️", style="danger")]
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.engine.models import Job
+from bot.i18n import render, tr
 from bot.ui import custom_ids
 from bot.ui.custom_ids import Target
 from bot.ui.regions import PRESETS
@@ -58,10 +59,10 @@ def _text_field(
     )
 
 
-def _prompt_input(job: Job, label: str) -> discord.ui.Label[Any]:
+def _prompt_input(job: Job, label: str, locale: str | None) -> discord.ui.Label[Any]:
     return _text_field(
         label,
-        "Leave as is to keep the job's prompt.",
+        tr(locale, "Leave as is to keep the job's prompt."),
         PROMPT,
         style=discord.TextStyle.paragraph,
         max_length=4000,
@@ -69,20 +70,20 @@ def _prompt_input(job: Job, label: str) -> discord.ui.Label[Any]:
     )
 
 
-def region_modal(target: Target, job: Job) -> JobModal:
-    modal = JobModal(f"Vary (Region) · job {job.id}", target)
+def region_modal(target: Target, job: Job, locale: str | None = None) -> JobModal:
+    modal = JobModal(tr(locale, "Vary (Region) · job {job_id}", job_id=job.id), target)
     modal.add_item(
         discord.ui.Label(
-            text="Area to redraw",
-            description="Pick one or more areas, or type your own box below.",
+            text=tr(locale, "Area to redraw"),
+            description=tr(locale, "Pick one or more areas, or type your own box below."),
             component=discord.ui.Select(
                 custom_id=AREA,
-                placeholder="Pick areas of the image",
+                placeholder=tr(locale, "Pick areas of the image"),
                 min_values=0,
                 max_values=len(PRESETS),
                 required=False,
                 options=[
-                    discord.SelectOption(label=label, value=value)
+                    discord.SelectOption(label=render(label, locale), value=value)
                     for value, (label, _) in PRESETS.items()
                 ],
             ),
@@ -90,23 +91,23 @@ def region_modal(target: Target, job: Job) -> JobModal:
     )
     modal.add_item(
         _text_field(
-            "Or your own box, in per cent",
-            "left,top,right,bottom from the top-left corner; several: use ;",
+            tr(locale, "Or your own box, in per cent"),
+            tr(locale, "left,top,right,bottom from the top-left corner; several: use ;"),
             BOX,
             max_length=200,
-            placeholder="e.g. 10,20,60,90",
+            placeholder=tr(locale, "e.g. 10,20,60,90"),
         )
     )
-    modal.add_item(_prompt_input(job, "Prompt for the redrawn area"))
+    modal.add_item(_prompt_input(job, tr(locale, "Prompt for the redrawn area"), locale))
     return modal
 
 
-def zoom_modal(target: Target, job: Job) -> JobModal:
-    modal = JobModal(f"Custom Zoom · job {job.id}", target)
+def zoom_modal(target: Target, job: Job, locale: str | None = None) -> JobModal:
+    modal = JobModal(tr(locale, "Custom Zoom · job {job_id}", job_id=job.id), target)
     modal.add_item(
         _text_field(
-            "Zoom out by (1 to 2)",
-            "1 keeps the frame; 2 shows twice as much around it.",
+            tr(locale, "Zoom out by (1 to 2)"),
+            tr(locale, "1 keeps the frame; 2 shows twice as much around it."),
             FACTOR,
             required=True,
             max_length=6,
@@ -114,7 +115,7 @@ def zoom_modal(target: Target, job: Job) -> JobModal:
             placeholder="1.5",
         )
     )
-    modal.add_item(_prompt_input(job, "Prompt"))
+    modal.add_item(_prompt_input(job, tr(locale, "Prompt"), locale))
     return modal
 
 

@@ -134,6 +134,8 @@ class Presenter:
         self.image_check: ImageCheck | None = None  # [moderation] image_check (bot/app.py)
         # Told of each message posted for a job (cogs/reactions.py finds jobs by it).
         self.posted: Callable[[str, int, int], None] | None = None
+        # The language of a guild's channel messages (bot/app.py: its preferred locale).
+        self.locale_of: Callable[[str | None], str | None] = lambda _guild_id: None
 
     # ------------------------------------------------------------------ events
 
@@ -205,7 +207,7 @@ class Presenter:
             return await self._show_outcome(shown)
         await self.pacer.acquire(shown.channel_id)
         job, version = shown.job, shown.version
-        message = render.progress(job)
+        message = render.progress(job, locale=self.locale_of(job.guild_id))
         message.nonce = _nonce("p", job)
         try:
             message_id = await self._send(shown, message, reply_to=shown.reply_to)
@@ -323,7 +325,8 @@ class Presenter:
         assert shown.message_id is not None
         preview_url, files, attached = await self._preview(shown)
         job, version = shown.job, shown.version  # the newest state, after the download
-        message = render.progress(job, preview_url=preview_url)
+        locale = self.locale_of(job.guild_id)
+        message = render.progress(job, preview_url=preview_url, locale=locale)
         message.files = files
         try:
             await self._edit(shown, shown.message_id, message)
@@ -357,7 +360,7 @@ class Presenter:
         """Edit the job's message to say why it failed. When it is gone, post the failure
         anew (and when only its edits are capped, delete it after that)."""
         job = shown.job
-        message = render.failure(job)
+        message = render.failure(job, self.locale_of(job.guild_id))
         message.nonce = _nonce("f", job)
         await self.pacer.acquire(shown.channel_id)
         if shown.message_id is not None and not shown.progress_off:
@@ -388,7 +391,8 @@ class Presenter:
         limit = shown.limit or self.sender.upload_limit(job.guild_id)
         if shown.files is None:
             shown.files, shown.notes = await self._result_files(job, limit)
-        message = render.result(job, self._support_of(job), shown.notes)
+        locale = self.locale_of(job.guild_id)
+        message = render.result(job, self._support_of(job), shown.notes, locale=locale)
         message.files, message.nonce = shown.files, _nonce("r", job)
         await self.pacer.acquire(shown.channel_id)
         try:

@@ -28,6 +28,8 @@ from discord.utils import escape_markdown
 
 from bot.engine.intake import RequestError
 from bot.engine.models import Job, JobStatus
+from bot.engine.refusals import status_word
+from bot.i18n import render, tr
 from bot.ui import job_media
 from bot.ui.image_check import ImageCheck
 from bot.ui.job_media import MediaSource
@@ -79,18 +81,22 @@ class Reaction:
         return self.emoji.replace("\ufe0f", "")
 
 
-def dm_text(job: Job, link: str, notes: Sequence[str] = ()) -> str:
+def dm_text(job: Job, link: str, notes: Sequence[str] = (), locale: str | None = None) -> str:
     """The DM's words: the prompt, the job id, the seed where known, and a link back
     (under Discord's 2000 characters: the prompt is cut, and the notes)."""
     prompt = escape_markdown(job.prompt or job.action.value)  # escaping lengthens it
     if len(prompt) > PROMPT_CHARS:
         prompt = prompt[: PROMPT_CHARS - 1].rstrip() + "…"
-    status = "" if job.status is JobStatus.SUCCEEDED else f" · {job.status.value}"
-    lines = [f"**{prompt}**", f"Job `{job.id}` · {job.provider}{status}"]
+    shown = status_word(job.status).render(locale)
+    status = "" if job.status is JobStatus.SUCCEEDED else f" · {shown}"
+    ident = tr(locale, "Job `{job_id}` · {provider}", job_id=job.id, provider=job.provider)
+    lines = [f"**{prompt}**", ident + status]
     if job.seed and job.seed != "0":
-        lines.append(f"Seed `{job.seed}` (add `--seed {job.seed}` to draw it again)")
+        lines.append(
+            tr(locale, "Seed `{seed}` (add `--seed {seed}` to draw it again)", seed=job.seed)
+        )
     lines.append(link)
-    lines.extend(f"-# {note}"[:NOTE_CHARS] for note in notes[:3])
+    lines.extend(f"-# {render(note, locale)}"[:NOTE_CHARS] for note in notes[:3])
     return "\n".join(lines)
 
 
@@ -106,6 +112,7 @@ class Reactions:
         *,
         image_check: Callable[[], ImageCheck | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        locale_of: Callable[[str | None], str | None] = lambda _guild_id: None,
     ) -> None:
         self.client = client
         self.engine = engine
@@ -116,6 +123,8 @@ class Reactions:
         self.upload_limit = upload_limit  # the sender's, for DMs (guild id None)
         self.image_check = image_check  # the presenter's, read when a DM is made
         self.clock = clock
+        # A reaction carries no locale: the DM is in the server's language.
+        self.locale_of = locale_of
         self._sent: dict[tuple[int, int], float] = {}  # (member, message) -> when asked
 
     def note_posted(self, job_id: str, channel_id: int, message_id: int) -> None:
@@ -177,7 +186,7 @@ class Reactions:
         try:
             channel = await self.client.create_dm(discord.Object(reaction.user_id))
             await channel.send(
-                content=dm_text(job, link, notes),
+                content=dm_text(job, link, notes, self.locale_of(job.guild_id)),
                 files=[discord.File(io.BytesIO(f.data), filename=f.name) for f in files],
                 allowed_mentions=discord.AllowedMentions.none(),
             )

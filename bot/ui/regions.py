@@ -10,22 +10,23 @@ from __future__ import annotations
 import re
 
 from bot.engine.models import Region
+from bot.i18n import Text
 
 # value -> (label, region). Values are short: they travel in the modal's select.
 PRESETS: dict[str, tuple[str, Region]] = {
-    "left": ("Left half", (0.0, 0.0, 0.5, 1.0)),
-    "right": ("Right half", (0.5, 0.0, 1.0, 1.0)),
-    "top": ("Top half", (0.0, 0.0, 1.0, 0.5)),
-    "bottom": ("Bottom half", (0.0, 0.5, 1.0, 1.0)),
-    "center": ("Center", (0.25, 0.25, 0.75, 0.75)),
-    "top-left": ("Top-left quarter", (0.0, 0.0, 0.5, 0.5)),
-    "top-right": ("Top-right quarter", (0.5, 0.0, 1.0, 0.5)),
-    "bottom-left": ("Bottom-left quarter", (0.0, 0.5, 0.5, 1.0)),
-    "bottom-right": ("Bottom-right quarter", (0.5, 0.5, 1.0, 1.0)),
-    "sky": ("Top third (sky)", (0.0, 0.0, 1.0, 1 / 3)),
-    "ground": ("Bottom third (ground)", (0.0, 2 / 3, 1.0, 1.0)),
-    "middle-band": ("Middle band, left to right", (0.0, 1 / 3, 1.0, 2 / 3)),
-    "middle-column": ("Middle column, top to bottom", (1 / 3, 0.0, 2 / 3, 1.0)),
+    "left": (Text("Left half"), (0.0, 0.0, 0.5, 1.0)),
+    "right": (Text("Right half"), (0.5, 0.0, 1.0, 1.0)),
+    "top": (Text("Top half"), (0.0, 0.0, 1.0, 0.5)),
+    "bottom": (Text("Bottom half"), (0.0, 0.5, 1.0, 1.0)),
+    "center": (Text("Center"), (0.25, 0.25, 0.75, 0.75)),
+    "top-left": (Text("Top-left quarter"), (0.0, 0.0, 0.5, 0.5)),
+    "top-right": (Text("Top-right quarter"), (0.5, 0.0, 1.0, 0.5)),
+    "bottom-left": (Text("Bottom-left quarter"), (0.0, 0.5, 0.5, 1.0)),
+    "bottom-right": (Text("Bottom-right quarter"), (0.5, 0.5, 1.0, 1.0)),
+    "sky": (Text("Top third (sky)"), (0.0, 0.0, 1.0, 1 / 3)),
+    "ground": (Text("Bottom third (ground)"), (0.0, 2 / 3, 1.0, 1.0)),
+    "middle-band": (Text("Middle band, left to right"), (0.0, 1 / 3, 1.0, 2 / 3)),
+    "middle-column": (Text("Middle column, top to bottom"), (1 / 3, 0.0, 2 / 3, 1.0)),
 }
 
 _NUMBER = r"\s*(-?\d+(?:\.\d+)?)\s*%?\s*"
@@ -43,16 +44,23 @@ def parse_boxes(text: str) -> list[Region]:
         match = _BOX.fullmatch(part)
         if match is None:
             raise RegionError(
-                f"“{part[:40]}” is not a box: write four numbers in per cent, "
-                "left,top,right,bottom, e.g. 10,20,60,90."
+                Text(
+                    "“{part}” is not a box: write four numbers in per cent, "
+                    "left,top,right,bottom, e.g. 10,20,60,90.",
+                    part=part[:40],
+                )
             )
         x0, y0, x1, y1 = (float(v) for v in match.groups())
         if not all(0 <= v <= 100 for v in (x0, y0, x1, y1)):
-            raise RegionError(f"“{part[:40]}”: every number must be between 0 and 100 (%).")
+            raise RegionError(
+                Text("“{part}”: every number must be between 0 and 100 (%).", part=part[:40])
+            )
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
         if x1 - x0 < 1 or y1 - y0 < 1:
-            raise RegionError(f"“{part[:40]}” is too thin: the box must be at least 1% wide.")
+            raise RegionError(
+                Text("“{part}” is too thin: the box must be at least 1% wide.", part=part[:40])
+            )
         regions.append((x0 / 100, y0 / 100, x1 / 100, y1 / 100))
     return regions
 
@@ -63,7 +71,7 @@ def regions_from(presets: list[str], boxes: str) -> list[Region]:
     regions += parse_boxes(boxes or "")
     if not regions:
         raise RegionError(
-            "Pick at least one area to redraw, or type a box in per cent (e.g. 10,20,60,90)."
+            Text("Pick at least one area to redraw, or type a box in per cent (e.g. 10,20,60,90).")
         )
     return regions
 
@@ -74,9 +82,13 @@ def parse_zoom(text: str) -> float:
     try:
         value = float(cleaned)
     except ValueError:
-        raise RegionError(f"“{text[:20]}” is not a number; give a zoom between 1 and 2.") from None
+        raise RegionError(
+            Text("“{text}” is not a number; give a zoom between 1 and 2.", text=text[:20])
+        ) from None
     if not 1.0 <= value <= 2.0:
-        raise RegionError(f"The zoom must be between 1 and 2 (you gave {value:g}).")
+        raise RegionError(
+            Text("The zoom must be between 1 and 2 (you gave {value:g}).", value=value)
+        )
     return value
 
 

@@ -16,6 +16,7 @@ import logging
 import discord
 
 from bot.engine.models import Job
+from bot.i18n import render, tr
 from bot.ui.context import UiContext
 from bot.ui.custom_ids import Target
 from bot.ui.modals import PROMPT, JobModal
@@ -59,16 +60,17 @@ async def wants_form(ctx: UiContext, interaction: discord.Interaction, target: T
     return prefs.remix
 
 
-def form(target: Target, job: Job) -> JobModal:
+def form(target: Target, job: Job, locale: str | None = None) -> JobModal:
     """The Remix form: the job's prompt, to edit."""
     action = Action(target.action)
     label, emoji = button_label(action, target.index, target.variant)
-    what = label or f"{action_name(action)} {emoji or ''}".strip()
-    modal = JobModal(f"Remix · {what} · job {job.id}", target)
+    name = render(action_name(action), locale)
+    what = render(label, locale) if label else f"{name} {emoji or ''}".strip()
+    modal = JobModal(tr(locale, "Remix · {what} · job {job_id}", what=what, job_id=job.id), target)
     modal.add_item(
         discord.ui.Label(
-            text="Prompt",
-            description="Edit the prompt; the new job uses it (Remix).",
+            text=tr(locale, "Prompt"),
+            description=tr(locale, "Edit the prompt; the new job uses it (Remix)."),
             component=discord.ui.TextInput(
                 custom_id=PROMPT,
                 style=discord.TextStyle.paragraph,

@@ -15,13 +15,14 @@ from dataclasses import replace
 import discord
 
 from bot.engine.models import Job
+from bot.i18n import CATALOGUES, ENGLISH, Text, tr
 from bot.ui import render
 from bot.ui.outgoing import TooLarge
 from bot.ui.presenter import Presenter
 
 # Smallest upload limit tried after Discord refused a repost as too large.
 MIN_LIMIT = 256 * 1024
-MARK = "🔁 Shown again"
+MARK = Text("🔁 Shown again")
 
 
 def stored_images(job: Job) -> list[str]:
@@ -29,8 +30,9 @@ def stored_images(job: Job) -> list[str]:
     return [job.grid] if job.grid else [rel for rel in job.images if rel]
 
 
-def _marked(content: str, shown_by: str) -> str:
-    mark = f"\n-# {MARK} by <@{shown_by}> with /show"
+def _marked(content: str, shown_by: str, locale: str | None) -> str:
+    said = tr(locale, "{mark} by <@{user}> with /show", mark=MARK, user=shown_by)
+    mark = f"\n-# {said}"
     room = render.CONTENT_LIMIT - len(mark)
     return (content if len(content) <= room else content[: room - 1] + "…") + mark
 
@@ -44,8 +46,11 @@ async def repost(
     limit = limit or presenter.sender.upload_limit(job.guild_id)
     for _ in range(2):
         files, notes = await presenter._result_files(job, limit)
-        result = render.result(job, presenter._support_of(job), notes)
-        message = replace(result, content=_marked(result.content, shown_by), mention_user=None)
+        locale = presenter.locale_of(job.guild_id)
+        result = render.result(job, presenter._support_of(job), notes, locale=locale)
+        message = replace(
+            result, content=_marked(result.content, shown_by, locale), mention_user=None
+        )
         message.files = files
         await presenter.pacer.acquire(channel_id)
         presenter.writes += 1
@@ -67,4 +72,9 @@ def shown_here(interaction: discord.Interaction, job_id: str) -> bool:
     client_user = interaction.client.user
     if message is None or client_user is None or message.author.id != client_user.id:
         return False
-    return MARK in message.content and f"job `{job_id}`" in message.content
+    # The mark and the job's line are in the language the repost was written in.
+    content = message.content
+    marked = any(MARK.render(locale) in content for locale in (ENGLISH, *CATALOGUES))
+    return marked and any(
+        tr(locale, "job `{job_id}`", job_id=job_id) in content for locale in (ENGLISH, *CATALOGUES)
+    )

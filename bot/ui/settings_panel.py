@@ -15,14 +15,22 @@ from typing import Any
 import discord
 
 from bot.engine.preferences import STYLIZE_STEPS, Preferences, version_choices
+from bot.i18n import N_, Text, tr
 from bot.ui import actions, custom_ids
 from bot.ui.context import UiContext, ui_context
-from bot.ui.replies import UserError, guarded
+from bot.ui.replies import UserError, guarded, member_locale
 from bot.vocab import Action
 
 DEFAULT = "default"  # the select option that clears a choice
 PANEL_TTL = 15 * 60.0  # how long this process keeps a panel's View object around
 _ON, _OFF = discord.ButtonStyle.success, discord.ButtonStyle.secondary
+# Midjourney's names of the Stylize steps, for the buttons' labels.
+STYLIZE_NAMES = {
+    "low": N_("low"),
+    "med": N_("med"),
+    "high": N_("high"),
+    "very high": N_("very high"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,23 +56,34 @@ def _stylize_name(value: int | None) -> str | None:
     return next((name for name, v in STYLIZE_STEPS.items() if v == value), None)
 
 
-def summary(prefs: Preferences) -> list[str]:
+def summary(prefs: Preferences, locale: str | None = None) -> list[str]:
     """The member's settings as lines (the panel's text, and /info)."""
     stylize = _stylize_name(prefs.stylize)
     model = prefs.version and (prefs.version if "niji" in prefs.version else f"v {prefs.version}")
-    options = ", ".join(f"--{name}" for name in sorted(prefs.options)) or "none"
+    default, none = tr(locale, "default"), tr(locale, "none")
+    on, off = tr(locale, "on"), tr(locale, "off")
+    options = ", ".join(f"--{name}" for name in sorted(prefs.options)) or none
+    values = {
+        "model": model or default,
+        "raw": on if prefs.raw else off,
+        "stylize": f"{stylize} ({prefs.stylize})" if stylize else default,
+        "speed": prefs.mode or default,
+        "remix": on if prefs.remix else off,
+        "variation": prefs.variation,
+        "provider": prefs.provider or default,
+        "suffix": f"`{prefs.suffix}`" if prefs.suffix else none,
+        "options": options,
+    }
     return [
-        f"Model: {model or 'default'} · Raw: {'on' if prefs.raw else 'off'} · "
-        f"Stylize: {f'{stylize} ({prefs.stylize})' if stylize else 'default'}",
-        f"Speed: {prefs.mode or 'default'} · Remix: {'on' if prefs.remix else 'off'} · "
-        f"Variation: {prefs.variation}",
-        f"Provider: {prefs.provider or 'default'} · "
-        f"Suffix: {f'`{prefs.suffix}`' if prefs.suffix else 'none'} · Options: {options}",
+        tr(locale, "Model: {model} · Raw: {raw} · Stylize: {stylize}", **values),
+        tr(locale, "Speed: {speed} · Remix: {remix} · Variation: {variation}", **values),
+        tr(locale, "Provider: {provider} · Suffix: {suffix} · Options: {options}", **values),
     ]
 
 
-def panel_text(prefs: Preferences) -> str:
-    return "\n".join(["**Your settings in this server**", *summary(prefs)])[:2000]
+def panel_text(prefs: Preferences, locale: str | None = None) -> str:
+    title = tr(locale, "**Your settings in this server**")
+    return "\n".join([title, *summary(prefs, locale)])[:2000]
 
 
 def _button(
@@ -76,11 +95,19 @@ def _button(
 
 
 def _select(
-    setting: str, placeholder: str, values: Sequence[str], chosen: str | None, shown: str
+    setting: str,
+    placeholder: str,
+    values: Sequence[str],
+    chosen: str | None,
+    shown: Text,
+    locale: str | None,
 ) -> discord.ui.Select[Any]:
-    options = [discord.SelectOption(label=f"Default {shown}", value=DEFAULT, default=not chosen)]
+    first = tr(locale, "Default {what}", what=shown)
+    options = [discord.SelectOption(label=first, value=DEFAULT, default=not chosen)]
     options += [
-        discord.SelectOption(label=f"{shown} {v}"[:100], value=v, default=v == chosen)
+        discord.SelectOption(
+            label=f"{shown.render(locale)} {v}"[:100], value=v, default=v == chosen
+        )
         for v in values[:24]
     ]
     return discord.ui.Select(
@@ -88,24 +115,53 @@ def _select(
     )
 
 
-def panel_view(prefs: Preferences, choices: Choices) -> discord.ui.View:
+def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=PANEL_TTL)
+
+    versions = _select(
+        "version",
+        tr(locale, "Model version"),
+        choices.versions,
+        prefs.version,
+        Text("model"),
+        locale,
+    )
+    providers = _select(
+        "provider",
+        tr(locale, "Default provider"),
+        choices.providers,
+        prefs.provider,
+        Text("provider"),
+        locale,
+    )
     rows: list[list[discord.ui.Item[Any]]] = [
-        [_select("version", "Model version", choices.versions, prefs.version, "model")],
-        [_select("provider", "Default provider", choices.providers, prefs.provider, "provider")],
+        [versions],
+        [providers],
         [
-            _button("Raw Mode", "raw", on=prefs.raw),
-            _button("Remix Mode", "remix", on=prefs.remix),
-            _button("High Variation Mode", "variation", "high", on=prefs.variation == "high"),
-            _button("Low Variation Mode", "variation", "low", on=prefs.variation == "low"),
+            _button(tr(locale, "Raw Mode"), "raw", on=prefs.raw),
+            _button(tr(locale, "Remix Mode"), "remix", on=prefs.remix),
+            _button(
+                tr(locale, "High Variation Mode"), "variation", "high", on=prefs.variation == "high"
+            ),
+            _button(
+                tr(locale, "Low Variation Mode"), "variation", "low", on=prefs.variation == "low"
+            ),
         ],
         [
-            _button(f"Stylize {name}", "stylize", name.replace(" ", "_"), on=prefs.stylize == v)
+            _button(
+                tr(locale, "Stylize {step}", step=Text(STYLIZE_NAMES.get(name, name))),
+                "stylize",
+                name.replace(" ", "_"),
+                on=prefs.stylize == v,
+            )
             for name, v in STYLIZE_STEPS.items()
         ],
         [
-            *(_button(f"{m.title()} mode", "mode", m, on=prefs.mode == m) for m in choices.modes),
-            _button("Reset Settings", "reset"),
+            *(
+                _button(tr(locale, "{mode} mode", mode=m.title()), "mode", m, on=prefs.mode == m)
+                for m in choices.modes
+            ),
+            _button(tr(locale, "Reset Settings"), "reset"),
         ],
     ]
     for number, row in enumerate(rows):
@@ -133,7 +189,7 @@ def change(prefs: Preferences, setting: str, value: str, choices: Choices) -> st
     elif setting == "provider" and (value == DEFAULT or value in choices.providers):
         prefs.provider = None if value == DEFAULT else value
     else:
-        return "That choice is not offered here any more; open /settings again."
+        return Text("That choice is not offered here any more; open /settings again.")
     return None
 
 
@@ -141,8 +197,9 @@ async def show(interaction: discord.Interaction) -> None:
     """Answer /settings with the member's panel (privately)."""
     ctx = ui_context(interaction.client)
     prefs = await ctx.engine.preferences.get(_guild(interaction), str(interaction.user.id))
-    view = panel_view(prefs, await choices_for(ctx, prefs))
-    await interaction.response.send_message(panel_text(prefs), view=view, ephemeral=True)
+    locale = member_locale(interaction)
+    view = panel_view(prefs, await choices_for(ctx, prefs), locale)
+    await interaction.response.send_message(panel_text(prefs, locale), view=view, ephemeral=True)
 
 
 def _guild(interaction: discord.Interaction) -> str | None:
@@ -175,5 +232,6 @@ async def on_interaction(interaction: discord.Interaction) -> None:
             if problem:
                 raise UserError(problem)
             await store.save(prefs)
-        view = panel_view(prefs, await choices_for(ctx, prefs))
-        await interaction.response.edit_message(content=panel_text(prefs), view=view)
+        locale = member_locale(interaction)
+        view = panel_view(prefs, await choices_for(ctx, prefs), locale)
+        await interaction.response.edit_message(content=panel_text(prefs, locale), view=view)

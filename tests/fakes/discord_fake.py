@@ -1056,6 +1056,7 @@ class FakeDiscord:
         self.gateway_received: list[dict[str, Any]] = []
         self.presence: dict[str, Any] | None = None
         self.closed_dms: set[int] = set()  # members who take no DMs (see close_dms)
+        self.gateway_down = False  # new gateway connections refused (see take_gateway_down)
 
         self._routes: list[_RouteDef] = self._build_routes()
         self._runner: web.AppRunner | None = None
@@ -2674,6 +2675,8 @@ class FakeDiscord:
 
     # ================================================================ gateway
     async def _gateway_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.gateway_down:  # an outage: the upgrade is refused, REST still answers
+            return web.Response(status=503, text="gateway unavailable")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         conn = _GatewayConn(ws, request.query.get("compress"))
@@ -2879,6 +2882,17 @@ class FakeDiscord:
             session.invalid = True
             self.ready_shards.discard(shard_id)
         await session.conn.send({"op": 9, "d": resumable})
+
+    async def take_gateway_down(self) -> None:
+        """A gateway outage: every shard's socket closes and reconnects are refused until
+        `bring_gateway_up` (REST keeps answering)."""
+        self.gateway_down = True
+        for conn in list(self._conns):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=4000, message=b"fake outage")
+
+    def bring_gateway_up(self) -> None:
+        self.gateway_down = False
 
     async def drop_connection(self, shard_id: int = 0, code: int = 4000) -> None:
         """Close the shard's socket abruptly (discord.py resumes on codes like 4000)."""

@@ -560,6 +560,13 @@ class FakeMaasMj(_MaasFake):
             xs, ys = points[0::2], points[1::2]
             if not all(0 <= x <= width for x in xs) or not all(0 <= y <= height for y in ys):
                 raise _ViolationError(f"mask.areas[{n}].points lie outside {width}x{height}")
+            corners = list(zip(xs, ys, strict=True))
+            twice_area = sum(
+                x0 * y1 - x1 * y0
+                for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1], strict=True)
+            )
+            if twice_area == 0:
+                raise _ViolationError(f"mask.areas[{n}].points enclose no area")
         if "remixPrompt" in body:
             _text_field(body, "remixPrompt")
         parent, refused = self._parent_image(body)

@@ -810,6 +810,10 @@ class FakeMjProxy:
             mask = Image.open(io.BytesIO(base64.b64decode(match.group(2)))).convert("L")
             if mask.getextrema()[1] < 255:
                 self._violate(f"{endpoint}: the mask has no white region")
+            if any(mask.histogram()[1:255]):
+                # Midjourney redraws where the mask is white: grey (antialiased or blurred
+                # edges) is neither, and servers threshold it their own way.
+                self._violate(f"{endpoint}: the mask is not only black and white")
             task.mask = mask
         elif body.get("maskBase64"):
             self._violate(f"{endpoint}: maskBase64 sent for a {task.modal} modal")

@@ -31,6 +31,7 @@ from bot.providers.mj_proxy._wire import Wire
 from bot.vocab import VIDEO_ACTIONS, Action
 
 Region = tuple[float, float, float, float]  # fractions of the image: x0, y0, x1, y1
+Polygon = tuple[tuple[float, float], ...]  # a lasso: its (x, y) fractions, in order
 
 # new-api relays pass Midjourney's video buttons through but their /submit/action knows
 # none of them: `unknown_action:<customId>` (CoverPlusActionToNormalAction).
@@ -71,11 +72,20 @@ def drawn_regions(request: SubmitRequest, size: tuple[int, int]) -> list[Region]
     return [r for r in request.regions if media.pixel_box(r, size) is not None]
 
 
+def drawn_polygons(request: SubmitRequest, size: tuple[int, int]) -> list[Polygon]:
+    """The lassos with a pixel of the image in them (all, once the engine checked them:
+    the mask draws a lasso's outline too, so a thin one keeps its pixels)."""
+    return [p for p in request.polygons if media.pixel_polygon(p, size)]
+
+
 async def mask_data_url(request: SubmitRequest, size: tuple[int, int]) -> str:
     """The `maskBase64` of a Vary (Region) on an image of `size`: media.region_mask's PNG
-    (white where Midjourney redraws), drawn off the event loop."""
+    (white where Midjourney redraws: the rectangles and the lassos), drawn off the event
+    loop, at the image's own size."""
     bounded = mask_size(size)
-    png = await media.a_region_mask(bounded, drawn_regions(request, bounded))
+    png = await media.a_region_mask(
+        bounded, drawn_regions(request, bounded), drawn_polygons(request, bounded)
+    )
     return ImageInput(png).data_url()
 
 
@@ -123,7 +133,7 @@ def _check_input(wire: Wire, request: SubmitRequest) -> None:
     if request.action in (Action.UPSCALE, Action.VARIATION) and not 1 <= request.index <= 4:
         raise PromptRejected("Pick image 1, 2, 3 or 4.", provider=wire.name)
     if request.action == Action.INPAINT:
-        if not request.regions:
+        if not request.regions and not request.polygons:
             raise PromptRejected(
                 "Vary (Region) needs at least one selected region.", provider=wire.name
             )
@@ -133,7 +143,8 @@ def _check_input(wire: Wire, request: SubmitRequest) -> None:
                 "Vary (Region) needs the size of the image to draw its mask.",
                 provider=wire.name,
             )
-        if not drawn_regions(request, mask_size(size)):
+        bounded = mask_size(size)
+        if not drawn_regions(request, bounded) and not drawn_polygons(request, bounded):
             raise PromptRejected(
                 "Vary (Region) needs at least one selected region with a width and a height.",
                 provider=wire.name,

@@ -63,6 +63,7 @@ class MjProxyProvider(Provider):
     kind = "mj-proxy"
     batch_size = 20  # ids per list-by-condition request
     max_images = 5
+    takes_polygons = True  # Vary (Region)'s mask is a PNG: lassos are drawn into it
     fetch_concurrency = 6  # parallel one-by-one fetches when list-by-condition is absent
     # How long `submit` waits for a Vary (Region) / Custom Zoom task to reach MODAL.
     modal_wait = 30.0

@@ -308,9 +308,15 @@ def _inpaint(ask: Ask, child: Spec, parent: Spec) -> Spec:
         for region in ask.request.regions
         if media.pixel_box(region, cell) is not None
     ]
-    if not regions:
+    # Lassos likewise, with media.pixel_polygon: any lasso with a point has a pixel.
+    polygons = [
+        [[float(x), float(y)] for x, y in polygon]
+        for polygon in ask.request.polygons
+        if media.pixel_polygon(polygon, cell)
+    ]
+    if not regions and not polygons:
         raise ask.reject("Vary (Region) needs at least one area to redraw.")
-    return dataclasses.replace(child, grid=True, regions=regions)
+    return dataclasses.replace(child, grid=True, regions=regions, polygons=polygons)
 
 
 def _make_square(ask: Ask, child: Spec, parent: Spec) -> Spec:

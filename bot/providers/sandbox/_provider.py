@@ -83,6 +83,7 @@ class SandboxProvider(Provider):
     accepted_params = ACCEPTED_PARAMS
     batch_size = 100
     max_images = 5
+    takes_polygons = True  # Vary (Region) redraws inside each lasso (see _render)
 
     def __init__(
         self,

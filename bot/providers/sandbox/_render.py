@@ -18,7 +18,7 @@ from collections.abc import Callable
 from random import Random
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
 from bot import media
 from bot.providers.base import BadResponse, TaskNotFound
@@ -240,6 +240,10 @@ class Renderer:
             scene = Scene(seed, tuple(palette), LAYOUTS[seed % len(LAYOUTS)])
             patch = render_scene(scene, (box_w, box_h))
             canvas.paste(patch, box[:2], feather_mask(patch.size, min(box_w, box_h) // 10))
+        for n, polygon in enumerate(spec.polygons, start=len(spec.regions)):
+            seed = mix("region", spec.seed, cell, n)
+            scene = Scene(seed, tuple(palette), LAYOUTS[seed % len(LAYOUTS)])
+            _redraw_lasso(canvas, polygon, scene)
         return canvas
 
     def _inputs(self, spec: Spec) -> list[Image.Image]:
@@ -291,6 +295,22 @@ class Renderer:
             (x, y, x + face_w - 1, y + face_h - 1), outline=ring, width=max(1, face_w // 40)
         )
         return canvas
+
+
+def _redraw_lasso(canvas: Image.Image, polygon: list[list[float]], scene: Scene) -> None:
+    """Paint a new scene into one lasso of `canvas`, and nowhere else: the pixels are
+    media.draw_mask's, the very mask other providers are sent. Inside, the new scene
+    melts in from the outline (a quarter at the edge, whole further in), so that even a
+    lasso a pixel thin visibly changes."""
+    shape = media.draw_mask(canvas.size, [], [polygon])
+    box = shape.getbbox()
+    if box is None:
+        return
+    inside = shape.crop(box)
+    radius = min(inside.size) / 20
+    soft = inside.filter(ImageFilter.GaussianBlur(radius)) if radius >= 1 else inside
+    mask = ImageChops.multiply(inside, soft.point(lambda v: 64 + v * 191 // 255))
+    canvas.paste(render_scene(scene, inside.size), box[:2], mask)
 
 
 def _imagine_scene(spec: Spec, cell: int) -> Scene:

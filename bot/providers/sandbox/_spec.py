@@ -58,6 +58,7 @@ class Spec:
     long: int = 0  # long side of the result: of the whole grid, or of the single image
     depth: int = 0  # follow-up depth: 0 for imagine, blend, ...
     regions: list[list[float]] = field(default_factory=list)
+    polygons: list[list[list[float]]] = field(default_factory=list)  # lassos: [[x, y], ...]
     zoom: float = 1.0
     dimensions: str = ""
     inputs_of: str | None = None  # the task whose stored input images this one uses

@@ -1,4 +1,6 @@
-"""The job store: SQLite through aiosqlite, WAL, versioned migrations.
+"""The job store's one contract, whichever database is under it (`sqlite.py`,
+`postgres.py`): versioned migrations, group-committed writes, atomic steps over any
+tables, and readers that skip a row they cannot read.
 
 Every state change is written here before it is announced, so that a crash at any
 point loses nothing that a user has seen. Indexed columns hold what queries filter
@@ -11,6 +13,7 @@ first time it resumes jobs or writes one. Readers never take it.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -24,10 +27,10 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from bot.engine.models import Job, JobStatus
-from bot.engine.ownership import Ownership
+from bot.engine.store.leases import Leases
+from bot.engine.store.migrations import SCHEMA_VERSION
+from bot.engine.store.sql import Connection, Row
 
 log = logging.getLogger(__name__)
 
@@ -41,104 +44,9 @@ class Usage:
     failed: int
 
 
-# Each entry moves the schema from version i to i+1. Never edit a shipped entry:
-# append a new one.
-MIGRATIONS: list[Sequence[str]] = [
-    # 1: jobs
-    (
-        """CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            parent_id TEXT,
-            action TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            task_id TEXT,
-            status TEXT NOT NULL,
-            user_id TEXT,
-            guild_id TEXT,
-            channel_id TEXT,
-            message_id TEXT,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-    ),
-    # 2: the runner loads active jobs by status at start; `jobs` lists the newest first;
-    # quotas count a user's jobs in a time window.
-    (
-        "CREATE INDEX jobs_status ON jobs (status)",
-        "CREATE INDEX jobs_created ON jobs (created_at)",
-        "CREATE INDEX jobs_user_created ON jobs (user_id, created_at)",
-    ),
-    # 3: the status "queued" (waiting in Atelier, never sent) is now "waiting", so that it
-    # no longer shares a word with a task in the provider's queue.
-    (
-        "UPDATE jobs SET status = 'waiting' WHERE status = 'queued'",
-        """UPDATE jobs SET data = json_set(data, '$.status', 'waiting')
-            WHERE json_extract(data, '$.status') = 'queued'""",
-    ),
-    # 4: what guards the owner's money. `ledger`: every charge and refund of credits,
-    # one row each (a job's cost is the sum of its rows). `audit`: who did what where,
-    # refusals and settings changes included. `guild_settings`: each server's own
-    # settings, chosen by its managers, as one JSON document (new settings need no
-    # migration).
-    (
-        """CREATE TABLE ledger (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            user_id TEXT,
-            guild_id TEXT,
-            job_id TEXT,
-            provider TEXT,
-            action TEXT,
-            credits REAL NOT NULL
-        )""",
-        "CREATE INDEX ledger_user_at ON ledger (user_id, at)",
-        "CREATE INDEX ledger_guild_at ON ledger (guild_id, at)",
-        "CREATE INDEX ledger_job ON ledger (job_id)",
-        """CREATE TABLE audit (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            guild_id TEXT,
-            channel_id TEXT,
-            user_id TEXT,
-            job_id TEXT,
-            provider TEXT,
-            action TEXT,
-            credits REAL NOT NULL DEFAULT 0,
-            outcome TEXT NOT NULL DEFAULT '',
-            detail TEXT NOT NULL DEFAULT ''
-        )""",
-        "CREATE INDEX audit_at ON audit (at)",
-        "CREATE INDEX audit_guild_at ON audit (guild_id, at)",
-        """CREATE TABLE guild_settings (
-            guild_id TEXT PRIMARY KEY,
-            data TEXT NOT NULL,
-            updated_at REAL NOT NULL,
-            updated_by TEXT
-        )""",
-    ),
-    # 5: each member's own preferences per server (/settings, /prefer), one JSON document
-    # per (server, member); "" is the server of direct messages.
-    (
-        """CREATE TABLE user_prefs (
-            guild_id TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            data TEXT NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (guild_id, user_id)
-        )""",
-    ),
-    # 6: a reaction (✉️, ❌) on one of the bot's messages finds its job by message id.
-    ("CREATE INDEX jobs_message ON jobs (message_id)",),
-]
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
 # The columns of `jobs` and how each is read from a Job: the one list the writes are
-# made from (the CREATE TABLE above is a shipped migration and stays as it was; a test
-# checks the two agree). A new column is a migration plus one line here.
+# made from (the CREATE TABLE is a shipped migration and stays as it was; a test checks
+# the two agree). A new column is a migration plus one line here.
 COLUMNS: tuple[tuple[str, Callable[[Job], Any]], ...] = (
     ("id", attrgetter("id")),
     ("parent_id", attrgetter("parent_id")),
@@ -154,117 +62,163 @@ COLUMNS: tuple[tuple[str, Callable[[Job], Any]], ...] = (
     ("updated_at", attrgetter("updated_at")),
     ("data", lambda job: json.dumps(job.to_json(), separators=(",", ":"))),
 )
-_NAMES = tuple(name for name, _ in COLUMNS)
-_UPSERT = (
-    f"INSERT INTO jobs ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))}) "
-    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _NAMES[1:])}"
+NAMES = tuple(name for name, _ in COLUMNS)
+# Valid on both databases (PostgreSQL reads `excluded` as SQLite does).
+UPSERT = (
+    f"INSERT INTO jobs ({', '.join(NAMES)}) VALUES ({', '.join('?' * len(NAMES))}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in NAMES[1:])}"
 )
 
 
-async def write_job(db: aiosqlite.Connection, job: Job) -> None:
+def job_row(job: Job) -> Row:
+    return tuple(read(job) for _, read in COLUMNS)
+
+
+async def write_job(db: Connection, job: Job) -> None:
     """Write one job inside a caller's `Store.transaction()` (the same row as `save`)."""
     job.updated_at = time.time()
-    await db.execute(_UPSERT, tuple(read(job) for _, read in COLUMNS))
+    await db.execute(UPSERT, job_row(job))
 
 
 # What `patch` may set: fields of the job document, except its key and the unknown keys
 # kept from a newer version. Those that also have a column of their own (status,
 # message_id, ...) are set in both places.
 _JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
-_PATCHABLE = _JOB_FIELDS - {"id", "extras"}
-_MIRRORED = _PATCHABLE & frozenset(_NAMES)
+PATCHABLE = _JOB_FIELDS - {"id", "extras"}
+MIRRORED = PATCHABLE & frozenset(NAMES)
 
 # Everything not finished. WAITING/SUBMITTING are included so that a restart can see
 # (and fail, never resubmit) jobs that died before the provider confirmed them.
-_ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
-_FINISHED = tuple(s.value for s in JobStatus if s.finished)
+ACTIVE = tuple(s.value for s in JobStatus if not s.finished)
+FINISHED = tuple(s.value for s in JobStatus if s.finished)
 # A row this version cannot read (written by a newer Atelier, or edited by hand).
 _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
 
 
-class Store:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
+def is_postgres_url(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def store_class(target: str | Path) -> type[Store]:
+    """The store a target names: a `postgresql://` URL is a PostgreSQL store, anything
+    else the path of a SQLite file (":memory:" included)."""
+    from bot.engine.store.postgres import PostgresStore  # they import this module
+    from bot.engine.store.sqlite import SqliteStore
+
+    return PostgresStore if is_postgres_url(target) else SqliteStore
+
+
+def store_for(target: str | Path) -> Store:
+    """The (unopened) store of a target: `Store(target)` does the same."""
+    return store_class(target)(target)
+
+
+class Store(abc.ABC):
+    """`Store(target)` opens the store a target names: a `postgresql://` URL is a
+    PostgreSQL store, anything else the path of a SQLite file (":memory:" included)."""
+
+    dialect: str
+
+    def __new__(cls, target: str | Path) -> Store:
+        return object.__new__(store_class(target) if cls is Store else cls)
+
+    def __init__(self, target: str | Path) -> None:
+        self.where = str(target)  # what messages call it (never with a password)
         self.writes = 0  # job rows written, for benchmarks
         self.commits = 0
-        self._pending: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Row], asyncio.Future[None]]] = []
         self._write_lock = asyncio.Lock()
-        self._ownership = None if str(path) == ":memory:" else Ownership(self.path)
         self._unreadable: set[str] = set()  # job ids already logged as unreadable
 
+    # ---- what each database does its own way ----
+
+    @abc.abstractmethod
     async def open(self, *, upto: int | None = None) -> None:
-        """Open (creating the file and folder) and migrate to `upto` (default: latest)."""
-        if self._ownership is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable across process crashes (kill -9) in WAL mode; only a power
-        # cut may lose the last commits.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        await self.migrate(upto)
+        """Connect and migrate to `upto` (default: latest)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
     @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("the store is not open")
-        return self._db
+    @abc.abstractmethod
+    def db(self) -> Connection:
+        """For reads (and, on SQLite, writes followed by `commit()`) outside a step."""
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-        if self._ownership is not None:
-            self._ownership.release()
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """One atomic step over any tables: no other step of this store (of any process,
+        on PostgreSQL) runs between its statements, and it commits whole or not at all.
+        (Checking a user's budget and recording the charge is one such step, so no two
+        requests both pass a limit.)"""
+
+    # Appended to the SELECT of a claim (leases): PostgreSQL locks the job rows it
+    # returns and skips those another process's claim holds; SQLite's one writer needs
+    # neither.
+    skip_locked = ""
+
+    @abc.abstractmethod
+    def coordination(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction between live processes (leases): atomic, taken by any process,
+        not only the one that runs the store, and on PostgreSQL not behind the lock that
+        orders `transaction()` steps (row locks keep claims apart)."""
+
+    @property
+    def leases(self) -> Leases:
+        """Which live process follows which active job (`leases.py`)."""
+        return Leases(self)
+
+    @abc.abstractmethod
+    async def version(self) -> int: ...
+
+    @abc.abstractmethod
+    async def migrate(self, upto: int | None = None) -> int:
+        """Apply the missing steps under the database's lock, so that two processes
+        starting together migrate once; returns the version reached."""
+
+    @abc.abstractmethod
+    async def _write_rows(self, rows: list[Row]) -> None:
+        """Upsert job rows in one transaction."""
+
+    @abc.abstractmethod
+    def _patch_statement(self, values: dict[str, Any], job_id: str) -> tuple[str, Row]:
+        """An UPDATE of some document fields of one job (and of the columns that mirror
+        them), with its arguments."""
+
+    @abc.abstractmethod
+    def json_text(self, name: str) -> str:
+        """An SQL expression for one top-level field of a job's `data` (NULL when absent
+        or null; an array or object as its JSON text), for queries on either database."""
 
     # ---- who runs it ----
 
     @property
+    @abc.abstractmethod
     def owned(self) -> bool:
-        """Whether this process runs the store (holds its lock)."""
-        return self._ownership is None or self._ownership.owned
+        """Whether this process runs the store."""
 
+    @abc.abstractmethod
     def claim(self) -> None:
         """Become the process that runs this store, or raise StoreInUse.
 
         Taken lazily, by the first resume or write, so that a process that only reads
         (`atelier jobs`) never takes it."""
-        if self._ownership is not None:
-            self._ownership.claim()
 
-    async def version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    async def _claim(self) -> None:
+        """`claim`, where the database must be asked (PostgreSQL)."""
+        self.claim()
 
-    async def migrate(self, upto: int | None = None) -> int:
-        target = SCHEMA_VERSION if upto is None else upto
-        current = await self.version()
+    @abc.abstractmethod
+    async def _try_claim(self) -> bool:
+        """Take the store if nobody runs it; never waits. True when this process runs it."""
+
+    def check_version(self, current: int) -> None:
         if current > SCHEMA_VERSION:
             raise RuntimeError(
-                f"{self.path} was written by a newer Atelier (schema {current}, "
+                f"{self.where} was written by a newer Atelier (schema {current}, "
                 f"this one knows {SCHEMA_VERSION}); upgrade Atelier."
             )
-        for version in range(current, target):
-            # One transaction per step: a failed step leaves the previous version intact.
-            await self.db.execute("BEGIN")
-            try:
-                for statement in MIGRATIONS[version]:
-                    await self.db.execute(statement)
-                await self.db.execute(f"PRAGMA user_version = {version + 1}")
-                await self.db.commit()
-            except Exception:
-                await self.db.rollback()
-                raise
-        return target
 
     # ---- jobs ----
-
-    @staticmethod
-    def _row(job: Job) -> tuple[Any, ...]:
-        return tuple(read(job) for _, read in COLUMNS)
 
     async def save(self, job: Job) -> None:
         await self.save_many([job])
@@ -274,14 +228,14 @@ class Store:
 
         Writers that arrive together share one transaction (group commit): with a
         thousand jobs moving at once this is one commit per burst, not per job, and
-        the single connection never sees two writers interleave.
+        the connection never sees two writers interleave.
         """
-        self.claim()
+        await self._claim()
         now = time.time()
         rows = []
         for job in jobs:
             job.updated_at = now
-            rows.append(self._row(job))
+            rows.append(job_row(job))
         if not rows:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -295,11 +249,8 @@ class Store:
         batch, self._pending = self._pending, []
         rows = [row for part, _ in batch for row in part]
         try:
-            await self.db.executemany(_UPSERT, rows)
-            await self.db.commit()
+            await self._write_rows(rows)
         except Exception as err:
-            with contextlib.suppress(Exception):
-                await self.db.rollback()
             for _, done in batch:
                 done.set_exception(err)
             return
@@ -307,22 +258,6 @@ class Store:
         self.commits += 1
         for _, done in batch:
             done.set_result(None)
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One atomic step over any tables: no other write of this store runs between
-        its statements, and it commits whole or not at all. (Checking a user's budget and
-        recording the charge is one such step, so no two requests both pass a limit.)"""
-        self.claim()
-        async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.db.rollback()
-                raise
-            await self.db.commit()
 
     async def patch(self, job_id: str, **values: Any) -> None:
         """Set a few fields of a stored job without rewriting the rest.
@@ -333,20 +268,14 @@ class Store:
         """
         if not values:
             return
-        unknown = sorted(set(values) - _PATCHABLE)
+        unknown = sorted(set(values) - PATCHABLE)
         if unknown:
             raise ValueError(f"not fields a stored job can be patched in: {', '.join(unknown)}")
-        self.claim()
+        await self._claim()
         plain = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
-        paths = ", ".join(f"'$.{name}', ?" for name in plain)
-        columns = "".join(f", {name} = ?" for name in plain if name in _MIRRORED)
-        args = [*plain.values(), *(v for k, v in plain.items() if k in _MIRRORED)]
-        async with self._write_lock:
-            await self.db.execute(
-                f"UPDATE jobs SET data = json_set(data, {paths}){columns} WHERE id = ?",
-                (*args, job_id),
-            )
-            await self.db.commit()
+        sql, args = self._patch_statement(plain, job_id)
+        async with self.transaction() as db:
+            await db.execute(sql, args)
         self.writes += 1
 
     # ---- reading ----
@@ -367,7 +296,7 @@ class Store:
                         "job %s in %s cannot be read by this version of Atelier and is "
                         "skipped (written by a newer version, or edited by hand?): %s: %s",
                         job_id,
-                        self.path,
+                        self.where,
                         type(err).__name__,
                         err,
                     )
@@ -375,12 +304,12 @@ class Store:
 
     async def undelivered(self, origin: str, since: float) -> list[Job]:
         """Finished jobs of a front end whose outcome it never confirmed showing."""
-        marks = ",".join("?" * len(_FINISHED))
+        marks = ",".join("?" * len(FINISHED))
         return await self._read(
             f"SELECT id, data FROM jobs WHERE status IN ({marks}) AND updated_at >= ? "
-            "AND json_extract(data, '$.origin') = ? "
-            "AND json_extract(data, '$.delivered_at') IS NULL ORDER BY created_at",
-            (*_FINISHED, since, origin),
+            f"AND {self.json_text('origin')} = ? "
+            f"AND {self.json_text('delivered_at')} IS NULL ORDER BY created_at",
+            (*FINISHED, since, origin),
         )
 
     async def get(self, job_id: str) -> Job | None:
@@ -399,10 +328,10 @@ class Store:
     async def active(self) -> list[Job]:
         """The unfinished jobs, for the process that resumes them: only the one that runs
         the store may (another one would send its queued jobs a second time)."""
-        self.claim()
-        marks = ",".join("?" * len(_ACTIVE))
+        await self._claim()
+        marks = ",".join("?" * len(ACTIVE))
         return await self._read(
-            f"SELECT id, data FROM jobs WHERE status IN ({marks}) ORDER BY created_at", _ACTIVE
+            f"SELECT id, data FROM jobs WHERE status IN ({marks}) ORDER BY created_at", ACTIVE
         )
 
     async def recent(
@@ -435,19 +364,22 @@ class Store:
             if job.updated_at != seen:
                 seen = job.updated_at
                 yield job
-            if job.finished or (self._ownership is not None and self._ownership.try_claim()):
+            if job.finished or await self._try_claim():
                 return
             await asyncio.sleep(every)
 
+    async def _count(self, sql: str, args: Sequence[Any]) -> int:
+        async with self.db.execute(sql, args) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def count_sent_since(self, user_id: str, since: float) -> int:
         """Jobs of a user that reached a provider (have a task id) since `since`."""
-        async with self.db.execute(
+        return await self._count(
             "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ? "
             "AND task_id IS NOT NULL",
             (user_id, since),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        )
 
     async def usage(self, since: float, guild_id: str | None = None) -> list[Usage]:
         """Jobs per user and provider since `since`: who spends what."""
@@ -458,7 +390,8 @@ class Store:
             args.append(guild_id)
         async with self.db.execute(
             "SELECT COALESCE(user_id, ''), provider, COUNT(*), "
-            "SUM(status = 'succeeded'), SUM(status = 'failed') "
+            "SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) "
             f"FROM jobs WHERE {where} GROUP BY user_id, provider "
             "ORDER BY COUNT(*) DESC",
             args,
@@ -469,10 +402,8 @@ class Store:
         ]
 
     async def count_active_for(self, user_id: str) -> int:
-        marks = ",".join("?" * len(_ACTIVE))
-        async with self.db.execute(
+        marks = ",".join("?" * len(ACTIVE))
+        return await self._count(
             f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ({marks})",
-            (user_id, *_ACTIVE),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+            (user_id, *ACTIVE),
+        )

@@ -1,0 +1,206 @@
+"""The pages' routes, under /atelier/ on the bot's HTTP server.
+
+    GET  /atelier/edit/{token}                  the Vary (Region) editor
+    GET  /atelier/edit/{token}/image            the image it redraws
+    POST /atelier/edit/{token}                  submit (JSON: prompt, shapes)
+    GET  /atelier/gallery/{token}               the gallery (?q=words&provider=name)
+    GET  /atelier/gallery/{token}/image/{job}/{n}  one image of a listed job
+    GET  /atelier/static/{name}                 the script and the style sheet
+
+Every route reads its token first: nothing is shown or done for a link that is not
+ours, has expired, or is about another job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from bot.engine.intake import RequestError
+from bot.engine.models import is_job_id
+from bot.ui.context import UiContext
+from bot.web import editor, gallery, used_links
+from bot.web.security import csrf_problem, new_csrf, secure_headers
+from bot.web.shapes import ShapeError, read_prompt, read_shapes
+from bot.web.signing import EDIT, GALLERY, Claims, LinkError, LinkSigner
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/atelier"
+STATIC = {"editor.js": "text/javascript", "atelier.css": "text/css"}
+
+
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bot.web", "templates"),
+        autoescape=True,  # every value is escaped; nothing is marked safe
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+class WebPages:
+    def __init__(self, ctx: UiContext, signer: LinkSigner) -> None:
+        self.ctx = ctx
+        self.signer = signer
+        self.public_url = ctx.config.http.public_url.rstrip("/")
+        # Where the browser sees PREFIX: below the public URL's own path, if it has one
+        # (a reverse proxy that serves the bot at https://example.com/atelier-bot/).
+        self.browser_prefix = urlsplit(self.public_url).path.rstrip("/") + PREFIX
+        self._templates = _templates()
+        folder = resources.files("bot.web") / "static"
+        self._static = {name: (folder / name).read_bytes() for name in STATIC}
+
+    # ---- links, for the Discord side ----
+
+    def editor_link(self, claims: Claims) -> str:
+        return f"{self.public_url}{PREFIX}/edit/{self.signer.sign(claims)}"
+
+    def gallery_link(self, claims: Claims) -> str:
+        return f"{self.public_url}{PREFIX}/gallery/{self.signer.sign(claims)}"
+
+    # ---- the application ----
+
+    def app(self) -> web.Application:
+        """A sub-application for PREFIX: its middleware covers every answer under it."""
+        app = web.Application(middlewares=[secure_headers])
+        app.add_routes(
+            [
+                web.get("/edit/{token}", self.editor_page),
+                web.get("/edit/{token}/image", self.editor_image),
+                web.post("/edit/{token}", self.editor_submit),
+                web.get("/gallery/{token}", self.gallery_page),
+                web.get("/gallery/{token}/image/{job_id}/{number}", self.gallery_image),
+                web.get("/static/{name}", self.static),
+            ]
+        )
+        return app
+
+    def _render(self, template: str, **values: Any) -> str:
+        return self._templates.get_template(template).render(prefix=self.browser_prefix, **values)
+
+    def _page(self, template: str, status: int = 200, **values: Any) -> web.Response:
+        html = self._render(template, **values)
+        return web.Response(text=html, status=status, content_type="text/html")
+
+    def _problem(self, err: LinkError) -> web.Response:
+        return self._page("problem.html", err.status, message=str(err))
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            raise web.HTTPNotFound()
+        return web.Response(body=self._static[name], content_type=STATIC[name])
+
+    # ---- the editor ----
+
+    async def editor_page(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        try:
+            claims = self.signer.verify(token, EDIT)
+            job = await editor.open_job(self.ctx, claims)
+            if await used_links.was_used(self.ctx.engine.store, claims.nonce):
+                raise LinkError(editor.USED, 409)
+        except LinkError as err:
+            return self._problem(err)
+        response = web.Response(content_type="text/html")
+        secure = self.public_url.startswith("https:")
+        csrf = new_csrf(response, path=f"{self.browser_prefix}/", secure=secure)
+        response.text = self._render("editor.html", job=job, token=token, csrf=csrf)
+        return response
+
+    async def editor_image(self, request: web.Request) -> web.StreamResponse:
+        try:
+            claims = self.signer.verify(request.match_info["token"], EDIT)
+            job = await editor.open_job(self.ctx, claims)
+        except LinkError as err:
+            return self._problem(err)
+        return self._image_file(editor.picked_image(job, claims.index))
+
+    async def editor_submit(self, request: web.Request) -> web.Response:
+        problem = csrf_problem(request, self.public_url)
+        if problem:
+            return _json({"error": problem}, 403)
+        try:
+            claims = self.signer.verify(request.match_info["token"], EDIT)
+            body = await _json_body(request)
+            prompt = read_prompt(body.get("prompt", ""))
+            shapes = read_shapes(body.get("shapes"))
+            started = await editor.submit(self.ctx, claims, prompt, shapes)
+        except LinkError as err:
+            return _json({"error": str(err)}, err.status)
+        except (ShapeError, RequestError) as err:
+            return _json({"error": str(err)}, 400)
+        log.info("job %s started from the web editor (parent %s)", started.job_id, claims.job_id)
+        return _json(
+            {
+                "job_id": started.job_id,
+                "link": started.link,
+                "message": f"Started job {started.job_id}. Its result will appear in Discord:",
+            },
+            200,
+        )
+
+    # ---- the gallery ----
+
+    async def gallery_page(self, request: web.Request) -> web.Response:
+        try:
+            claims = self.signer.verify(request.match_info["token"], GALLERY)
+        except LinkError as err:
+            return self._problem(err)
+        filters = gallery.Filters.read(
+            request.query.get("q", ""), request.query.get("provider", "")
+        )
+        entries, providers = await gallery.entries(self.ctx, claims, filters)
+        return self._page(
+            "gallery.html",
+            token=request.match_info["token"],
+            entries=entries,
+            providers=providers,
+            filters=filters,
+            query=" ".join(filters.words),
+            server_wide=claims.server_wide and claims.is_manager,
+        )
+
+    async def gallery_image(self, request: web.Request) -> web.StreamResponse:
+        job_id = request.match_info["job_id"]
+        try:
+            claims = self.signer.verify(request.match_info["token"], GALLERY)
+            number = int(request.match_info["number"])
+        except LinkError as err:
+            return self._problem(err)
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        job = await self.ctx.engine.get(job_id) if is_job_id(job_id) else None
+        if job is None or not gallery.visible(claims, job):
+            # The same answer for a job that does not exist: nothing is told of others'.
+            return self._problem(LinkError("There is no such image in your gallery.", 404))
+        return self._image_file(gallery.image_of(job, number))
+
+    def _image_file(self, relative: str | None) -> web.StreamResponse:
+        path = self.ctx.engine.media_path(relative) if relative else None
+        if path is None or not path.is_file():
+            return self._problem(LinkError("This image is no longer kept.", 404))
+        # Streamed from disk; the type from the name the media store gave it (.png ...).
+        return web.FileResponse(path)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ShapeError("Send the form as JSON (reload the page if this persists).")
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        raise ShapeError("The form could not be read; reload the page and submit again.") from None
+    if not isinstance(body, dict):
+        raise ShapeError("The form could not be read; reload the page and submit again.")
+    return body
+
+
+def _json(value: dict[str, Any], status: int) -> web.Response:
+    return web.json_response(value, status=status)
