@@ -136,6 +136,7 @@ async def test_the_settings_panel_round_trip(env: Env) -> None:
     assert panel is not None and panel.ephemeral and "Raw: off" in panel.content
     assert "at1s:raw" in panel.custom_ids() and "at1s:version" in panel.custom_ids()
     assert "at1s:mode:relax" in panel.custom_ids()  # the sandbox allows every mode
+    assert "at1s:variation:low" in panel.custom_ids()  # and honours V1-V4's strength
     raw = await acked(env, await fake.click_button(panel.id, "at1s:raw", user_id=user), 7)
     assert raw.original is not None and "Raw: on" in raw.original.content
     version = await fake.select_option(panel.id, "at1s:version", ["6.1"], user_id=user)
@@ -214,6 +215,9 @@ async def test_remix_on_mj_proxy_answers_the_servers_modal(proxy_env: tuple[Env,
     pick = await fake.select_option(rec.original.id, "at1s:provider", ["proxy"], user_id=user)
     await acked(env, pick, 7)
     assert "Provider: proxy" in rec.original.content
+    # mj-proxy cannot send a variation strength: the panel stops offering it.
+    assert "at1s:variation:low" not in rec.original.custom_ids()
+    assert "at1s:raw" in rec.original.custom_ids()
     assert "Remix is on" in (await command(env, "prefer remix", user, channel)).content
     job_id = await imagine(env, user, channel, "a red fox")
     assert proxy.bodies("/submit/imagine")[-1]["prompt"].startswith("a red fox")

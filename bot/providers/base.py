@@ -277,6 +277,9 @@ class Provider(ABC):
     # Whether Vary (Region) here takes freehand lassos (`SubmitRequest.polygons`) as well
     # as rectangles; the engine refuses a lasso for a provider that does not.
     takes_polygons: bool = False
+    # Whether V1-V4 honour SubmitRequest.strength ("low": subtle, "high": strong); the
+    # member's High/Low Variation Mode is only offered where it does something.
+    takes_variation_strength: bool = False
 
     @abstractmethod
     def supports(self, action: Action) -> Support | None:

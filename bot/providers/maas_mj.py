@@ -125,6 +125,7 @@ class MaasMjProvider(CloudswayProvider[MaasMjConfig]):
     accepted_params = ACCEPTED_PARAMS
     max_images = 0  # no upload call: image prompts are URLs in the prompt text
     takes_polygons = True  # /tob/inpaint's areas are polygons
+    takes_variation_strength = True  # V1-V4: subtle or strong
     default_poll_interval = 5.0
     task_path = "/tob/job/"
     id_key, urls_key = "jobId", "urls"

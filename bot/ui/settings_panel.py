@@ -40,6 +40,8 @@ class Choices:
     versions: Sequence[str]
     providers: Sequence[str]
     modes: Sequence[str]
+    # The member's provider honours High/Low Variation Mode (mj-proxy cannot send it).
+    variation: bool = True
 
 
 async def choices_for(ctx: UiContext, prefs: Preferences) -> Choices:
@@ -49,7 +51,14 @@ async def choices_for(ctx: UiContext, prefs: Preferences) -> Choices:
         versions=version_choices(list(engine.providers.values())),
         providers=engine.providers_for(Action.IMAGINE),
         modes=engine.preferences.modes_for(prefs.provider, guild_settings),
+        variation=_takes_strength(ctx, prefs.provider),
     )
+
+
+def _takes_strength(ctx: UiContext, chosen: str | None) -> bool:
+    engine = ctx.engine
+    name = chosen if chosen in engine.providers else engine.config.provider(None).name
+    return bool(getattr(engine.providers[name], "takes_variation_strength", False))
 
 
 def _stylize_name(value: int | None) -> str | None:
@@ -115,6 +124,15 @@ def _select(
     )
 
 
+def _variation_buttons(prefs: Preferences, locale: str | None) -> list[discord.ui.Item[Any]]:
+    return [
+        _button(
+            tr(locale, "High Variation Mode"), "variation", "high", on=prefs.variation == "high"
+        ),
+        _button(tr(locale, "Low Variation Mode"), "variation", "low", on=prefs.variation == "low"),
+    ]
+
+
 def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=PANEL_TTL)
 
@@ -140,12 +158,7 @@ def panel_view(prefs: Preferences, choices: Choices, locale: str | None = None) 
         [
             _button(tr(locale, "Raw Mode"), "raw", on=prefs.raw),
             _button(tr(locale, "Remix Mode"), "remix", on=prefs.remix),
-            _button(
-                tr(locale, "High Variation Mode"), "variation", "high", on=prefs.variation == "high"
-            ),
-            _button(
-                tr(locale, "Low Variation Mode"), "variation", "low", on=prefs.variation == "low"
-            ),
+            *(_variation_buttons(prefs, locale) if choices.variation else ()),
         ],
         [
             _button(

@@ -84,6 +84,7 @@ class SandboxProvider(Provider):
     batch_size = 100
     max_images = 5
     takes_polygons = True  # Vary (Region) redraws inside each lasso (see _render)
+    takes_variation_strength = True  # V1-V4: subtle or strong
 
     def __init__(
         self,
