@@ -395,9 +395,9 @@ class Presenter:
         job = shown.job
         limit = shown.limit or self.sender.upload_limit(job.guild_id)
         if shown.files is None:
-            shown.files, shown.notes = await self._result_files(job, limit)
+            shown.files, shown.notes = await self.result_files(job, limit)
         locale = self.locale_of(job.guild_id)
-        message = render.result(job, self._support_of(job), shown.notes, locale=locale)
+        message = render.result(job, self.support_of(job), shown.notes, locale=locale)
         message.files, message.nonce = shown.files, _nonce("r", job)
         await self.pacer.acquire(shown.channel_id)
         try:
@@ -545,7 +545,7 @@ class Presenter:
         if parent and parent.message_id and parent.channel_id == shown.job.channel_id:
             shown.reply_to = int(parent.message_id)
 
-    def _support_of(self, job: Job) -> SupportOf:
+    def support_of(self, job: Job) -> SupportOf:
         def support_of(action: Action) -> Support | None:
             return self.engine.support(job.provider, action)
 
@@ -555,7 +555,7 @@ class Presenter:
         limit = shown.limit or self.sender.upload_limit(shown.job.guild_id)
         return await job_media.preview(self.engine, shown.job, shown.preview_attached, limit)
 
-    async def _result_files(self, job: Job, limit: int) -> tuple[list[FileSpec], list[str]]:
+    async def result_files(self, job: Job, limit: int) -> tuple[list[FileSpec], list[str]]:
         return await job_media.result_files(self.engine, job, limit, self.image_check)
 
     # ------------------------------------------------------------------ lifecycle

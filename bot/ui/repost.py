@@ -45,9 +45,9 @@ async def repost(
     SendError (ChannelGone, ...) propagates."""
     limit = limit or presenter.sender.upload_limit(job.guild_id)
     for _ in range(2):
-        files, notes = await presenter._result_files(job, limit)
+        files, notes = await presenter.result_files(job, limit)
         locale = presenter.locale_of(job.guild_id)
-        result = render.result(job, presenter._support_of(job), notes, locale=locale)
+        result = render.result(job, presenter.support_of(job), notes, locale=locale)
         message = replace(
             result, content=_marked(result.content, shown_by, locale), mention_user=None
         )
