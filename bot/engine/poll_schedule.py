@@ -46,7 +46,7 @@ class PollTrack:
     """What the polls of one job have shown about its pace (slots: 1,000s are kept)."""
 
     polled_at: float | None = None  # when the last poll answered
-    changed_at: float | None = None  # when the last change is estimated to have happened
+    changed_at: float | None = None  # when the last change of a run is estimated to be
     step: float | None = None  # estimated seconds between two changes while running
     quiet: int = 0  # polls in a row that saw nothing new
     running: bool = False  # the last poll saw the job running (not queued)
@@ -59,17 +59,19 @@ class PollTrack:
             self.quiet += 1
             return
         self.quiet = 0
-        # The start of a run is placed at the poll that saw it: a midpoint reaching
-        # back into a long queued gap would lengthen the first step measured.
-        seen = self._when_changed(previous, now) if was_running else now
-        # Only two changes both seen while running measure the pace: the time spent
-        # in a queue says nothing about how fast the run moves.
-        if running and was_running and self.changed_at is not None and seen > self.changed_at:
+        if not (running and was_running):
+            # Queued, or a run just seen starting: the time spent in a queue says
+            # nothing about the run's pace, and when a run started is only known to
+            # be since the previous poll (maybe a long queued gap ago, and its first
+            # step may be past already). Two changes seen while running measure it.
+            self.step = None
+            self.changed_at = None
+            return
+        seen = self._when_changed(previous, now)
+        if self.changed_at is not None and seen > self.changed_at:
             gap = seen - self.changed_at
             # Smoothed, so one late or early step does not throw the pace off.
             self.step = gap if self.step is None else (self.step + gap) / 2
-        if not running:
-            self.step = None
         self.changed_at = seen
 
     def expected_change(self) -> float | None:

@@ -172,9 +172,9 @@ class Runner(BackgroundLoop):
     def _seconds_to_next(self) -> float:
         rounds = self._next_round
         waiting = [
-            max(when, rounds.get(self._jobs[job_id].provider, when))
+            max(when, rounds.get(job.provider, when))
             for job_id, when in self._due.items()
-            if job_id not in self._busy
+            if job_id not in self._busy and (job := self._jobs.get(job_id)) is not None
         ]
         if not waiting:
             return 5.0
@@ -240,11 +240,13 @@ class Runner(BackgroundLoop):
     def _back_off(self, provider: Provider, batch: Sequence[Job], err: ProviderError) -> None:
         now = self.clock()
         for job in batch:
+            self._busy.discard(job.id)
+            if job.id not in self._jobs:  # cancelled while we asked: nothing to plan
+                continue
             job.poll_errors += 1
             job.provider_status = f"retrying: {err.kind}"
             backoff = Backoff(base=provider.poll_interval * 2, cap=MAX_BACKOFF, jitter=0.2)
             self._due[job.id] = now + backoff.delay(job.poll_errors - 1, err.retry_after)
-            self._busy.discard(job.id)
         log.warning(
             "polling %d job(s) on %s failed (%s); backing off", len(batch), provider.name, err
         )
@@ -277,6 +279,8 @@ class Runner(BackgroundLoop):
             news_by_callback = job.id in self._poked
             self._poked.discard(job.id)
             if snapshot.state is TaskState.SUCCEEDED:
+                if news_by_callback:
+                    self._callbacks_seen[provider.name] = now  # its callbacks bring real news
                 # Collect in a task of its own; the job stays busy until it is done.
                 self._due.pop(job.id, None)
                 self._busy.add(job.id)
