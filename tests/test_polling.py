@@ -19,7 +19,7 @@ from bot.engine.poll_schedule import CAP_FACTOR, SAFETY_FACTOR
 from bot.engine.runner import Runner
 from bot.engine.service import Engine
 from bot.engine.store import Store
-from bot.providers.base import Provider, TaskRef, TaskSnapshot
+from bot.providers.base import Provider, ProviderUnavailable, TaskRef, TaskSnapshot
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_engine import ScriptedProvider
@@ -167,3 +167,16 @@ async def test_jobs_due_before_the_next_round_ride_along(slow: Slow) -> None:
 
 def _refs(jobs: list[Job]) -> list[TaskRef]:
     return [TaskRef(j.task_id or "", j.action, dict(j.provider_data)) for j in jobs]
+
+
+async def test_a_job_cancelled_during_a_failed_poll_is_not_polled_again(slow: Slow) -> None:
+    runner, provider, clock = slow
+    job = Job(id="j0", action=Action.IMAGINE, provider="slow", task_id="t0")
+    runner.track(job, delay=0)
+    await runner._turn()  # its fetch goes out ...
+    runner.forget("j0")  # ... and the job is cancelled meanwhile; then the fetch fails
+    runner._back_off(provider, [job], ProviderUnavailable("down", provider="slow"))
+    assert "j0" not in runner._due and job.poll_errors == 0
+    clock.now += 60
+    await runner._turn()  # the loop goes on without it
+    assert runner._seconds_to_next() == 5.0

@@ -186,9 +186,12 @@ class Runner(BackgroundLoop):
         soon: dict[str, list[Job]] = defaultdict(list)  # due before the next round
         expired: list[Job] = []
         for job_id, when in list(self._due.items()):
+            job = self._jobs.get(job_id)
+            if job is None:  # forgotten while a fetch was out; nothing to poll
+                self._due.pop(job_id, None)
+                continue
             if job_id in self._busy:
                 continue
-            job = self._jobs[job_id]
             if when > now:
                 if when <= now + round_gap(self.providers[job.provider].poll_interval):
                     soon[job.provider].append(job)
