@@ -4,9 +4,10 @@ per task every 3 s.
     python bench/mj_proxy_polling.py [--jobs 200] [--seconds 60] [--poll 3] [--speed 10]
 
 Runs the real engine (its adaptive schedule: bot/engine/poll_schedule.py) against the
-fake midjourney-proxy (tests/fakes) in three scenes: all jobs sent at once, jobs arriving
-over 30 s, and a relay whose progress moves in 15 s steps; then the first scene again on
-a server without list-by-condition (one GET /mj/task/{id}/fetch per task).
+fake midjourney-proxy (tests/fakes) in four scenes: all jobs sent at once, jobs arriving
+over 30 s, a relay whose progress moves in 15 s steps, and a server that calls back
+(notifyHook) at each step; then the first scene again on a server without
+list-by-condition (one GET /mj/task/{id}/fetch per task).
 
 The reference, "one fetch per task every 3 s", is what the old fixed interval without
 batching asks: for each job, one request per poll interval of its life (submit to
@@ -34,9 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.callbacks import CallbackReceiver
 from bot.config import parse_config
 from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.service import Engine
+from bot.http_server import HttpServer
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
@@ -48,6 +51,7 @@ class Scene:
     step_seconds: float  # uncompressed
     arrivals: float = 0.0  # seconds over which the jobs are sent (0: all at once)
     batch: bool = True
+    callbacks: bool = False  # the server POSTs each step to the bot's callback route
 
 
 def steady() -> list[tuple[str, Any]]:
@@ -85,6 +89,7 @@ async def one_run(scene: Scene, jobs: int, poll: float, speed: float) -> Outcome
         config = parse_config(
             {
                 "storage": {"path": str(folder / "a.db"), "media_dir": str(folder / "m")},
+                "callbacks": {"public_url": "http://127.0.0.1:1", "listen_port": 0},
                 "providers": [
                     fake.provider_config(
                         "mj", poll_interval=poll / speed, batch_fetch=scene.batch,
@@ -95,6 +100,11 @@ async def one_run(scene: Scene, jobs: int, poll: float, speed: float) -> Outcome
         )  # fmt: skip
         engine = Engine(config)
         await engine.start()
+        server = HttpServer("127.0.0.1", 0)
+        server.add_routes(CallbackReceiver(engine).routes())
+        await server.start()
+        # Without callbacks no notifyHook is sent at all.
+        engine.config.http.public_url = f"http://127.0.0.1:{server.port}" if scene.callbacks else ""
         seen_at = _note_collections(engine)
         submitted = await _send_all(engine, jobs, scene.arrivals / speed)
         while True:
@@ -103,6 +113,7 @@ async def one_run(scene: Scene, jobs: int, poll: float, speed: float) -> Outcome
                 break
             await asyncio.sleep(0.1)
         await engine.stop()
+        await server.stop()
         done = [s for s in states if s is not None]
         ok = sum(1 for s in done if s.status is JobStatus.SUCCEEDED)
         lives = [((s.finished_at or 0) - (s.submitted_at or s.created_at)) * speed for s in done]
@@ -178,6 +189,13 @@ async def main_async(jobs: int, seconds: float, poll: float, speed: float) -> No
         Scene(f"all sent at once, jobs of {seconds:.0f} s", steady(), seconds / 11),
         Scene(f"arriving over 30 s, jobs of {seconds:.0f} s", steady(), seconds / 11, 30.0),
         Scene("relay: progress in 15 s steps (90 s jobs)", relay_steps(), 15.0),
+        Scene(
+            f"callbacks at each step, arriving over 30 s, jobs of {seconds:.0f} s",
+            steady(),
+            seconds / 11,
+            30.0,
+            callbacks=True,
+        ),
         Scene(
             "all sent at once, no list-by-condition (one fetch per task)",
             steady(),

@@ -16,7 +16,7 @@ from bot.config import parse_config
 from bot.engine.events import EventBus
 from bot.engine.models import Job, JobRequest, JobStatus
 from bot.engine.poll_schedule import CAP_FACTOR, SAFETY_FACTOR
-from bot.engine.runner import Runner
+from bot.engine.runner import POKE_GAP, Runner
 from bot.engine.service import Engine
 from bot.engine.store import Store
 from bot.providers.base import Provider, ProviderUnavailable, TaskRef, TaskSnapshot
@@ -180,3 +180,20 @@ async def test_a_job_cancelled_during_a_failed_poll_is_not_polled_again(slow: Sl
     clock.now += 60
     await runner._turn()  # the loop goes on without it
     assert runner._seconds_to_next() == 5.0
+
+
+async def test_a_callback_during_a_fetch_brings_the_next_poll_forward(slow: Slow) -> None:
+    """The fetch out may have been answered before the callback's news; with callbacks
+    working its plan would otherwise be a safety-net poll half a minute away."""
+    runner, provider, clock = slow
+    runner._callbacks_seen["slow"] = clock.now  # callbacks work for this provider
+    job = Job(id="j0", action=Action.IMAGINE, provider="slow", task_id="t0")
+    runner.track(job)
+    runner._busy.add("j0")  # its fetch is out
+    assert runner.poke("j0")
+    await runner._apply_batch(provider, [job], await provider.fetch(_refs([job])))
+    assert runner._due["j0"] <= clock.now + POKE_GAP
+    other = Job(id="j1", action=Action.IMAGINE, provider="slow", task_id="t1")
+    runner.track(other)  # no callback while its fetch was out: the safety net
+    await runner._apply_batch(provider, [other], await provider.fetch(_refs([other])))
+    assert runner._due["j1"] == clock.now + SAFETY_FACTOR * provider.poll_interval

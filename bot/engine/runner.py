@@ -68,6 +68,7 @@ class Runner(BackgroundLoop):
         self._recent_pokes: deque[float] = deque()  # when the last polls by poke were set
         self._tracks: dict[str, PollTrack] = {}  # what polls showed of each job's pace
         self._poked: set[str] = set()  # jobs whose next poll a callback brought forward
+        self._poked_while_busy: set[str] = set()  # ... or that a callback hit mid-fetch
         self._callbacks_seen: dict[str, float] = {}  # provider: last callback news came after
         self._next_round: dict[str, float] = {}  # provider: earliest time of its next round
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(
@@ -135,7 +136,12 @@ class Runner(BackgroundLoop):
             return False
         now = self.clock()
         soonest = max(now, self._last_poke.get(job_id, -POKE_GAP) + POKE_GAP)
-        if job.poll_errors or job_id in self._busy or self._due.get(job_id, now) <= soonest:
+        if job_id in self._busy and not job.poll_errors:
+            # The fetch out now may have been answered before this news: look again
+            # soon after it, rather than at a safety-net gap planned from stale news.
+            self._poked_while_busy.add(job_id)
+            return True
+        if job.poll_errors or self._due.get(job_id, now) <= soonest:
             return True
         while self._recent_pokes and self._recent_pokes[0] <= now - 1.0:
             self._recent_pokes.popleft()
@@ -157,6 +163,7 @@ class Runner(BackgroundLoop):
         self._last_poke.pop(job_id, None)
         self._tracks.pop(job_id, None)
         self._poked.discard(job_id)
+        self._poked_while_busy.discard(job_id)
         self._jobs.pop(job_id, None)
         self._due.pop(job_id, None)
 
@@ -318,6 +325,9 @@ class Runner(BackgroundLoop):
             queued=job.status is JobStatus.SUBMITTED,
             callbacks_work=callbacks_work(self._callbacks_seen.get(provider.name), now),
         )
+        if job.id in self._poked_while_busy:
+            self._poked_while_busy.discard(job.id)
+            due = min(due, now + POKE_GAP)
         # A deadline is never overslept by a long gap.
         self._due[job.id] = min(due, job.deadline_at) if job.deadline_at else due
 
