@@ -130,7 +130,8 @@ class Runner(BackgroundLoop):
         Pokes are hints and can come in floods, so a job is polled at most once a
         second because of them, never while it backs off after errors (the backoff
         decides), and at most POKES_PER_SECOND polls are brought forward across all
-        jobs. Returns whether the job is being followed."""
+        jobs. A poke while the job's fetch is out makes the next poll come within
+        POKE_GAP of that fetch's answer. Returns whether the job is being followed."""
         job = self._jobs.get(job_id)
         if job is None:
             return False
