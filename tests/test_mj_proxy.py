@@ -899,6 +899,7 @@ async def test_cancel_and_image_seed(client: httpx.AsyncClient) -> None:
 async def test_batch_fetch_many_ids(client: httpx.AsyncClient) -> None:
     async with FakeMjProxy(flavour="relay") as fake:
         provider = make(fake, client)
+        provider.batch_size = 20  # a small batch, to see the ids cut into several
         ids = [fake.add_task(prompt=f"fox {i}").id for i in range(45)]
         unknown = ["1", "2", "3", "4", "5"]
         snaps = await provider.fetch(task_refs(ids + unknown + ids[:3]))  # duplicates asked once
@@ -1207,7 +1208,7 @@ def test_declared_capabilities() -> None:
     config = MjProxyConfig(name="mj", kind="mj-proxy", base_url="http://x", poll_interval=7)
     provider = MjProxyProvider(config, httpx.AsyncClient())
     assert provider.kind == "mj-proxy" and provider.poll_interval == 7
-    assert provider.batch_size == 20
+    assert provider.batch_size == 200
     for action in Action:
         support = provider.supports(action)
         assert support is not None and support.how == How.NATIVE

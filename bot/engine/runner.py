@@ -1,11 +1,13 @@
 """The runner: ONE loop that polls every active job.
 
-Each job has its own next-poll time. On each turn the loop takes the jobs that are
-due, groups them per provider, cuts the groups to the provider's batch size, and
-asks for each batch in one fetch. Errors back a job off exponentially; a deadline
-ends a job that never finishes. Results are collected (images downloaded at once,
-since provider URLs expire) in a task of their own, so a slow download never
-holds up polling.
+Each job has its own next-poll time, set from what is known about it (queued at the
+provider, its pace of progress, whether the provider's callbacks work: see
+poll_schedule). On each turn the loop takes the jobs that are due, groups them per
+provider, adds the jobs that would be due before that provider's next round, cuts the
+groups to the provider's batch size, and asks for each batch in one fetch. Errors
+back a job off exponentially; a deadline ends a job that never finishes. Results are
+collected (images downloaded at once, since provider URLs expire) in a task of their
+own, so a slow download never holds up polling.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot.backoff import Backoff
 from bot.engine.events import EventBus
 from bot.engine.loop import BackgroundLoop
 from bot.engine.models import EventKind, Job, JobStatus
+from bot.engine.poll_schedule import PollTrack, callbacks_work, next_poll, round_gap
 from bot.engine.store import Store
 from bot.i18n import N_
 from bot.providers.base import Provider, ProviderError, TaskRef, TaskSnapshot, TaskState
@@ -64,6 +67,11 @@ class Runner(BackgroundLoop):
         self._busy: set[str] = set()  # being fetched or collected
         self._last_poke: dict[str, float] = {}
         self._recent_pokes: deque[float] = deque()  # when the last polls by poke were set
+        self._tracks: dict[str, PollTrack] = {}  # what polls showed of each job's pace
+        self._poked: set[str] = set()  # jobs whose next poll a callback brought forward
+        self._poked_while_busy: set[str] = set()  # ... or that a callback hit mid-fetch
+        self._callbacks_seen: dict[str, float] = {}  # provider: last callback news came after
+        self._next_round: dict[str, float] = {}  # provider: earliest time of its next round
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(FETCHES_PER_PROVIDER)
         )
@@ -123,27 +131,41 @@ class Runner(BackgroundLoop):
         Pokes are hints and can come in floods, so a job is polled at most once a
         second because of them, never while it backs off after errors (the backoff
         decides), and at most POKES_PER_SECOND polls are brought forward across all
-        jobs. Returns whether the job is being followed."""
+        jobs. A poke while the job's fetch is out makes the next poll come within
+        POKE_GAP of that fetch's answer. Returns whether the job is being followed."""
         job = self._jobs.get(job_id)
         if job is None:
             return False
         now = self.clock()
         soonest = max(now, self._last_poke.get(job_id, -POKE_GAP) + POKE_GAP)
-        if job.poll_errors or job_id in self._busy or self._due.get(job_id, now) <= soonest:
+        if job_id in self._busy and not job.poll_errors:
+            # The fetch out now may have been answered before this news: look again
+            # soon after it, rather than at a safety-net gap planned from stale news.
+            self._poked_while_busy.add(job_id)
+            return True
+        if job.poll_errors or self._due.get(job_id, now) <= soonest:
             return True
         while self._recent_pokes and self._recent_pokes[0] <= now - 1.0:
             self._recent_pokes.popleft()
         if len(self._recent_pokes) >= POKES_PER_SECOND:
             log.debug("poke for job %s dropped: over %d a second", job_id, POKES_PER_SECOND)
+            # Not sooner than its interval, but not left to the rare safety-net poll of
+            # a provider whose callbacks work either.
+            interval = now + self.providers[job.provider].poll_interval
+            self._due[job_id] = min(self._due.get(job_id, interval), interval)
             return True
         self._recent_pokes.append(now)
         self._due[job_id] = soonest
         self._last_poke[job_id] = soonest
+        self._poked.add(job_id)
         self._wake.set()
         return True
 
     def forget(self, job_id: str) -> None:
         self._last_poke.pop(job_id, None)
+        self._tracks.pop(job_id, None)
+        self._poked.discard(job_id)
+        self._poked_while_busy.discard(job_id)
         self._jobs.pop(job_id, None)
         self._due.pop(job_id, None)
 
@@ -162,7 +184,12 @@ class Runner(BackgroundLoop):
     # ---- the loop ----
 
     def _seconds_to_next(self) -> float:
-        waiting = [t for job_id, t in self._due.items() if job_id not in self._busy]
+        rounds = self._next_round
+        waiting = [
+            max(when, rounds.get(job.provider, when))
+            for job_id, when in self._due.items()
+            if job_id not in self._busy and (job := self._jobs.get(job_id)) is not None
+        ]
         if not waiting:
             return 5.0
         return max(0.05, min(5.0, min(waiting) - self.clock()))
@@ -170,24 +197,38 @@ class Runner(BackgroundLoop):
     async def _turn(self) -> None:
         now = self.clock()
         due: dict[str, list[Job]] = defaultdict(list)
+        soon: dict[str, list[Job]] = defaultdict(list)  # due before the next round
         expired: list[Job] = []
         for job_id, when in list(self._due.items()):
-            if job_id in self._busy or when > now:
+            job = self._jobs.get(job_id)
+            if job is None:  # forgotten while a fetch was out; nothing to poll
+                self._due.pop(job_id, None)
                 continue
-            job = self._jobs[job_id]
-            if job.deadline_at and now >= job.deadline_at:
+            if job_id in self._busy:
+                continue
+            if when > now:
+                if when <= now + round_gap(self.providers[job.provider].poll_interval):
+                    soon[job.provider].append(job)
+            elif job.deadline_at and now >= job.deadline_at:
                 expired.append(job)
             else:
                 due[job.provider].append(job)
         if expired:
             await self._expire(expired)
         for provider_name, jobs in due.items():
+            if now < self._next_round.get(provider_name, now):
+                continue  # this provider had its round moments ago; the jobs wait for the next
             provider = self.providers[provider_name]
-            size = max(1, provider.batch_size)
-            for start in range(0, len(jobs), size):
-                batch = jobs[start : start + size]
-                self._busy.update(j.id for j in batch)
-                self._spawn(self._poll(provider, batch))
+            self._next_round[provider_name] = now + round_gap(provider.poll_interval)
+            self._round(provider, [*jobs, *soon.get(provider_name, ())])
+
+    def _round(self, provider: Provider, jobs: Sequence[Job]) -> None:
+        """One round of a provider: its due jobs, as few batch calls as its size allows."""
+        size = max(1, provider.batch_size)
+        for start in range(0, len(jobs), size):
+            batch = jobs[start : start + size]
+            self._busy.update(j.id for j in batch)
+            self._spawn(self._poll(provider, batch))
 
     async def _poll(self, provider: Provider, batch: Sequence[Job]) -> None:
         try:
@@ -216,11 +257,13 @@ class Runner(BackgroundLoop):
     def _back_off(self, provider: Provider, batch: Sequence[Job], err: ProviderError) -> None:
         now = self.clock()
         for job in batch:
+            self._busy.discard(job.id)
+            if job.id not in self._jobs:  # cancelled while we asked: nothing to plan
+                continue
             job.poll_errors += 1
             job.provider_status = f"retrying: {err.kind}"
             backoff = Backoff(base=provider.poll_interval * 2, cap=MAX_BACKOFF, jitter=0.2)
             self._due[job.id] = now + backoff.delay(job.poll_errors - 1, err.retry_after)
-            self._busy.discard(job.id)
         log.warning(
             "polling %d job(s) on %s failed (%s); backing off", len(batch), provider.name, err
         )
@@ -250,18 +293,24 @@ class Runner(BackgroundLoop):
                     self._due[job.id] = now + provider.poll_interval
                 continue
             job.not_found = 0
+            news_by_callback = job.id in self._poked
+            self._poked.discard(job.id)
             if snapshot.state is TaskState.SUCCEEDED:
+                if news_by_callback:
+                    self._callbacks_seen[provider.name] = now  # its callbacks bring real news
                 # Collect in a task of its own; the job stays busy until it is done.
                 self._due.pop(job.id, None)
                 self._busy.add(job.id)
                 self._spawn(self._collect(provider, job, snapshot), job_ids=[job.id])
                 continue
             kind = apply_snapshot(job, snapshot)
+            if kind and news_by_callback:
+                self._callbacks_seen[provider.name] = now  # its callbacks bring real news
             if job.status.finished:
                 job.finished_at = now
                 self.forget(job.id)
             else:
-                self._due[job.id] = now + provider.poll_interval
+                self._plan(provider, job, now, changed=kind is not None)
             if kind:
                 changed.append((job, kind))
         if changed:
@@ -271,6 +320,23 @@ class Runner(BackgroundLoop):
             )
             for job, kind in changed:
                 self.events.publish(job, kind)
+
+    def _plan(self, provider: Provider, job: Job, now: float, *, changed: bool) -> None:
+        """Set the job's next poll from what this poll showed (see poll_schedule)."""
+        track = self._tracks.setdefault(job.id, PollTrack())
+        track.observe(now, changed=changed, running=job.status is JobStatus.RUNNING)
+        due = next_poll(
+            track,
+            now,
+            base=provider.poll_interval,
+            queued=job.status is JobStatus.SUBMITTED,
+            callbacks_work=callbacks_work(self._callbacks_seen.get(provider.name), now),
+        )
+        if job.id in self._poked_while_busy:
+            self._poked_while_busy.discard(job.id)
+            due = min(due, now + POKE_GAP)
+        # A deadline is never overslept by a long gap.
+        self._due[job.id] = min(due, job.deadline_at) if job.deadline_at else due
 
     async def _collect(self, provider: Provider, job: Job, snapshot: TaskSnapshot) -> None:
         try:

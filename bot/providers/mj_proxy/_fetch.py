@@ -17,6 +17,11 @@ log = logging.getLogger(__package__)  # one logger for the adapter
 
 Task = dict[str, Any]  # one task's JSON as the server sent it
 
+# Ids per list-by-condition request. novicezk, trueai and new-api put no cap on the list
+# (their source, read 2026-12); 200 keeps one answer to a few hundred KB and the ids
+# under SQLite's 999 bound parameters (new-api looks them up in one IN (...) query).
+BATCH_IDS = 200
+
 # Where servers put the list in a list-by-condition answer that is not a bare list.
 _LIST_KEYS = ("data", "list", "content", "records", "result")
 

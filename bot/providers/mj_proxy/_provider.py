@@ -29,7 +29,7 @@ from bot.providers.base import (
     TaskSnapshot,
 )
 from bot.providers.mj_proxy._buttons import ModalWait, VideoRefused, press
-from bot.providers.mj_proxy._fetch import TaskReader
+from bot.providers.mj_proxy._fetch import BATCH_IDS, TaskReader
 from bot.providers.mj_proxy._snapshot import read_task
 from bot.providers.mj_proxy._submit import FIRST_STEPS
 from bot.providers.mj_proxy._tables import (
@@ -61,7 +61,7 @@ def _origin(url: str) -> tuple[str, str]:
 
 class MjProxyProvider(Provider):
     kind = "mj-proxy"
-    batch_size = 20  # ids per list-by-condition request
+    batch_size = BATCH_IDS  # ids per list-by-condition request
     max_images = 5
     takes_polygons = True  # Vary (Region)'s mask is a PNG: lassos are drawn into it
     fetch_concurrency = 6  # parallel one-by-one fetches when list-by-condition is absent

@@ -63,7 +63,11 @@ class Renderer:
         # Recently drawn images, keyed (task, image, size): a grid's cells, the parent of
         # a chain of follow-ups, the input images of a blend. Treat as read-only.
         self._images: OrderedDict[tuple[Any, ...], Image.Image] = OrderedDict()
-        self._max_pixels = 24_000_000  # ~72 MB of RGB
+        # ~12 MB of RGB: the cells of the last few grids at the default size (a 1024 px
+        # grid is ~0.7 M pixels), enough for a chain of follow-ups. It was 24 M (72 MB),
+        # which many jobs finishing together filled with cells nobody asked for again:
+        # the largest share of the process's memory with 1,000 jobs (bench/engine_load).
+        self._max_pixels = 4_000_000
         # What each kind of task that is not a scene draws.
         self._edits: dict[str, Callable[[Spec, int, Size], Image.Image]] = {
             Action.ZOOM: self._zoom,
