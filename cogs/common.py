@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.engine.models import ImageInput, Job, JobRequest, JobStatus, Origin
+from bot.engine.models import ImageInput, Job, JobRequest, Origin
 from bot.i18n import Text, render, tr
 from bot.ui.actions import is_manager, role_ids, start_job
 from bot.ui.attachments import read_images
@@ -20,9 +18,6 @@ from bot.ui.replies import UserError, guarded, member_locale
 from bot.vocab import Action
 
 log = logging.getLogger(__name__)
-# An interaction's token edits its private reply for 15 minutes; a little less, so an
-# edit is not sent at the edge of that.
-TOKEN_SECONDS = 14.5 * 60
 
 MAX_CHOICES = 25
 YOUR_JOB = Text("Your job")
@@ -111,6 +106,9 @@ async def start_and_point(
         where = tr(locale, "this channel (as soon as Discord lets me post)")
     else:
         where = ctx.sender.jump_url(job.guild_id, interaction.channel_id or 0, message_id)
+    # The progress message is deleted once the result is posted (one message per job),
+    # so the link is to follow it while it runs; say where the result will be.
+    channel_link = f"<#{interaction.channel_id}>" if interaction.channel_id else where
     if job.failure and job.finished:
         text = tr(
             locale,
@@ -122,48 +120,16 @@ async def start_and_point(
     else:
         text = tr(
             locale,
-            "✅ {what} `{job_id}` is on its way → {where}",
+            "✅ {what} `{job_id}` is on its way → {where}\nIts result will be posted in "
+            "{channel} as a new message that mentions you.",
             what=kind,
             job_id=job.id,
             where=where,
+            channel=channel_link,
         )
-    pointed = asyncio.Event()
-    if message_id is not None and not job.finished:
-        # The progress message is deleted when the result is posted: point at that.
-        ctx.presenter.on_outcome(job.id, _pointer(interaction, job, kind, pointed))
-    try:
-        await interaction.edit_original_response(
-            content=text[:2000], allowed_mentions=discord.AllowedMentions.none()
-        )
-    finally:
-        pointed.set()
-
-
-def _pointer(
-    interaction: discord.Interaction, job: Job, kind: str, pointed: asyncio.Event
-) -> Callable[[int], Coroutine[Any, Any, None]]:
-    """Edit the private reply to link the job's outcome message, once it is posted
-    (while the interaction's token lasts: 15 minutes; later the edit fails quietly)."""
-    ctx, locale = ui_context(interaction.client), member_locale(interaction)
-
-    async def point(posted: int) -> None:
-        await pointed.wait()  # never overtaken by the first "on its way" edit
-        if time.time() - interaction.created_at.timestamp() > TOKEN_SECONDS:
-            return
-        where = ctx.sender.jump_url(job.guild_id, interaction.channel_id or 0, posted)
-        current = await ctx.engine.get(job.id)
-        done = current is not None and current.status is JobStatus.SUCCEEDED
-        args = {"what": kind, "job_id": job.id, "where": where}
-        if done:
-            text = Text("✅ {what} `{job_id}` is done → {where}", **args)
-        else:
-            text = Text("❌ {what} `{job_id}` did not finish → {where}", **args)
-        await interaction.edit_original_response(
-            content=text.render(locale)[:2000],
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-
-    return point
+    await interaction.edit_original_response(
+        content=text[:2000], allowed_mentions=discord.AllowedMentions.none()
+    )
 
 
 async def command_job(

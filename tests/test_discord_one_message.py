@@ -143,23 +143,6 @@ async def test_finished_imagine_leaves_only_its_result(env: Env) -> None:
     env.clean()
 
 
-async def test_the_private_reply_points_at_the_result_not_the_deleted_progress(env: Env) -> None:
-    fake = env.fake
-    where = await channel(env, "pointer")
-    rec, job_id, job_msg = await imagine(env, where, "a lighthouse at dusk")
-    assert rec.original is not None
-    assert f"/{where}/{job_msg.id}" in rec.original.content  # while it runs: its message
-    result = await result_of(env, job_id, where)
-    await settled(env, job_id, job_msg)
-    # Once the progress message is deleted, the reply links the result instead.
-    await fake.wait_for(
-        lambda: f"/{where}/{result.id}" in rec.original.content, 15, what="the reply's new link"
-    )
-    assert "is done" in rec.original.content and f"`{job_id}`" in rec.original.content
-    assert not fake.get_message(result.id).deleted
-    env.clean()
-
-
 async def test_finished_u2_leaves_only_its_result_a_reply_to_the_grid(env: Env) -> None:
     where = await channel(env, "u2")
     _, grid_id, grid_msg = await imagine(env, where, "a grid for an upscale")

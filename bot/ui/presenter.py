@@ -136,11 +136,6 @@ class Presenter:
         self.posted: Callable[[str, int, int], None] | None = None
         # The language of a guild's channel messages (bot/app.py: its preferred locale).
         self.locale_of: Callable[[str | None], str | None] = lambda _guild_id: None
-        # One-shot callbacks told the id of a job's outcome message once it is posted
-        # (a slash command's private reply then points at the result, not at the
-        # progress message that is deleted).
-        self._outcome_watchers: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {}
-        self._watcher_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ events
 
@@ -413,16 +408,10 @@ class Presenter:
             return None
         return await self._posted(shown, posted)
 
-    def on_outcome(self, job_id: str, callback: Callable[[int], Coroutine[Any, Any, None]]) -> None:
-        """Call `callback(message_id)` once, when the job's outcome message is posted."""
-        self._outcome_watchers[job_id] = callback
-
     async def _posted(self, shown: Shown, posted: int) -> int:
         """The outcome is on Discord. A progress message left beside it is deleted next,
         as a write of its own (paced, before any progress edit); without one, done."""
         shown.outcome_id, shown.files = posted, None  # the bytes are on Discord now
-        if (watcher := self._outcome_watchers.pop(shown.job.id, None)) is not None:
-            self._spawn_watcher(shown.job.id, watcher(posted))
         if shown.message_id is not None and shown.message_id != posted:
             shown.stage = Stage.CLOSING
             shown.attempts = 0
@@ -430,17 +419,6 @@ class Presenter:
         else:
             await self._finish(shown)
         return posted
-
-    def _spawn_watcher(self, job_id: str, call: Coroutine[Any, Any, None]) -> None:
-        async def run() -> None:
-            try:
-                await call
-            except Exception as err:  # a private reply that expired: nothing lost
-                log.info("could not point job %s's reply at its result: %s", job_id, err)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._watcher_tasks.add(task)
-        task.add_done_callback(self._watcher_tasks.discard)
 
     async def _close(self, shown: Shown) -> None:
         """Delete the progress message of a job whose outcome is posted."""
