@@ -58,12 +58,20 @@ class Cluster:
         return shard_bot(self.config, self.tmp, shard, name)
 
 
-def pg_config(tmp: Path, fake: FakeDiscord, url: str) -> Path:
-    config = write_config(tmp / "config.toml", fake, tmp / "data", duration=DURATION)
+def pg_config(
+    tmp: Path,
+    fake: FakeDiscord,
+    url: str,
+    *,
+    lease_seconds: float = LEASE_SECONDS,
+    duration: float = DURATION,
+) -> Path:
+    """The e2e config (tests/discord_helpers.py) with its store in PostgreSQL."""
+    config = write_config(tmp / "config.toml", fake, tmp / "data", duration=duration)
     text = config.read_text(encoding="utf-8")
     sqlite_line = f'path = "{tmp / "data" / "atelier.db"}"'
     assert sqlite_line in text
-    text = text.replace(sqlite_line, f'url = "{url}"\nlease_seconds = {LEASE_SECONDS}')
+    text = text.replace(sqlite_line, f'url = "{url}"\nlease_seconds = {lease_seconds}')
     config.write_text(text, encoding="utf-8")
     return config
 
