@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -79,7 +82,10 @@ async def run(args: argparse.Namespace) -> None:
             began = time.monotonic()
 
             async def fill(channel_id: int) -> list[str]:
-                return [await imagine(fake, channel_id, f"p{n}") for n in range(per_channel)]
+                return [
+                    await imagine(fake, channel_id, f"c{channel_id} p{n}")
+                    for n in range(per_channel)
+                ]
 
             jobs = [j for batch in await asyncio.gather(*map(fill, channels)) for j in batch]
 
@@ -105,7 +111,10 @@ async def run(args: argparse.Namespace) -> None:
             done = time.monotonic()
             await asyncio.sleep(2)  # a second post would come now
             counts = posted(fake, channels)
-            submits = len(list((tmp / "data" / "sandbox" / "tasks").glob("*.json")))
+            tasks = sorted((tmp / "data" / "sandbox" / "tasks").glob("*.json"))
+            prompts = Counter(json.loads(t.read_text(encoding="utf-8"))["prompt"] for t in tasks)
+            if args.keep:
+                shutil.copytree(tmp, args.keep, dirs_exist_ok=True)
         finally:
             await first.stop()
             await second.stop()
@@ -116,7 +125,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"takeover after kill -9: {takeover:.2f} s (bound, lease + a keeper turn: {bound:.1f} s)")
     print(f"last result {done - killed:.1f} s after the kill (jobs last {args.duration:g} s)")
     print(f"jobs/s, first command to last result: {len(jobs) / (done - began):.2f}")
-    print(f"provider submits per job: {submits / len(jobs):.2f}")
+    print(f"provider submits per job: {sum(prompts.values()) / len(jobs):.2f}")
+    print(f"prompts sent more than once: {sorted(p for p, n in prompts.items() if n > 1)}")
     print(f"result messages per job: {sum(counts.values()) / len(jobs):.2f}")
     print(f"429s on the fake Discord: {fake.count_429}")
 
@@ -127,6 +137,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--lease-seconds", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--keep", help="copy the run's folder (logs, sandbox) here")
     asyncio.run(run(parser.parse_args()))
 
 

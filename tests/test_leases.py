@@ -200,3 +200,15 @@ async def test_the_keeper_adopts_a_job_another_process_handed_to_it(
     await keeper.release(["job0000001"])
     await keeper._turn()
     assert adopted == ["job0000002"]  # a job it gave back is not adopted again
+
+
+async def test_a_job_stored_a_moment_ago_is_left_to_the_process_leasing_it(
+    stores: tuple[Store, Store],
+) -> None:
+    first, second = stores
+    await first.save(_job("new0000001"))  # stored; its process leases it next
+    assert await second.leases.take_over(B, 30, fresh=30) == []
+    assert await first.leases.lease(A, ["new0000001"]) == ["new0000001"]
+    await first.save(_job("old0000001"))
+    await asyncio.sleep(0.3)  # no lease for longer than `fresh`: its process is gone
+    assert [j.id for j in await second.leases.take_over(B, 30, fresh=0.2)] == ["old0000001"]

@@ -62,14 +62,14 @@ class LeaseKeeper(BackgroundLoop):
         self.held.difference_update(set(job_ids) - set(got))
         return got
 
-    async def place(self, job_id: str, channel_id: str | None) -> bool:
-        """Lease a new job here, or to the live process that shows its channel: True when
-        it is this process's (see `Leases.place`)."""
+    async def place(self, job_id: str, channel_id: str | None) -> str:
+        """Lease a new job here, or to the live process that shows its channel; the owner
+        it went to ("" when another process already took it over, see `Leases.place`)."""
         self.held.add(job_id)
         to = await self.store.leases.place(self.owner, job_id, channel_id, self.seconds)
         if to != self.owner:
             self.held.discard(job_id)
-        return to == self.owner
+        return to
 
     async def release(self, job_ids: Sequence[str]) -> None:
         """Give back finished jobs' leases."""
@@ -102,7 +102,10 @@ class LeaseKeeper(BackgroundLoop):
             log.warning("jobs %s were taken over by another process", ", ".join(gone))
             self.lost(gone)
         taken = [job for job_id in gained if (job := await self.store.get(job_id))]
-        taken += await self.store.leases.take_over(self.owner, self.seconds, self.batch)
+        # A job stored a moment ago, not yet leased, belongs to the process storing it.
+        taken += await self.store.leases.take_over(
+            self.owner, self.seconds, self.batch, fresh=self.seconds
+        )
         since = time.time() - UNDELIVERED_WITHIN
         taken += await self.store.leases.take_over_undelivered(
             self.owner, since, self.seconds, self.batch

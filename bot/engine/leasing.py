@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus
 from bot.engine.leases import LeaseKeeper
-from bot.engine.models import EventKind, Job, JobStatus, JobUpdate, Origin
+from bot.engine.models import EventKind, Job, JobUpdate, Origin
 from bot.engine.runner import Runner
 from bot.engine.store import Store
 
@@ -123,11 +123,14 @@ class Leasing:
         if not hand_over:
             await self.keeper.lease([job.id])
             return False
-        if await self.keeper.place(job.id, job.channel_id):
+        to = await self.keeper.place(job.id, job.channel_id)
+        if to == self.owner:
             return False
-        job.status = JobStatus.WAITING
+        if not to:  # this process stalled for a whole lease: another one took it, unsent
+            log.warning("job %s was taken over before it was sent; it is sent there", job.id)
+            return True
+        # Not saved: the job is the other process's from the placing on (stored WAITING).
         job.provider_status = "queued by the bot process that shows this channel"
-        await self.store.save(job)
         log.info("job %s handed to the process that shows channel %s", job.id, job.channel_id)
         return True
 

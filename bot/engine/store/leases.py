@@ -65,14 +65,17 @@ class Leases:
             return await _held(db, owner, job_ids)
 
     async def take_over(
-        self, owner: str, seconds: float = DEFAULT_SECONDS, limit: int = 100
+        self, owner: str, seconds: float = DEFAULT_SECONDS, limit: int = 100, *, fresh: float = 0
     ) -> list[Job]:
-        """Active jobs nobody live follows (their lease ran out, or they never had one),
-        leased now to `owner`, oldest first. A job whose channel another live process
-        shows (it holds a job there) is leased to that process instead, so that one
-        channel's Discord writes stay with one process; those are not returned."""
+        """Active jobs nobody live follows (their lease ran out, or they never had one and
+        are over `fresh` seconds old: younger ones are about to be leased by the process
+        that stored them), leased now to `owner`, oldest first. A job whose channel
+        another live process shows (it holds a job there) is leased to that process
+        instead, so that one channel's Discord writes stay with one process; those are
+        not returned."""
         marks = ",".join("?" * len(_ACTIVE))
-        return await self._take(owner, seconds, f"jobs.status IN ({marks})", _ACTIVE, limit)
+        where = f"jobs.status IN ({marks}) AND (leases.job_id IS NOT NULL OR jobs.created_at < ?)"
+        return await self._take(owner, seconds, where, (*_ACTIVE, time.time() - fresh), limit)
 
     async def take_over_undelivered(
         self, owner: str, since: float, seconds: float = DEFAULT_SECONDS, limit: int = 100
