@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from tests.cli_helpers import run_cli
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage
 from tests.pg import PgCluster
@@ -215,3 +216,19 @@ async def test_kill_9_the_live_process_takes_over_and_a_shared_channel_gets_no_4
     assert not state.fake.violations, state.why()
     assert state.first.log_text(10**7).count("handed to the process that shows") == SECOND
     print(f"\ntakeover after kill -9: {takeover:.2f} s (lease {LEASE_SECONDS:g} s)")
+
+
+async def test_a_process_that_would_run_the_store_alone_is_refused_beside_the_bots(
+    cluster: Cluster,
+) -> None:
+    """`atelier imagine` resumes every active job of a store it runs: beside bot
+    processes sharing it that would follow their jobs twice, so it refuses (exit 2),
+    sends nothing, and `atelier jobs` still reads the store."""
+    before = len(sandbox_submits(cluster))
+    refused = await run_cli("--config", str(cluster.config), "imagine", "alone", cwd=cluster.tmp)
+    assert refused.code == 2, refused.err
+    assert "is in use by another Atelier process" in refused.err, refused.err
+    assert "Traceback" not in refused.err
+    assert len(sandbox_submits(cluster)) == before
+    listed = await run_cli("--config", str(cluster.config), "jobs", cwd=cluster.tmp)
+    assert listed.code == 0 and "alone" not in listed.out, listed.err

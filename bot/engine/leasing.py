@@ -78,6 +78,9 @@ class Leasing:
         waiting = await self.runner.start(resume=not self.active)
         if not self.active:
             return waiting
+        # The shared owner lock first: no process that would run the store alone (and
+        # resume every job) may start beside this one, and this one not beside it.
+        await self.store._claim()
         self.keeper = LeaseKeeper(self.store, self._adopt, self._lost, seconds=self.seconds)
         self._unsubscribe = self.events.subscribe(self._on_update)
         log.info("sharing %s as %s (leases of %.0f s)", self.store.where, self.owner, self.seconds)
