@@ -232,3 +232,42 @@ async def test_a_process_that_would_run_the_store_alone_is_refused_beside_the_bo
     assert len(sandbox_submits(cluster)) == before
     listed = await run_cli("--config", str(cluster.config), "jobs", cwd=cluster.tmp)
     assert listed.code == 0 and "alone" not in listed.out, listed.err
+
+
+async def test_a_clean_stop_gives_the_jobs_back_and_the_other_process_posts_them(
+    cluster: Cluster,
+) -> None:
+    state = cluster
+    jobs = [await imagine(state, f"clean stop {n}") for n in range(3)]
+
+    async def sent() -> bool:
+        return all((await task_ids(state.url, jobs)).values())
+
+    deadline = time.monotonic() + 60
+    while not await sent():
+        assert time.monotonic() < deadline, f"not all sent\n{state.why()}"
+        await asyncio.sleep(0.1)
+    held = await leases(state.url)
+    stopping = {held[j][0] for j in jobs}
+    assert len(stopping) == 1, held
+    # The holder: the first process, or the second when it still shows the channel
+    # (results not yet confirmed): an owner id is host:pid:random.
+    pid = int(next(iter(stopping)).split(":")[1])
+    holder = next(b for b in (state.first, state.second) if b.proc and b.proc.pid == pid)
+    assert await holder.stop() == 0, state.why()  # SIGTERM
+    after = await leases(state.url)
+    assert not stopping & {owner for owner, _, _ in after.values()}, after  # given back
+    before = len(sandbox_submits(state))
+
+    def all_posted() -> bool:
+        return set(jobs) <= set(results(state))
+
+    try:
+        await state.fake.wait_for(all_posted, DURATION * 3, what="the results")
+    except TimeoutError:
+        raise AssertionError(f"not posted after a clean stop\n{state.why()}") from None
+    await asyncio.sleep(POLL_INTERVAL * 5)
+    posted = results(state)
+    assert [len(posted[j]) for j in jobs] == [1, 1, 1], state.why()
+    assert len(sandbox_submits(state)) == before  # followed, not sent again
+    assert state.fake.count_429 == 0, state.why()
