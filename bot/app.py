@@ -128,6 +128,8 @@ class AtelierBot(commands.AutoShardedBot):
         )
         self.atelier = UiContext(config, self.engine, presenter, sender)
         presenter.locale_of = sender.guild_locale  # channel messages in the server's language
+        if self.engine.leasing.enable():  # PostgreSQL: shared with other `atelier run`s
+            presenter.leases = self.engine.leasing
         # Refusals and settings changes, posted to each server's audit channel (paced).
         self.audit_channel = AuditChannel(self.engine.settings, sender, presenter.pacer)
         self.audit_channel.locale_of = sender.guild_locale
@@ -184,7 +186,9 @@ class AtelierBot(commands.AutoShardedBot):
             raise StartupError(f"cannot open the store {self.engine.store.where}: {err}") from err
         # Outcomes reached while no process was showing them (a kill -9 between a job
         # finishing and its result being posted) are shown now.
-        for job in await self.engine.undelivered(Origin.DISCORD):
+        # (Shared with other processes, the lease keeper takes those a dead one left.)
+        shown_elsewhere = self.engine.leasing.active
+        for job in [] if shown_elsewhere else await self.engine.undelivered(Origin.DISCORD):
             self.atelier.presenter.on_update(JobUpdate(job, EventKind.reached(job.status)))
         if (server := self.http_server) is not None:
             try:

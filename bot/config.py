@@ -85,6 +85,9 @@ class StorageConfig(_Section):
     # A PostgreSQL database instead of the SQLite file at `path`: "postgresql://user@host/db"
     # (the password is best left to $PGPASSWORD or ~/.pgpass, out of the config file).
     url: str = ""
+    # PostgreSQL: seconds a process's hold on a job lasts unless renewed (every third of
+    # it); after a process dies, another one takes its jobs over within this time.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     @field_validator("url")
     @classmethod

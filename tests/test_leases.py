@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from bot.engine.leases import LeaseKeeper
-from bot.engine.models import Job, JobStatus
+from bot.engine.models import Job, JobStatus, Origin
 from bot.engine.store import Store
 from bot.vocab import Action
 
@@ -138,3 +138,77 @@ async def test_the_keeper_lets_go_of_a_job_taken_over_while_it_stalled(
     assert [j.id for j in await second.leases.take_over(B, 30)] == ["job0000001"]
     await keeper._turn()
     assert lost == ["job0000001"] and keeper.held == set()
+
+
+def _in(job_id: str, channel: str, status: JobStatus = JobStatus.RUNNING) -> Job:
+    job = _job(job_id, status)
+    job.origin, job.channel_id = Origin.DISCORD, channel
+    return job
+
+
+async def test_a_channel_stays_with_the_live_process_that_shows_it(
+    stores: tuple[Store, Store],
+) -> None:
+    first, second = stores
+    await first.save_many([_in("job0000001", "c1"), _in("job0000002", "c1")])
+    await first.leases.lease(A, ["job0000001"])
+    # B takes over the job nobody follows, but its channel is A's: A gets it.
+    assert await second.leases.take_over(B, 30) == []
+    assert await first.leases.holder("job0000002") == A
+    # A new job in that channel goes to A too; one elsewhere stays with who placed it.
+    await first.save_many([_in("job0000003", "c1"), _in("job0000004", "c2")])
+    assert await second.leases.place(B, "job0000003", "c1") == A
+    assert await second.leases.place(B, "job0000004", "c2") == B
+    assert await second.leases.place(B, "job0000005", None) == B
+
+
+async def test_an_outcome_a_dead_process_never_posted_is_taken_over(
+    stores: tuple[Store, Store],
+) -> None:
+    first, second = stores
+    done = _in("done000001", "c1", JobStatus.SUCCEEDED)
+    await first.save_many([done, _job("done000002", JobStatus.SUCCEEDED)])  # a CLI one
+    await first.leases.lease(A, ["done000001"], 0.2)
+    assert await second.leases.take_over_undelivered(B, 0, 30) == []  # A still holds it
+    await asyncio.sleep(0.3)
+    taken = await second.leases.take_over_undelivered(B, 0, 30)
+    assert [j.id for j in taken] == ["done000001"]
+    assert await second.leases.claim_delivery(B, "done000001")
+    await second.leases.release(B, ["done000001"])
+    assert await second.leases.take_over_undelivered(A, 0, 30) == []  # delivered now
+
+
+async def test_the_keeper_adopts_a_job_another_process_handed_to_it(
+    stores: tuple[Store, Store],
+) -> None:
+    first, second = stores
+    await first.save(_in("job0000001", "c1"))
+    adopted: list[str] = []
+
+    async def adopt(jobs: Sequence[Job]) -> None:
+        adopted.extend(j.id for j in jobs)
+
+    keeper = LeaseKeeper(first, adopt, lambda ids: None, seconds=30, owner=A)
+    await keeper.lease(["job0000001"])
+    await keeper._turn()
+    assert adopted == []  # its own job is not adopted
+    await first.save(_in("job0000002", "c1"))  # B's new job (one writer on SQLite)
+    assert await second.leases.place(B, "job0000002", "c1") == A  # handed to A
+    await keeper._turn()
+    assert adopted == ["job0000002"] and keeper.held == {"job0000001", "job0000002"}
+    await first.save(_job("job0000001", JobStatus.SUCCEEDED))  # finished: given back
+    await keeper.release(["job0000001"])
+    await keeper._turn()
+    assert adopted == ["job0000002"]  # a job it gave back is not adopted again
+
+
+async def test_a_job_stored_a_moment_ago_is_left_to_the_process_leasing_it(
+    stores: tuple[Store, Store],
+) -> None:
+    first, second = stores
+    await first.save(_job("new0000001"))  # stored; its process leases it next
+    assert await second.leases.take_over(B, 30, fresh=30) == []
+    assert await first.leases.lease(A, ["new0000001"]) == ["new0000001"]
+    await first.save(_job("old0000001"))
+    await asyncio.sleep(0.3)  # no lease for longer than `fresh`: its process is gone
+    assert [j.id for j in await second.leases.take_over(B, 30, fresh=0.2)] == ["old0000001"]

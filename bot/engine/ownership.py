@@ -9,7 +9,10 @@ no PID file to clean up and no stale owner to guess about.
 
 On PostgreSQL the owner holds `pg_try_advisory_lock` on a connection of its own for as
 long as its store is open; the server drops it when that connection ends, which the
-process's death ends too.
+process's death ends too. `atelier run` processes that share a PostgreSQL store (each
+job leased to one of them: `leasing.py`) hold the same lock *shared*, so any number of
+them run together, while a process that would run the store alone (`atelier imagine`)
+is refused as long as one of them lives, and they are refused while it runs.
 
 Readers (`atelier jobs`, `usage`, a `wait` that follows another process's job) never
 take the lock, so they never stand in an owner's way.
@@ -113,6 +116,9 @@ class AdvisoryOwnership:
         self._conn: asyncpg.Connection | None = None
         self._held = False
         self._refused = False
+        # `atelier run` processes sharing the store by leases hold the lock shared: many
+        # of them at once, and none beside a process that runs the store alone.
+        self.shared = False
         # One attempt at a time: the lock is per session, so a second connection of
         # this same process asking meanwhile would be refused by the first.
         self._asking = asyncio.Lock()
@@ -128,9 +134,8 @@ class AdvisoryOwnership:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await self._connect()
             try:
-                self._held = bool(
-                    await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", OWNER_LOCK)
-                )
+                how = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
+                self._held = bool(await self._conn.fetchval(f"SELECT {how}($1)", OWNER_LOCK))
             except BaseException:
                 conn, self._conn = self._conn, None
                 conn.terminate()

@@ -79,14 +79,22 @@ class Runner(BackgroundLoop):
 
     # ---- lifecycle ----
 
-    async def start(self) -> list[Job]:
-        """Resume the jobs the store holds as active, then start the loop.
+    async def start(self, *, resume: bool = True) -> list[Job]:
+        """Resume the jobs the store holds as active (unless `resume` is False: jobs
+        leased between processes come through `follow`), then start the loop.
 
         Returns the jobs that were still waiting to be sent (WAITING: never sent, so
         safe to send now) for the dispatcher."""
+        waiting = await self.follow(await self.store.active()) if resume else []
+        self._start_loop()
+        return waiting
+
+    async def follow(self, jobs: Sequence[Job]) -> list[Job]:
+        """Resume these stored active jobs here, as a restart resumes them (a process
+        that took them over calls this too); the ones never sent, for the dispatcher."""
         interrupted: list[Job] = []
         waiting: list[Job] = []
-        for job in await self.store.active():
+        for job in jobs:
             never_sent = job.status is JobStatus.WAITING and job.task_id is None
             if never_sent and job.provider in self.providers:
                 waiting.append(job)
@@ -114,7 +122,6 @@ class Runner(BackgroundLoop):
         await self.store.save_many(interrupted)
         for job in interrupted:
             self.events.publish(job, EventKind.FAILED)
-        self._start_loop()
         return waiting
 
     # ---- jobs ----

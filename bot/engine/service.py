@@ -19,7 +19,7 @@ import httpx
 from bot import media
 from bot.backoff import Backoff
 from bot.config import Config
-from bot.engine import access, refusals
+from bot.engine import access, leasing, refusals
 from bot.engine.audit import AuditLog
 from bot.engine.dispatch import Dispatcher
 from bot.engine.events import EventBus, Listener
@@ -126,6 +126,7 @@ class Engine:
             self._expire_waiting,
             clock=clock,
         )
+        self.leasing = leasing.Leasing.of(self)  # several processes on one PostgreSQL store
         self.deadline = config.engine.job_deadline_minutes * 60
         self.preview_max_bytes = PREVIEW_MAX_BYTES
         self.preview_timeout = PREVIEW_TIMEOUT
@@ -136,7 +137,7 @@ class Engine:
         await self.store.open()
         if run:
             # Jobs that were waiting for room were never sent: they queue again, in order.
-            for job in await self.runner.start():
+            for job in await self.leasing.start():  # shared: only the jobs nobody follows
                 job.queue_position = self.dispatcher.enqueue(job)
             self.dispatcher.start()
             self.retention.start()
@@ -152,6 +153,7 @@ class Engine:
         await self.runner.stop()
         await self.retention.stop()
         await self.spending.drain()
+        await self.leasing.stop()
         for provider in self.providers.values():
             await provider.aclose()
         await self._http.aclose()
@@ -188,8 +190,7 @@ class Engine:
         return live.copy() if live is not None else await self.store.get(job_id)
 
     def claim_store(self) -> None:
-        """Become the one process that runs this store now, or raise StoreInUse. (Any
-        resume or write claims it anyway; a front end calls this to refuse early.)"""
+        """Run this store (alone, or shared: leasing.py), or raise StoreInUse early."""
         self.store.claim()
 
     def watch(self, job_id: str) -> AsyncIterator[Job]:
@@ -293,6 +294,8 @@ class Engine:
         except RequestError as err:  # every refusal is in the audit, whoever refused
             await record_refusal(self.audit, request, err)
             raise
+        if await self.leasing.place(job, hand_over=support.how is not How.SELECT):
+            return job.copy()  # another process shows its channel: that one sends it
         if support.how is How.SELECT:
             await self._select(job, submit_request)
         elif self.dispatcher.claim(job):  # counted as in flight before the first await
@@ -427,7 +430,7 @@ class Engine:
 
     async def mark_delivered(self, job_id: str) -> None:
         """A front end has shown the outcome of this finished job to its requester."""
-        await self._patch(job_id, delivered_at=self.clock())
+        await self.leasing.mark_delivered(job_id, self.clock())  # shared: by its holder only
 
     async def undelivered(self, origin: Origin, *, within_hours: float = 24) -> list[Job]:
         """Finished jobs whose outcome `origin` never confirmed showing (the process

@@ -79,6 +79,14 @@ class EngineView(MediaSource, Protocol):
     async def mark_delivered(self, job_id: str) -> None: ...
 
 
+class Leases(Protocol):
+    """Which jobs this process shows, when processes share the store (engine/leasing.py)."""
+
+    def holds(self, job_id: str) -> bool: ...
+
+    def adopted(self, job_id: str) -> bool: ...
+
+
 class Stage(enum.Enum):
     RUNNING = "running"  # progress edits; the result when the job finishes
     CLOSING = "closing"  # outcome posted; the progress message still to be deleted
@@ -136,6 +144,7 @@ class Presenter:
         self.posted: Callable[[str, int, int], None] | None = None
         # The language of a guild's channel messages (bot/app.py: its preferred locale).
         self.locale_of: Callable[[str | None], str | None] = lambda _guild_id: None
+        self.leases: Leases | None = None  # shared store: only held jobs are shown here
 
     # ------------------------------------------------------------------ events
 
@@ -144,6 +153,8 @@ class Presenter:
         job = update.job
         if job.origin is not Origin.DISCORD or not job.channel_id or job.id in self._ignored:
             return
+        if self.leases is not None and not self.leases.holds(job.id):
+            return  # another process shows it (its channel's writes are paced there)
         shown = self._shown.get(job.id)
         if shown is None:
             try:
@@ -185,6 +196,8 @@ class Presenter:
         """Post a new job's message in its channel (a reply to `reply_to` when given) and
         take it over. Returns the message id, or None when it could not be posted now
         (the result will still be posted). Raises ChannelGone when the channel refuses."""
+        if self.leases is not None and not self.leases.holds(job.id):
+            return None  # handed to the process that shows this channel: it posts it
         shown = self._shown.get(job.id)
         if shown is None:
             shown = Shown(job=job.copy(), channel_id=channel_id, seen_at=self.clock())
@@ -263,7 +276,9 @@ class Presenter:
                 continue
             job = shown.job
             if not shown.announced:
-                if job.created_at < self.started_wall:
+                if job.created_at < self.started_wall or (
+                    self.leases is not None and self.leases.adopted(job.id)
+                ):
                     # Created before this process started and never shown: announce it now.
                     return self._guarded(shown, self._self_announce(shown)), None
                 if job.finished and now - shown.seen_at > PENDING_TTL:

@@ -8,7 +8,9 @@ on; the whole job is a JSON document beside them, so that adding a field needs n
 migration.
 
 One process at a time runs a store (see `ownership.py`): it takes the store's lock the
-first time it resumes jobs or writes one. Readers never take it.
+first time it resumes jobs or writes one. Readers never take it. On PostgreSQL several
+`atelier run` processes may hold that lock shared, each active job leased to one of
+them (`leases.py`, `bot/engine/leasing.py`).
 """
 
 from __future__ import annotations

@@ -105,6 +105,11 @@ class PostgresStore(Store):
     def claim(self) -> None:
         self._ownership.claim()
 
+    def share(self) -> None:
+        """Run the store beside other processes (each job leased to one of them), not
+        alone: the owner lock is then held shared. Before the first claim."""
+        self._ownership.shared = True
+
     async def _claim(self) -> None:
         await self._ownership.aclaim()
 
