@@ -462,3 +462,53 @@ async def test_a_zh_cn_members_pages_speak_chinese(env: WebEnv, upscale: FakeMes
     assert "放大" in actions and "局部重绘" in actions, actions
     await page.close()
     await env.result(upscale.channel_id, child)
+
+
+async def test_a_link_works_only_in_the_browser_that_opened_it_first(
+    env: WebEnv, upscale: FakeMessage
+) -> None:
+    """Each new page is a browser context of its own: another browser, with no cookie."""
+    url = await editor_link(env, upscale)
+    mine, _ = await open_editor(env, url)
+    cookies = [c for c in await mine.context.cookies() if c["name"].startswith("atelier_link_")]
+    assert len(cookies) == 1 and cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
+    # Another browser: the page, its image and a submit (with its own CSRF) are refused.
+    other = await env.browser.new_page()
+    refused = await other.goto(url)
+    assert refused is not None and refused.status == 403
+    assert "another browser" in await other.inner_text("#problem")
+    image = await other.request.get(f"{url}/image")
+    assert image.status == 403
+    await other.goto(await editor_link(env, upscale))  # its own link: its CSRF value
+    answer = await other.evaluate(
+        """async (url) => {
+            const root = document.getElementById('editor');
+            const answer = await fetch(url, {method: 'POST',
+                headers: {'Content-Type': 'application/json',
+                          'X-Atelier-CSRF': root.dataset.csrf},
+                body: JSON.stringify({prompt: 'mine now',
+                                      shapes: [[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]]})});
+            return [answer.status, (await answer.json()).error];
+        }""",
+        url,
+    )
+    assert answer[0] == 403 and "another browser" in answer[1], answer
+    # The first browser follows the link again from another site (as from Discord: its
+    # SameSite=Strict cookie is withheld then): the page opens, image and all.
+    await mine.goto("about:blank")
+    await mine.set_content(f'<a id="go" href="{url}">the link</a>')
+    requests: list[Any] = []
+    mine.on("request", lambda r: requests.append(r) if r.url == url else None)
+    await mine.click("#go")
+    await mine.wait_for_selector("#editor", timeout=10000)  # after the hop page
+    seen = [(await r.all_headers()).get("sec-fetch-site") for r in requests]
+    # Withheld from the cross-site click, sent on the hop page's reload from our origin.
+    assert seen[:2] == ["cross-site", "same-origin"], seen
+    await until(
+        mine,
+        "!!document.getElementById('picture')"
+        " && document.getElementById('picture').naturalWidth > 0",
+    )
+    assert mine.url == url
+    await other.close()
+    await mine.close()

@@ -27,7 +27,7 @@ from bot.engine.models import is_job_id
 from bot.i18n import Text, render, tr
 from bot.ui.context import UiContext
 from bot.ui.replies import said
-from bot.web import editor, gallery, used_links
+from bot.web import binding, editor, gallery, used_links
 from bot.web.security import csrf_problem, new_csrf, secure_headers
 from bot.web.shapes import ShapeError, read_prompt, read_shapes
 from bot.web.signing import EDIT, GALLERY, Claims, LinkError, LinkSigner
@@ -106,6 +106,25 @@ class WebPages:
         locale = self.locale(request)
         return self._page("problem.html", locale, err.status, message=said(err, locale))
 
+    # ---- one browser per link (bot/web/binding.py) ----
+
+    async def _admit(self, request: web.Request, claims: Claims) -> binding.Admission:
+        return await binding.admit(self.ctx.engine.store, self.signer, request, claims.nonce)
+
+    def _hop(self, request: web.Request, claims: Claims) -> web.Response:
+        """A page that opens the same address again, from this origin (see binding).
+        The address is relative (the token, and the query): right behind a proxy too."""
+        query = request.query_string
+        again = request.match_info["token"] + (f"?{query}" if query else "")
+        return self._page("hop.html", self.locale(request, claims), again=again)
+
+    def _bind(
+        self, response: web.StreamResponse, claims: Claims, admission: binding.Admission
+    ) -> None:
+        if admission is binding.Admission.FIRST:
+            path, secure = f"{self.browser_prefix}/", self.public_url.startswith("https:")
+            binding.give(response, self.signer, claims.nonce, path=path, secure=secure)
+
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in STATIC:
@@ -121,9 +140,13 @@ class WebPages:
             job = await editor.open_job(self.ctx, claims)
             if await used_links.was_used(self.ctx.engine.store, claims.nonce):
                 raise LinkError(editor.USED, 409)
+            admission = await self._admit(request, claims)
         except LinkError as err:
             return self._problem(request, err)
+        if admission is binding.Admission.HOP:
+            return self._hop(request, claims)
         response = web.Response(content_type="text/html")
+        self._bind(response, claims, admission)
         secure = self.public_url.startswith("https:")
         csrf = new_csrf(response, path=f"{self.browser_prefix}/", secure=secure)
         locale = self.locale(request, claims)
@@ -133,6 +156,7 @@ class WebPages:
     async def editor_image(self, request: web.Request) -> web.StreamResponse:
         try:
             claims = self.signer.verify(request.match_info["token"], EDIT)
+            binding.require(request, self.signer, claims.nonce)
             job = await editor.open_job(self.ctx, claims)
         except LinkError as err:
             return self._problem(request, err)
@@ -145,6 +169,7 @@ class WebPages:
             return _json({"error": render(problem, locale)}, 403)
         try:
             claims = self.signer.verify(request.match_info["token"], EDIT)
+            binding.require(request, self.signer, claims.nonce)
             body = await _json_body(request)
             prompt = read_prompt(body.get("prompt", ""))
             shapes = read_shapes(body.get("shapes"))
@@ -166,13 +191,16 @@ class WebPages:
     async def gallery_page(self, request: web.Request) -> web.Response:
         try:
             claims = self.signer.verify(request.match_info["token"], GALLERY)
+            admission = await self._admit(request, claims)
         except LinkError as err:
             return self._problem(request, err)
+        if admission is binding.Admission.HOP:
+            return self._hop(request, claims)
         filters = gallery.Filters.read(
             request.query.get("q", ""), request.query.get("provider", "")
         )
         entries, providers = await gallery.entries(self.ctx, claims, filters)
-        return self._page(
+        response = self._page(
             "gallery.html",
             self.locale(request, claims),
             token=request.match_info["token"],
@@ -182,11 +210,14 @@ class WebPages:
             query=" ".join(filters.words),
             server_wide=claims.server_wide and claims.is_manager,
         )
+        self._bind(response, claims, admission)
+        return response
 
     async def gallery_image(self, request: web.Request) -> web.StreamResponse:
         job_id = request.match_info["job_id"]
         try:
             claims = self.signer.verify(request.match_info["token"], GALLERY)
+            binding.require(request, self.signer, claims.nonce)
             number = int(request.match_info["number"])
         except LinkError as err:
             return self._problem(request, err)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from bot.config import Config
 from bot.i18n import Text
@@ -27,6 +27,7 @@ from bot.i18n import Text
 EDIT, GALLERY = "edit", "gallery"
 KEY_FILE = "web.key"
 _SALT = "atelier.web.link"
+_BROWSER_SALT = "atelier.web.browser"
 
 
 class LinkError(Exception):
@@ -76,6 +77,7 @@ class Claims:
 class LinkSigner:
     def __init__(self, key: str, max_age_seconds: float) -> None:
         self._serializer = URLSafeTimedSerializer(key, salt=_SALT)
+        self._browser = URLSafeSerializer(key, salt=_BROWSER_SALT)
         self.max_age = max_age_seconds
 
     def sign(self, claims: Claims) -> str:
@@ -105,6 +107,16 @@ class LinkSigner:
         if claims.kind != kind:
             raise LinkError(Text("This link opens another page."), 404)
         return claims
+
+    def browser_mark(self, nonce: str) -> str:
+        """The cookie value that shows a browser opened the link of `nonce` first."""
+        return self._browser.dumps(nonce)
+
+    def is_browser_mark(self, nonce: str, value: str) -> bool:
+        try:
+            return bool(self._browser.loads(value) == nonce)
+        except BadSignature:
+            return False
 
     def locale_of(self, token: str) -> str | None:
         """The locale a token made here carries, however old it is (an expired link's
