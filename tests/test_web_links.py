@@ -34,7 +34,9 @@ def test_a_link_round_trips_and_stays_short_enough_for_a_discord_button() -> Non
     signer = LinkSigner("key", 900)
     token = signer.sign(CLAIMS)
     assert signer.verify(token, EDIT) == CLAIMS
-    big = Claims(EDIT, "1" * 19, "2" * 19, "3" * 19, job_id="abcdefghjk", reply_to="4" * 19)
+    big = Claims(
+        EDIT, "1" * 19, "2" * 19, "3" * 19, job_id="abcdefghjk", reply_to="4" * 19, locale="zh-CN"
+    )
     assert len("https://atelier.example.com/atelier/edit/" + signer.sign(big)) < 512
 
 
@@ -138,3 +140,26 @@ def test_a_gallery_never_shows_private_or_other_servers_jobs() -> None:
     assert not gallery.visible(
         Claims(GALLERY, "111", "222", "333", server_wide=True), job("112", "222")
     )
+
+
+def test_a_link_carries_its_members_locale_even_once_expired() -> None:
+    from bot.web.words import browser_locale, page_locale
+
+    signer = LinkSigner("key", 900)
+    zh = Claims(EDIT, "1" * 19, "2" * 19, "3" * 19, job_id="abcdefghjk", locale="zh-CN")
+    token = signer.sign(zh)
+    assert signer.verify(token, EDIT).locale == "zh-CN"
+
+    class Old(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 901
+
+    old = URLSafeTimedSerializer("key", salt=_SALT, signer=Old).dumps(zh.to_wire())
+    assert signer.locale_of(old) == "zh-CN"  # expired, but ours: its member's language
+    assert signer.locale_of(LinkSigner("another key", 900).sign(zh)) is None
+    assert page_locale("zh-CN") == "zh-CN" and page_locale("fr") == "en-US"
+    assert page_locale("zh-TW") == "en-US"  # Traditional Chinese is not this catalogue
+    assert browser_locale("zh-CN,zh;q=0.9,en;q=0.8") == "zh-CN"
+    assert browser_locale("fr-FR, zh-Hans;q=0.5") == "zh-CN"
+    assert browser_locale("zh-TW,en-GB;q=0.7") == "en-US"
+    assert browser_locale("") == "en-US"

@@ -183,6 +183,7 @@ async def test_drawn_areas_reach_mj_proxy_as_its_mask(env: WebEnv, upscale: Fake
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
+    assert await page.get_attribute("html", "lang") == "en-US"  # an en-US member's page
     await until(page, "document.getElementById('overlay').width > 0")
     drawn = await draw_shapes(page, box)
     await page.fill("#prompt", "a red lantern on the quay")
@@ -353,6 +354,8 @@ async def test_gallery_lists_a_members_jobs_and_not_anothers(
     listed = [await li.get_attribute("data-job") for li in await page.query_selector_all("li.job")]
     assert mine in listed and bobs_job not in listed
     assert "harbour" in await page.inner_text("main")
+    # The action by its human name, not its stored value ("upscale").
+    assert "Upscale" in await page.locator("li.job .action").all_inner_texts()
     # The first job's images are served by the bot through the signed link.
     await until(
         page,
@@ -412,3 +415,100 @@ async def test_a_link_is_judged_as_its_member_when_it_is_used(
             "server buttons", {"who": "default"}, channel_id=upscale.channel_id, user_id=owner
         )
         await rec.wait_response(10)
+
+
+ZH = "zh-CN"
+
+
+async def test_a_zh_cn_members_pages_speak_chinese(env: WebEnv, upscale: FakeMessage) -> None:
+    """The member's Discord locale travels in the signed link: the editor (its
+    script's words too), its submit's answer, a refused link and the gallery are in
+    Chinese, from the same catalogue as the bot's messages."""
+    rec = await env.press(upscale, "Vary (Region)", locale=ZH)
+    await rec.wait_response(10)
+    assert rec.original is not None and "编辑器" in rec.original.content
+    url = link_of(rec)
+    page, box = await open_editor(env, url)
+    assert await page.get_attribute("html", "lang") == ZH
+    assert "局部重绘" in await page.inner_text("h1")
+    assert "矩形" in await page.inner_text("#tool-rect")
+    assert await page.inner_text("#count") == "尚未绘制区域"
+    await page.click("#submit")  # nothing drawn yet: the script says so, in Chinese
+    assert "请先至少画出一个" in await page.inner_text("#status")
+    await drag(page, [on_screen(box, p) for p in RECTANGLE])
+    assert await page.inner_text("#count") == "1 个区域"
+    await page.click("#submit")
+    await page.wait_for_selector("#result-link", timeout=20000)
+    assert "已开始任务" in await page.inner_text("#status")
+    child = await page.get_attribute("#status", "data-job")
+    assert child
+    # A link we refuse: used, then expired (still its member's language).
+    again = await page.goto(url)
+    assert again is not None and again.status == 409
+    assert "此链接已用于开始一个任务" in await page.inner_text("#problem")
+    key = (env.tmp / "data" / signing.KEY_FILE).read_text().strip()
+    claims = signing.LinkSigner(key, 60).verify(url.rsplit("/", 1)[1], signing.EDIT)
+    assert claims.locale == ZH
+    old = await page.goto(f"{env.public_url}/atelier/edit/{signed(env, claims, age=16 * 60)}")
+    assert old is not None and old.status == 410
+    assert "此链接已过期" in await page.inner_text("#problem")
+    assert await page.get_attribute("html", "lang") == ZH
+    # The gallery: headings, the action's translated name.
+    await page.goto(link_of(await gallery_link(env, upscale.channel_id, locale=ZH)))
+    assert await page.get_attribute("html", "lang") == ZH
+    assert await page.inner_text("h1") == "你的任务"
+    assert "最新的在前" in await page.inner_text("#listed")
+    actions = await page.locator("li.job .action").all_inner_texts()
+    assert "放大" in actions and "局部重绘" in actions, actions
+    await page.close()
+    await env.result(upscale.channel_id, child)
+
+
+async def test_a_link_works_only_in_the_browser_that_opened_it_first(
+    env: WebEnv, upscale: FakeMessage
+) -> None:
+    """Each new page is a browser context of its own: another browser, with no cookie."""
+    url = await editor_link(env, upscale)
+    mine, _ = await open_editor(env, url)
+    cookies = [c for c in await mine.context.cookies() if c["name"].startswith("atelier_link_")]
+    assert len(cookies) == 1 and cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
+    # Another browser: the page, its image and a submit (with its own CSRF) are refused.
+    other = await env.browser.new_page()
+    refused = await other.goto(url)
+    assert refused is not None and refused.status == 403
+    assert "another browser" in await other.inner_text("#problem")
+    image = await other.request.get(f"{url}/image")
+    assert image.status == 403
+    await other.goto(await editor_link(env, upscale))  # its own link: its CSRF value
+    answer = await other.evaluate(
+        """async (url) => {
+            const root = document.getElementById('editor');
+            const answer = await fetch(url, {method: 'POST',
+                headers: {'Content-Type': 'application/json',
+                          'X-Atelier-CSRF': root.dataset.csrf},
+                body: JSON.stringify({prompt: 'mine now',
+                                      shapes: [[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]]})});
+            return [answer.status, (await answer.json()).error];
+        }""",
+        url,
+    )
+    assert answer[0] == 403 and "another browser" in answer[1], answer
+    # The first browser follows the link again from another site (as from Discord: its
+    # SameSite=Strict cookie is withheld then): the page opens, image and all.
+    await mine.goto("about:blank")
+    await mine.set_content(f'<a id="go" href="{url}">the link</a>')
+    requests: list[Any] = []
+    mine.on("request", lambda r: requests.append(r) if r.url == url else None)
+    await mine.click("#go")
+    await mine.wait_for_selector("#editor", timeout=10000)  # after the hop page
+    seen = [(await r.all_headers()).get("sec-fetch-site") for r in requests]
+    # Withheld from the cross-site click, sent on the hop page's reload from our origin.
+    assert seen[:2] == ["cross-site", "same-origin"], seen
+    await until(
+        mine,
+        "!!document.getElementById('picture')"
+        " && document.getElementById('picture').naturalWidth > 0",
+    )
+    assert mine.url == url
+    await other.close()
+    await mine.close()

@@ -131,12 +131,16 @@ class WebEnv:
         return match.group(1)
 
     async def press(
-        self, message: FakeMessage, label: str, user_id: int | None = None
+        self,
+        message: FakeMessage,
+        label: str,
+        user_id: int | None = None,
+        locale: str = "en-US",
     ) -> InteractionRecord:
         for button in message.buttons():
             if label in str(button.get("label") or ""):
                 return await self.fake.click_button(
-                    message.id, str(button["custom_id"]), user_id=user_id
+                    message.id, str(button["custom_id"]), user_id=user_id, locale=locale
                 )
         raise AssertionError(f"no button {label!r} on {message!r}")
 
@@ -171,8 +175,10 @@ def link_of(rec: InteractionRecord) -> str:
     raise AssertionError(f"no link button in {rec.original.content!r}")
 
 
-async def editor_link(env: WebEnv, upscale: FakeMessage, user_id: int | None = None) -> str:
-    rec = await env.press(upscale, "Vary (Region)", user_id)
+async def editor_link(
+    env: WebEnv, upscale: FakeMessage, user_id: int | None = None, locale: str = "en-US"
+) -> str:
+    rec = await env.press(upscale, "Vary (Region)", user_id, locale)
     await rec.wait_ack(5)
     assert rec.ack_type == 4, rec  # a private message with the link, not the form
     await rec.wait_response(10)
@@ -181,11 +187,15 @@ async def editor_link(env: WebEnv, upscale: FakeMessage, user_id: int | None = N
 
 
 async def gallery_link(
-    env: WebEnv, channel_id: int, user_id: int | None = None, everyone: bool = False
+    env: WebEnv,
+    channel_id: int,
+    user_id: int | None = None,
+    everyone: bool = False,
+    locale: str = "en-US",
 ) -> InteractionRecord:
     options = {"everyone": True} if everyone else {}
     rec = await env.fake.send_slash_command(
-        "gallery", options, channel_id=channel_id, user_id=user_id
+        "gallery", options, channel_id=channel_id, user_id=user_id, locale=locale
     )
     await rec.wait_response(10)
     return rec

@@ -2,6 +2,7 @@
 
 The template (`bot/locale/atelier.pot`) holds every message Atelier can show:
 - the `Text(...)` and `tr(locale, ...)` messages in bot/ and cogs/ (Babel's extractor);
+- the `t(...)` calls of the web pages' templates, bot/web/templates (Jinja2's);
 - every command, option and choice string the command sync sends to Discord (asked
   of each cog's commands through a recording translator, as discord.py asks at sync).
 Each language's `.po` is then updated from the template (new messages untranslated,
@@ -33,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("bot", "cogs")
 # Babel keyword specs: the msgid is the first argument of Text and N_, the second of tr.
 KEYWORDS = {"Text": None, "tr": (2,), "N_": None}
+# The web pages' templates say `t(msgid, **args)` (bot/web/words.py).
+TEMPLATES = "bot/web/templates"
+TEMPLATE_KEYWORDS = {"t": None}
 Message = tuple[str, str | None]  # (msgid, msgctxt)
 AppCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
 
@@ -46,6 +50,13 @@ def source_messages() -> list[tuple[str, str]]:
         ):
             if isinstance(msgid, str):
                 found.append((msgid, f"{folder}/{filename}:{lineno}"))
+    for filename, lineno, msgid, _comments, _context in extract_from_dir(
+        str(ROOT / TEMPLATES),
+        method_map=[("**.html", "jinja2.ext:babel_extract")],
+        keywords=TEMPLATE_KEYWORDS,
+    ):
+        if isinstance(msgid, str):
+            found.append((msgid, f"{TEMPLATES}/{filename}:{lineno}"))
     return found
 
 

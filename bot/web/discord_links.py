@@ -35,6 +35,7 @@ def _asker(interaction: discord.Interaction, kind: str) -> Claims:
         channel_id=str(interaction.channel_id) if interaction.channel_id else None,
         role_ids=tuple(actions.role_ids(interaction)),
         is_manager=actions.is_manager(interaction),
+        locale=member_locale(interaction),
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.engine import access
 from bot.engine.intake import RequestError
 from bot.engine.models import Action, Job, JobRequest, Origin, Polygon
+from bot.i18n import Text
 from bot.ui import actions
 from bot.ui.context import UiContext
 from bot.ui.custom_ids import Target
@@ -24,7 +25,7 @@ from bot.web.signing import Claims, LinkError
 
 log = logging.getLogger(__name__)
 
-USED = "This link was already used to start a job. Press Vary (Region) again for a new one."
+USED = Text("This link was already used to start a job. Press Vary (Region) again for a new one.")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ async def open_job(ctx: UiContext, claims: Claims) -> Job:
     job = await ctx.engine.get(claims.job_id)
     settings = await ctx.engine.settings.get(claims.guild_id)
     if job is None:
-        raise LinkError(f"Job `{claims.job_id}` no longer exists.", 404)
+        raise LinkError(Text("Job `{job_id}` no longer exists.", job_id=claims.job_id), 404)
     allowed = ctx.config.discord.allowed_guild_ids
     if not access.guild_allowed(claims.guild_id, allowed, Origin.DISCORD):
         raise LinkError(actions.NOT_IN_THIS_SERVER)
@@ -58,12 +59,14 @@ async def open_job(ctx: UiContext, claims: Claims) -> Job:
     owner = job.user_id == claims.user_id
     requester_only = access.button_access(ctx.config, settings) == access.REQUESTER
     if requester_only and not (owner or claims.is_manager):
-        raise LinkError(f"Only the person who started job `{job.id}` can use its buttons.")
+        raise LinkError(
+            Text("Only the person who started job `{job_id}` can use its buttons.", job_id=job.id)
+        )
     problem = actions.check_action(ctx, job, target_of(claims))
     if problem:
         raise LinkError(problem)
     if picked_image(job, claims.index) is None:
-        raise LinkError(f"Job `{job.id}` has no image to redraw.", 404)
+        raise LinkError(Text("Job `{job_id}` has no image to redraw.", job_id=job.id), 404)
     return job
 
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.i18n import Text
+
 log = logging.getLogger(__name__)
 
 CSP = (
@@ -68,11 +70,11 @@ def csrf_problem(request: web.Request, public_url: str) -> str | None:
     """Why a submit is not from our own page, or None."""
     origin = request.headers.get("Origin")
     if origin and origin.rstrip("/") != origin_of(public_url):
-        return "This form was sent from another site; open the link from Discord."
+        return Text("This form was sent from another site; open the link from Discord.")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER, "")
     if not cookie or not sent or not hmac.compare_digest(cookie, sent):
-        return "This form's session is missing or stale; reload the page and submit again."
+        return Text("This form's session is missing or stale; reload the page and submit again.")
     return None
 
 

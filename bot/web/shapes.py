@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.engine.intake import POLYGON_POINTS
 from bot.engine.models import Polygon
+from bot.i18n import Text
 
 MAX_SHAPES = 20
 # What the engine takes per area (the page simplifies a long lasso stroke to fit).
@@ -37,32 +38,40 @@ def area(polygon: Polygon) -> float:
 
 def _point(value: Any) -> tuple[float, float]:
     if not (isinstance(value, list) and len(value) == 2):
-        raise ShapeError("Each corner must be a pair of numbers [x, y].")
+        raise ShapeError(Text("Each corner must be a pair of numbers [x, y]."))
     x, y = value
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y)):
-        raise ShapeError("Each corner must be a pair of numbers [x, y].")
+        raise ShapeError(Text("Each corner must be a pair of numbers [x, y]."))
     if not all(math.isfinite(v) and -0.5 <= v <= 1.5 for v in (x, y)):
-        raise ShapeError("A corner lies far outside the image; clear and draw again.")
+        raise ShapeError(Text("A corner lies far outside the image; clear and draw again."))
     return (min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0))
 
 
 def read_shapes(value: Any) -> list[Polygon]:
     """The drawn areas, checked, or ShapeError saying what to do."""
     if not isinstance(value, list) or not value:
-        raise ShapeError("Draw at least one area to redraw (a rectangle or a lasso).")
+        raise ShapeError(Text("Draw at least one area to redraw (a rectangle or a lasso)."))
     if len(value) > MAX_SHAPES:
-        raise ShapeError(f"Draw at most {MAX_SHAPES} areas; undo a few and submit again.")
+        raise ShapeError(Text("Draw at most {n} areas; undo a few and submit again.", n=MAX_SHAPES))
     shapes: list[Polygon] = []
     for number, raw in enumerate(value, start=1):
         if not isinstance(raw, list) or not MIN_POINTS <= len(raw) <= MAX_POINTS:
             raise ShapeError(
-                f"Area {number} needs between {MIN_POINTS} and {MAX_POINTS} corners; "
-                "undo it and draw it again."
+                Text(
+                    "Area {number} needs between {least} and {most} corners; "
+                    "undo it and draw it again.",
+                    number=number,
+                    least=MIN_POINTS,
+                    most=MAX_POINTS,
+                )
             )
         polygon = tuple(_point(p) for p in raw)
         if area(polygon) < MIN_AREA:
             raise ShapeError(
-                f"Area {number} is too small to redraw; undo it and draw a larger one."
+                Text(
+                    "Area {number} is too small to redraw; undo it and draw a larger one.",
+                    number=number,
+                )
             )
         shapes.append(polygon)
     return shapes
@@ -70,10 +79,14 @@ def read_shapes(value: Any) -> list[Polygon]:
 
 def read_prompt(value: Any) -> str:
     if not isinstance(value, str):
-        raise ShapeError("The prompt must be text.")
+        raise ShapeError(Text("The prompt must be text."))
     prompt = value.strip()
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ShapeError(
-            f"The prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}."
+            Text(
+                "The prompt is {length} characters; keep it under {most}.",
+                length=len(prompt),
+                most=MAX_PROMPT_CHARS,
+            )
         )
     return prompt

@@ -19,20 +19,24 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from bot.config import Config
+from bot.i18n import Text
 
 EDIT, GALLERY = "edit", "gallery"
 KEY_FILE = "web.key"
 _SALT = "atelier.web.link"
+_BROWSER_SALT = "atelier.web.browser"
 
 
 class LinkError(Exception):
-    """A link that cannot be used, worded for the person who opened it."""
+    """A link that cannot be used, worded for the person who opened it (a `Text` is
+    said in the page's language)."""
 
     def __init__(self, message: str, status: int = 403) -> None:
         super().__init__(message)
+        self.text = message
         self.status = status
 
 
@@ -53,6 +57,8 @@ class Claims:
     server_wide: bool = False
     # One per link: what "used once" is recorded by.
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # The member's Discord locale ("zh-CN"): the language the pages speak to them.
+    locale: str = ""
 
     def to_wire(self) -> list[Any]:
         """The values in field order: a short token, for Discord's 512-character URLs."""
@@ -71,6 +77,7 @@ class Claims:
 class LinkSigner:
     def __init__(self, key: str, max_age_seconds: float) -> None:
         self._serializer = URLSafeTimedSerializer(key, salt=_SALT)
+        self._browser = URLSafeSerializer(key, salt=_BROWSER_SALT)
         self.max_age = max_age_seconds
 
     def sign(self, claims: Claims) -> str:
@@ -82,20 +89,46 @@ class LinkSigner:
             data = self._serializer.loads(token, max_age=int(self.max_age))
         except SignatureExpired:
             raise LinkError(
-                "This link has expired. Ask again in Discord for a new one.", 410
+                Text("This link has expired. Ask again in Discord for a new one."), 410
             ) from None
         except BadSignature:
             raise LinkError(
-                "This link is not valid (it was changed, or made by another Atelier). "
-                "Ask again in Discord for a new one."
+                Text(
+                    "This link is not valid (it was changed, or made by another Atelier). "
+                    "Ask again in Discord for a new one."
+                )
             ) from None
         try:
             claims = Claims.from_wire(data)
         except (TypeError, ValueError):
-            raise LinkError("This link is from another version of Atelier; ask again.") from None
+            raise LinkError(
+                Text("This link is from another version of Atelier; ask again.")
+            ) from None
         if claims.kind != kind:
-            raise LinkError("This link opens another page.", 404)
+            raise LinkError(Text("This link opens another page."), 404)
         return claims
+
+    def browser_mark(self, nonce: str) -> str:
+        """The cookie value that shows a browser opened the link of `nonce` first."""
+        return self._browser.dumps(nonce)
+
+    def is_browser_mark(self, nonce: str, value: str) -> bool:
+        try:
+            return bool(self._browser.loads(value) == nonce)
+        except BadSignature:
+            return False
+
+    def locale_of(self, token: str) -> str | None:
+        """The locale a token made here carries, however old it is (an expired link's
+        page still speaks its member's language); None for a token not ours."""
+        try:
+            data = self._serializer.loads(token)  # no max_age: the signature alone
+        except BadSignature:
+            return None
+        try:
+            return Claims.from_wire(data).locale
+        except (TypeError, ValueError):
+            return None
 
 
 def signing_key(config: Config) -> str:

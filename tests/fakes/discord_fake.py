@@ -3195,10 +3195,16 @@ class FakeDiscord:
         return payload, user, channel, msg, comp
 
     async def click_button(
-        self, message_id: int, custom_id: str, *, user_id: int | None = None
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user_id: int | None = None,
+        locale: str = "en-US",
     ) -> InteractionRecord:
         """Click a button of a stored message (INTERACTION_CREATE type 3)."""
         payload, user, channel, _, comp = self._component_payload(message_id, custom_id, user_id)
+        payload["locale"] = locale  # the clicking member's Discord language
         if comp.get("type") != 2:
             raise ValueError(f"component {custom_id!r} is not a button")
         payload["data"] = {"custom_id": custom_id, "component_type": 2, "id": comp.get("id", 0)}

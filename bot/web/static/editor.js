@@ -15,6 +15,10 @@
   const submit = document.getElementById("submit");
   const status = document.getElementById("status");
   const tools = Array.from(document.querySelectorAll(".tool"));
+  // The page's words in its language (a JSON data block: the CSP runs no inline script).
+  const words = JSON.parse(document.getElementById("editor-words").textContent);
+  const fill = (template, values) =>
+    template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 
   const shapes = []; // each: array of [x, y] fractions
   let tool = "rect";
@@ -66,7 +70,7 @@
       trace(drawing.points);
     }
     const n = shapes.length;
-    count.textContent = n === 0 ? "No areas yet" : `${n} area${n === 1 ? "" : "s"}`;
+    count.textContent = n === 0 ? words.none : n === 1 ? words.one : fill(words.many, { n });
   }
 
   function pick(name) {
@@ -180,11 +184,11 @@
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (shapes.length === 0) {
-      say("Draw at least one area to redraw first (a rectangle or a lasso).");
+      say(words.draw_first);
       return;
     }
     submit.disabled = true;
-    say("Starting…");
+    say(words.starting);
     try {
       const answer = await fetch(root.dataset.submit, {
         method: "POST",
@@ -198,9 +202,9 @@
         say(body.message, body.link);
         return; // a link works once: Submit stays off
       }
-      say(body.error || `The bot answered ${answer.status}.`);
+      say(body.error || fill(words.answered, { status: answer.status }));
     } catch (err) {
-      say(`The bot could not be reached (${err}). Try again.`);
+      say(fill(words.unreachable, { error: String(err) }));
     }
     submit.disabled = false;
   });
