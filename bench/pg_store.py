@@ -1,6 +1,7 @@
 """Jobs per second one PostgreSQL store sustains (and, for comparison, one SQLite file).
 
     .venv/bin/python bench/pg_store.py [--clients 3] [--seconds 10] [--url postgresql://...]
+    .venv/bin/python bench/pg_store.py --processes 3 [--clients 1]   # bot processes' way
 
 Run from the repository root. Without --url it starts a throwaway cluster the way the
 tests do (tests/pg.py: initdb in a temp folder, a loopback port, fsync left ON here so
@@ -13,12 +14,18 @@ committed). `--clients` loops do that concurrently on the one store, as concurre
 commands would. Printed: jobs per second, and the group commits per second the saves
 took. (SQLite's WAL at synchronous=NORMAL does not fsync each commit; PostgreSQL here
 does, so the two are not the same durability.)
+
+`--processes N` runs the PostgreSQL part as N separate processes on the one store
+(each holding the store shared, as `atelier run` processes do), `--clients` loops in
+each; the jobs of all of them are summed over the same window.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +41,10 @@ from tests.pg import PgCluster
 _ACTIVE = ("waiting", "submitting", "submitted", "running")
 
 
-async def one_job(store: Store, client: int, n: int) -> None:
+async def one_job(store: Store, client: int, n: int, process: int = 0) -> None:
     user = f"user{client}"
-    job = Job(id=f"c{client}j{n:08d}", action=Action.IMAGINE, provider="p", prompt="a cat")
+    job_id = f"p{process}c{client}j{n:08d}"
+    job = Job(id=job_id, action=Action.IMAGINE, provider="p", prompt="a cat")
     job.user_id, job.guild_id, job.channel_id = user, "g1", f"ch{client}"
     now = time.time()
     async with store.transaction() as db:
@@ -61,8 +69,13 @@ async def one_job(store: Store, client: int, n: int) -> None:
         await store.save(job)
 
 
-async def measure(target: str, clients: int, seconds: float) -> tuple[int, float, int]:
+async def measure(
+    target: str, clients: int, seconds: float, process: int = 0
+) -> tuple[int, float, int]:
     store = Store(target)
+    share = getattr(store, "share", None)
+    if process and callable(share):  # beside other processes, as `atelier run`s are
+        share()
     await store.open()
     done = 0
     deadline = time.perf_counter() + seconds
@@ -71,7 +84,7 @@ async def measure(target: str, clients: int, seconds: float) -> tuple[int, float
         nonlocal done
         n = 0
         while time.perf_counter() < deadline:
-            await one_job(store, index, n)
+            await one_job(store, index, n, process)
             n += 1
             done += 1
 
@@ -93,19 +106,49 @@ def report(name: str, result: tuple[int, float, int]) -> None:
     )
 
 
+def across_processes(url: str, processes: int, clients: int, seconds: float) -> None:
+    """Start `processes` workers at once on one store; sum their jobs."""
+    command = [sys.executable, __file__, "--url", url, "--clients", str(clients)]
+    workers = [
+        subprocess.Popen(
+            [*command, "--seconds", str(seconds), "--worker", str(k + 1)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(processes)
+    ]
+    results = [json.loads(w.communicate()[0].strip().splitlines()[-1]) for w in workers]
+    jobs = sum(r["jobs"] for r in results)
+    elapsed = max(r["elapsed"] for r in results)
+    commits = sum(r["commits"] for r in results)
+    report(f"pg x{processes}", (jobs, elapsed, commits))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--url", help="an existing, empty PostgreSQL database")
+    parser.add_argument("--processes", type=int, default=0, help="separate processes")
+    parser.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:  # one of --processes: measure, and say the figures as JSON
+        jobs, elapsed, commits = asyncio.run(
+            measure(args.url, args.clients, args.seconds, args.worker)
+        )
+        print(json.dumps({"jobs": jobs, "elapsed": elapsed, "commits": commits}))
+        return
     cluster = None
     url = args.url
     if url is None:
         cluster = PgCluster.start(durable=True)
         url = cluster.create_database()
-    print(f"{args.clients} concurrent clients on one store, {args.seconds:g} s each")
     try:
+        if args.processes:
+            print(f"{args.processes} processes x {args.clients} clients on one store")
+            across_processes(url, args.processes, args.clients, args.seconds)
+            return
+        print(f"{args.clients} concurrent clients on one store, {args.seconds:g} s each")
         report("postgresql", asyncio.run(measure(url, args.clients, args.seconds)))
         with tempfile.TemporaryDirectory() as folder:
             target = str(Path(folder) / "bench.db")
