@@ -153,7 +153,7 @@ class BotMetrics:
         # The engine's one HTTP client carries every provider request (its own, not a
         # global one: another engine in this process keeps its own figures). Read from
         # its private attribute: the engine module is at its size limit.
-        observe(engine._http, self.providers)
+        observe(engine.http_client, self.providers)
 
     async def exposition(self) -> bytes:
         if self._engine is not None:

@@ -133,6 +133,11 @@ class Engine:
 
     # ---- lifecycle ----
 
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The one client every provider call goes through (metrics observe it)."""
+        return self._http
+
     async def start(self, *, run: bool = True) -> None:
         await self.store.open()
         if run:
