@@ -2,7 +2,7 @@
 how long until the live one holds every job, and how many jobs per second get done.
 
     .venv/bin/python bench/pg_takeover_bots.py [--jobs 100] [--channels 10]
-        [--lease-seconds 3] [--duration 30]
+        [--lease-seconds 3] [--duration 30] [--then 0]
 
 Run from the repository root. It starts a throwaway PostgreSQL cluster (tests/pg.py),
 the fake Discord with two shards, and `atelier run --shard-ids 0|1 --shard-count 2`
@@ -13,6 +13,12 @@ the takeover time (from the kill to every job leased to the live process) agains
 bound (lease + one keeper turn), the time to the last result, jobs per second from the
 first command to the last result, provider submits per job, result messages per job,
 and the 429s the fake Discord counted.
+
+`--then N`: after the takeover a new first process starts (shard 0 again) and gets N
+more /imagine in the first channel, which the second process now shows: it hands each
+of them to the second process, so that channel's jobs are spread over both processes
+(received by one, sent and shown by the other) while its writes keep one pacer. With
+`--channels 1` every job is in one channel.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.discord_helpers import is_result, job_id_in
+from tests.discord_helpers import BotProcess, is_result, job_id_in
 from tests.fakes.discord_fake import FakeDiscord
 from tests.pg import PgCluster
 from tests.test_leases_e2e import leases, pg_config, shard_bot, task_ids
@@ -61,6 +67,15 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def connected(bot: BotProcess) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        if not bot.running:
+            raise SystemExit(f"the bot stopped:\n{bot.log_text()}")
+        return "connected as" in bot.log_text(10**7)  # READY and its guild
+
+    return check
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -103,6 +118,11 @@ async def run(args: argparse.Namespace) -> None:
 
             await until(taken, 120, "the takeover")
             takeover = time.monotonic() - killed
+            if args.then:
+                first = shard_bot(config, tmp, 0, "first-again")
+                await first.start()
+                await until(connected(first), 60, "the new first process to connect")
+                jobs += [await imagine(fake, channels[0], f"then p{n}") for n in range(args.then)]
 
             async def all_posted() -> bool:
                 return set(jobs) <= set(posted(fake, channels))
@@ -111,6 +131,7 @@ async def run(args: argparse.Namespace) -> None:
             done = time.monotonic()
             await asyncio.sleep(2)  # a second post would come now
             counts = posted(fake, channels)
+            handed = first.log_text(10**8).count("handed to the process that shows channel")
             tasks = sorted((tmp / "data" / "sandbox" / "tasks").glob("*.json"))
             prompts = Counter(json.loads(t.read_text(encoding="utf-8"))["prompt"] for t in tasks)
             if args.keep:
@@ -128,6 +149,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"provider submits per job: {sum(prompts.values()) / len(jobs):.2f}")
     print(f"prompts sent more than once: {sorted(p for p, n in prompts.items() if n > 1)}")
     print(f"result messages per job: {sum(counts.values()) / len(jobs):.2f}")
+    if args.then:
+        print(f"after the restart: {args.then} more in channel 1, {handed} handed to the second")
     print(f"429s on the fake Discord: {fake.count_429}")
 
 
@@ -137,6 +160,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=10)
     parser.add_argument("--lease-seconds", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--then", type=int, default=0, help="jobs for a restarted first")
     parser.add_argument("--keep", help="copy the run's folder (logs, sandbox) here")
     asyncio.run(run(parser.parse_args()))
 

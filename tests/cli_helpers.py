@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests import stores
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -79,7 +81,7 @@ def write_config(
     """A config.toml with storage inside `folder`; secrets can be given as ${VARS}."""
     lines = [
         "[storage]",
-        f"path = {toml_value(str(folder / 'data' / 'atelier.db'))}",
+        stores.storage_line(folder / "data" / "atelier.db"),
         f"media_dir = {toml_value(str(folder / 'data' / 'media'))}",
         "",
     ]

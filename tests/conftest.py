@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bot.engine.store import Store
+from tests import stores
 from tests.pg import REQUIRED, PgCluster, PgUnavailable
 
 
@@ -51,26 +50,31 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-@pytest.fixture(autouse=True)
-def _engines_on_postgresql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ATELIER_TEST_STORE=postgresql: every engine a test builds in this process keeps its
-    store in PostgreSQL (one fresh database per SQLite path the test names), to run the
-    engine's tests on PostgreSQL unchanged. Off by default: the store's own tests already
-    run on both."""
-    if os.environ.get("ATELIER_TEST_STORE") != "postgresql":
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_stores: run the module once on SQLite and once on PostgreSQL (tests/stores.py)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") is not None:
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the module's engines and bots keep their state: "sqlite" unless the module
+    is marked `both_stores`, which runs it on "postgresql" too. On PostgreSQL every
+    SQLite file the tests name stands for a database of its own (tests/stores.py)."""
+    kind = str(getattr(request, "param", "sqlite"))
+    if kind != "postgresql":
+        yield kind
         return
     import bot.engine.service as service
-    from bot.engine.store import is_postgres_url, store_for
 
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    databases: dict[str, str] = {}
-
-    def on_postgresql(target: str | Path) -> Store:
-        if is_postgres_url(target) or str(target) == ":memory:":
-            return store_for(target)
-        key = str(Path(target).resolve())
-        if key not in databases:
-            databases[key] = cluster.create_database()
-        return store_for(databases[key])
-
-    monkeypatch.setattr(service, "store_for", on_postgresql)
+    redirect = stores.Redirect(request.getfixturevalue("pg_cluster"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service, "store_for", redirect.store_for)
+        patch.setattr(stores, "ACTIVE", redirect)
+        yield kind

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests import stores
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ button_access = "{button_access}"
 max_attachment_mib = 2
 
 [storage]
-path = "{data_dir / "atelier.db"}"
+{stores.storage_line(data_dir / "atelier.db")}
 media_dir = "{data_dir / "media"}"
 
 [[providers]]

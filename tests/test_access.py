@@ -17,6 +17,9 @@ from bot.engine.service import Engine, RequestError
 from bot.engine.settings import ServerSettings
 from bot.vocab import Action
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 GUILD, OTHER = "111", "222"
 
 

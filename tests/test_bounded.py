@@ -39,6 +39,9 @@ from tests.fakes.discord_fake import FakeDiscord, FakeFile
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_engine import ScriptedProvider, make_engine, wait_done
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 GPS_LATITUDE = 2  # GPSLatitude in the GPS IFD
 
 
@@ -371,7 +374,9 @@ async def test_uploads_filling_the_shared_workers_do_not_hold_up_result_saving()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def discord_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DiscordEnv]:
+async def discord_env(
+    tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> AsyncIterator[DiscordEnv]:
     tmp = tmp_path_factory.mktemp("bounded-e2e")
     fake = FakeDiscord()
     await fake.start()

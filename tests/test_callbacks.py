@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.callbacks import CallbackReceiver
 from bot.config import parse_config
@@ -16,6 +17,9 @@ from bot.engine.service import Engine
 from bot.http_server import HttpServer
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
+
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
 
 
 async def test_callbacks_finish_a_job_long_before_the_next_poll(tmp_path: Path) -> None:

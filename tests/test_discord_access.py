@@ -9,7 +9,6 @@ provider allows fast and relax only (the operator's `allowed_modes`).
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests import stores
 from tests.discord_helpers import BotProcess, button_ids, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 NOT_AVAILABLE = "This button is not available here."
 
@@ -37,15 +37,14 @@ class Env:
         return f"{self.fake.summary()}\n--- bot log ---\n{self.bot.log_text()}"
 
     def rows(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        with sqlite3.connect(self.tmp / "data" / "atelier.db") as db:
-            return list(db.execute(sql, args))
+        return stores.rows(self.tmp / "data" / "atelier.db", sql, *args)
 
     def job_count(self) -> int:
         return int(str(self.rows("SELECT COUNT(*) FROM jobs")[0][0]))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("discord-access")
     fake = FakeDiscord()
     await fake.start()

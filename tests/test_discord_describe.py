@@ -39,7 +39,7 @@ from tests.test_discord_e2e import (
 )
 from tests.test_discord_providers import toml_table
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 PROXY = "proxy"
 COLOUR = (20, 120, 220)
@@ -55,7 +55,9 @@ class DescribeEnv(Env):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DescribeEnv]:
+async def env(
+    tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> AsyncIterator[DescribeEnv]:
     tmp = tmp_path_factory.mktemp("discord-describe")
     async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
         fake = FakeDiscord()

@@ -14,7 +14,6 @@ import io
 import itertools
 import re
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from tests import stores
 from tests.discord_helpers import (
     BotProcess,
     button_ids,
@@ -34,7 +34,7 @@ from tests.discord_helpers import (
 )
 from tests.fakes.discord_fake import FakeDiscord, FakeFile, FakeMessage, InteractionRecord
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 GRID_ROWS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
 # An upscale of a non-square grid (the sandbox offers Make Square only there).
@@ -66,7 +66,7 @@ class Env:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("discord-e2e")
     fake = FakeDiscord()
     await fake.start()
@@ -173,11 +173,8 @@ async def child_of(env: Env, parent: FakeMessage, marker: str) -> tuple[str, Fak
 
 def delivered(env: Env, job_id: str) -> bool:
     """Whether the store says the job's outcome was shown (the presenter's last step)."""
-    with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
-        row = db.execute(
-            "SELECT json_extract(data, '$.delivered_at') FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-    return bool(row and row[0])
+    data = stores.job_data(env.tmp / "data" / "atelier.db", job_id)
+    return bool(data and data.get("delivered_at"))
 
 
 def png_bytes(colour: tuple[int, int, int], size: int = 96) -> bytes:
@@ -407,8 +404,7 @@ async def test_button_of_a_job_gone_from_the_store_says_so(env: Env) -> None:
     # The progress message goes first, then the store records the result as delivered.
     await fake.wait_for(lambda: fake.get_message(job_msg.id).deleted, 10)
     await fake.wait_for(lambda: delivered(env, job_id), 10, what="the store to settle")
-    with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
-        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    stores.execute(env.tmp / "data" / "atelier.db", "DELETE FROM jobs WHERE id = ?", job_id)
     rec = await press(env, result, "U1")
     await acked(rec, 6)
     said = await rec.wait_followup(10)

@@ -25,7 +25,7 @@ import pytest_asyncio
 from tests.discord_helpers import BotProcess, is_result, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 ZH = "zh-CN"
 HAN = re.compile("[\u4e00-\u9fff]")
@@ -48,7 +48,7 @@ class Env:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp: Path = tmp_path_factory.mktemp("discord-i18n")
     fake = FakeDiscord()
     fake.guilds[fake.guild_id].locale = ZH  # the server's preferred locale

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
+from tests import stores
 from tests.discord_helpers import BotProcess, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage
 from tests.test_discord_e2e import (
@@ -38,7 +38,7 @@ from tests.test_discord_e2e import (
     result_of,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 SLOW = "slow"
 SLOW_SECONDS = 14.0
@@ -54,7 +54,7 @@ state_dir = "{state}"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("discord-one-message")
     fake = FakeDiscord()
     await fake.start()
@@ -98,11 +98,8 @@ async def settled(env: Env, job_id: str, job_msg: FakeMessage) -> None:
 
 
 def stored_message_id(env: Env, job_id: str) -> str | None:
-    with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
-        row = db.execute(
-            "SELECT json_extract(data, '$.message_id') FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-    return str(row[0]) if row and row[0] else None
+    data = stores.job_data(env.tmp / "data" / "atelier.db", job_id)
+    return str(data["message_id"]) if data and data.get("message_id") else None
 
 
 async def restart(env: Env, *, down_for: float = 0.0) -> float:

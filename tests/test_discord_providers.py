@@ -38,7 +38,7 @@ from tests.test_discord_e2e import (
     result_of,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 EDIT_INTERVAL = 0.5
 # Provider names (not kinds), so that the messages are seen to name the provider.
@@ -127,7 +127,9 @@ def maas_settings(fake: Any, kind: str, name: str, **over: Any) -> dict[str, Any
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProvidersEnv]:
+async def env(
+    tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> AsyncIterator[ProvidersEnv]:
     tmp = tmp_path_factory.mktemp("discord-providers")
     async with (
         FakeMjProxy(flavour="trueai", key="proxy-key") as proxy,

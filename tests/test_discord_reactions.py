@@ -21,7 +21,7 @@ from bot.ui.reactions import dm_text
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord, FakeMessage, RecordedRequest
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 MAIL, CROSS = "✉️", "❌"
 RESULT_TIMEOUT = 40.0
@@ -38,7 +38,7 @@ class Env:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp: Path = tmp_path_factory.mktemp("discord-reactions")
     fake = FakeDiscord()
     await fake.start()

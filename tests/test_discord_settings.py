@@ -23,7 +23,7 @@ from tests.fakes.discord_fake import FakeDiscord, FakeMessage, InteractionRecord
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_discord_providers import toml_table
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 RESULT_TIMEOUT = 40.0
 
@@ -47,7 +47,7 @@ class Env:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("discord-settings")
     fake = FakeDiscord()
     await fake.start()
@@ -183,7 +183,9 @@ async def test_v1_with_remix_on_asks_for_the_prompt_first(env: Env) -> None:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def proxy_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Env, Any]]:
+async def proxy_env(
+    tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> AsyncIterator[tuple[Env, Any]]:
     tmp = tmp_path_factory.mktemp("discord-remix-proxy")
     async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
         proxy.remix = True  # the Midjourney account has Remix on: V1 waits for a modal

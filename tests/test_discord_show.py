@@ -29,7 +29,7 @@ from tests.test_discord_e2e import (
     result_of,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ShowEnv(Env):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ShowEnv]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[ShowEnv]:
     tmp = tmp_path_factory.mktemp("discord-show")
     fake = FakeDiscord()
     await fake.start()

@@ -42,7 +42,7 @@ from tests.test_discord_providers import (
 )
 from tests.video_helpers import real_mp4
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 PROXY, RELAY, SANDBOX = "proxy", "relay", "sandbox"
 ANIMATE_ROW = ["🎞️ Animate (High motion)", "🎞️ Animate (Low motion)"]
@@ -69,7 +69,7 @@ class VideoEnv(Env):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VideoEnv]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[VideoEnv]:
     tmp = tmp_path_factory.mktemp("discord-video")
     async with (
         FakeMjProxy(flavour="trueai", key="proxy-key") as proxy,

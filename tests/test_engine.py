@@ -38,6 +38,9 @@ from bot.providers.base import (
 )
 from bot.vocab import Action
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 
 def png(color: str = "red", size: tuple[int, int] = (64, 64)) -> bytes:
     out = io.BytesIO()

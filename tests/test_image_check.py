@@ -31,6 +31,9 @@ from tests.test_ui_presenter import (
     wait_until,
 )
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 RED, BLUE = (220, 20, 20), (20, 40, 220)
 
 

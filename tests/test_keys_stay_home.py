@@ -46,6 +46,9 @@ from bot.providers.safe_urls import (
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 KEY = "sk-STAYHOME-0123456789abcdef"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 KEY_HEADERS = ("authorization", "mj-api-secret")

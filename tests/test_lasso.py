@@ -28,6 +28,9 @@ from tests.test_mj_proxy import until_done
 from tests.test_sandbox import Clock, cells, difference, follow, imagine, picture, run
 from tests.test_sandbox import make as make_sandbox
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 LASSO = wobbly_lasso((0.7, 0.7), 0.15)
 BOX = (0.0, 0.0, 0.2, 0.1)

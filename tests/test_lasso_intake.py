@@ -17,6 +17,9 @@ from bot.vocab import Action
 from tests.lasso_helpers import TRIANGLE, wobbly_lasso
 from tests.test_mj_proxy import until_done
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 
 def settings(tmp_path: Path) -> dict[str, object]:
     return {

@@ -16,6 +16,9 @@ from bot.providers.errors import BadKey, ProviderError, RateLimited
 from bot.providers.http import transport_error
 from tests.discord_helpers import REPO
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.mark.parametrize(
     ("path", "template"),

@@ -10,23 +10,27 @@ gateway and the store are fine and 503, with the reason, when either is not.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.engine.store import is_postgres_url
+from tests import stores
 from tests.discord_helpers import BotProcess, write_config
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_discord_e2e import acked, result_of
 from tests.test_discord_providers import toml_table
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 PROXY = "proxy"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -83,7 +87,9 @@ def total(samples: Samples, name: str, match: Callable[[dict[str, str]], bool]) 
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MetricsEnv]:
+async def env(
+    tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> AsyncIterator[MetricsEnv]:
     tmp = tmp_path_factory.mktemp("metrics-e2e")
     async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
         proxy.step_seconds = 0.5
@@ -231,12 +237,37 @@ async def test_healthz_is_503_while_the_gateway_is_down(env: MetricsEnv) -> None
 
 async def test_healthz_is_503_while_the_store_is_unreachable(env: MetricsEnv) -> None:
     database = env.tmp / "data" / "atelier.db"
-    moved = database.with_name("atelier.db.away")
-    database.rename(moved)
-    try:
-        body = await env.health_until(503)
-        assert body["store"] == "unreachable" and body["gateway"] == "connected", body
-        assert body["problems"] == [f"the database file {database} is gone"], body
-    finally:
-        moved.rename(database)
+    target = stores.target_for(database)
+    if not is_postgres_url(target):
+        moved = database.with_name("atelier.db.away")
+        database.rename(moved)
+        try:
+            body = await env.health_until(503)
+            assert body["problems"] == [f"the database file {database} is gone"], body
+            assert body["store"] == "unreachable" and body["gateway"] == "connected", body
+        finally:
+            moved.rename(database)
+    else:
+        name = target.rsplit("/", 1)[1]
+        admin = target.rsplit("/", 1)[0] + "/postgres"
+        # The server refuses new connections to the bot's database and drops its own.
+        refuse = f"ALTER DATABASE {name} ALLOW_CONNECTIONS false"
+        drop = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        await pg_admin(admin, refuse, drop)
+        try:
+            body = await env.health_until(503)
+            assert body["store"] == "unreachable" and body["gateway"] == "connected", body
+            assert body["problems"][0].startswith("the store cannot be read ("), body
+            assert "postgresql://" not in json.dumps(body), body  # no URL, no secret
+        finally:
+            await pg_admin(admin, f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     await env.health_until(200)
+
+
+async def pg_admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()

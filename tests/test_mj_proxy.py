@@ -741,6 +741,7 @@ async def until_done(engine: Engine, job_id: str, seconds: float = 10.0) -> Job:
 
 
 @pytest.mark.asyncio
+@pytest.mark.both_stores
 async def test_the_engine_keeps_the_answered_modal_across_a_restart(tmp_path: Path) -> None:
     async with FakeMjProxy(flavour="trueai") as fake:
         fake.script = [("SUCCESS", "100%")]

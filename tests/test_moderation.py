@@ -26,6 +26,9 @@ from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.maas_fake import FakeMaasMj
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 BANNED = ["gore", "Blood Bath", "暴力", "c++", "ass"]
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from bot.config import parse_config
@@ -23,6 +24,9 @@ from bot.providers.base import Provider, ProviderUnavailable, TaskRef, TaskSnaps
 from bot.vocab import Action
 from tests.fakes.mj_proxy_fake import FakeMjProxy
 from tests.test_engine import ScriptedProvider
+
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
 
 POLL = 0.2  # poll_interval of the provider under test
 STEP = 0.4  # the fake's progress moves every STEP seconds

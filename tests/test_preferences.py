@@ -28,6 +28,9 @@ from bot.providers.maas_mj import MaasMjProvider
 from bot.vocab import ALL_PARAMS, Action
 from tests.fakes.maas_fake import FakeMaasMj
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 GUILD = "111"
 EVERY = frozenset(ALL_PARAMS)
 

@@ -22,7 +22,7 @@ from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.rest_proxy import RestProxy
 from tests.test_discord_e2e import Env, acked, result_of
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
 
 SHARDS = 2
 
@@ -45,7 +45,7 @@ def fake_with_guild_on_shard_0() -> FakeDiscord:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ShardEnv]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[ShardEnv]:
     tmp = tmp_path_factory.mktemp("shards-e2e")
     fake = fake_with_guild_on_shard_0()
     await fake.start()

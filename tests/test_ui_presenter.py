@@ -25,6 +25,9 @@ from bot.ui.presenter import Presenter
 from bot.vocab import Action
 from tests.test_engine import ScriptedProvider, make_engine
 
+# The engine tests run on both stores (tests/stores.py).
+pytestmark = pytest.mark.both_stores
+
 CHANNEL = 500
 
 

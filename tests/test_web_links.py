@@ -74,6 +74,25 @@ def test_the_key_is_made_once_beside_the_store_and_readable_by_the_bot_only(
     assert signing_key(chosen) == "s3cret" and "s3cret" not in repr(chosen.http)
 
 
+def test_on_postgresql_every_process_of_a_cluster_signs_with_the_one_key(tmp_path: Path) -> None:
+    """Each process has a folder of its own but shares media_dir (as it must for the
+    images): the key made by the first is the key of the second, so a link signed by
+    one process opens on the other."""
+
+    def process(name: str) -> Config:
+        storage = {
+            "url": "postgresql://atelier@db/atelier",
+            "path": str(tmp_path / name / "atelier.db"),
+            "media_dir": str(tmp_path / "shared-media"),
+        }
+        return Config.model_validate({"storage": storage})
+
+    first = signing_key(process("one"))
+    assert signing_key(process("two")) == first
+    assert (tmp_path / "shared-media" / KEY_FILE).read_text(encoding="ascii") == first
+    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+
+
 def test_drawn_areas_are_checked_with_a_sentence_that_says_what_to_do() -> None:
     square = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
     assert read_shapes([square]) == [((0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5))]

@@ -10,12 +10,11 @@ Skipped, with the reason, where /usr/bin/chromium is missing.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,9 @@ import pytest_asyncio
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 
+from bot.engine.store import is_postgres_url
 from bot.web import signing
+from tests import stores
 from tests.discord_helpers import job_id_in
 from tests.fakes.discord_fake import FakeMessage
 from tests.web_helpers import (
@@ -46,6 +47,7 @@ pytestmark = [
         MISSING is not None and not REQUIRED, reason=f"browser tests need Chromium: {MISSING}"
     ),
     pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.both_stores,
 ]
 
 Point = tuple[float, float]
@@ -57,7 +59,7 @@ EDGE_SLACK = 1.5
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebEnv]:
+async def env(tmp_path_factory: pytest.TempPathFactory, store_kind: str) -> AsyncIterator[WebEnv]:
     async with web_env(tmp_path_factory.mktemp("web-pages")) as state:
         yield state
 
@@ -170,11 +172,8 @@ async def draw_shapes(page: Any, box: dict[str, float]) -> list[list[Point]]:
 
 
 def stored_polygons(env: WebEnv, job_id: str) -> Any:
-    with sqlite3.connect(env.tmp / "data" / "atelier.db") as db:
-        row = db.execute(
-            "SELECT json_extract(data, '$.polygons') FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-    return row[0] if row else None
+    data = stores.job_data(env.tmp / "data" / "atelier.db", job_id)
+    return data.get("polygons") if data else None
 
 
 # ------------------------------------------------------------------ tests
@@ -293,12 +292,19 @@ async def test_the_same_drawing_reaches_maas_mj_as_areas_and_the_sandbox(env: We
 
 
 def stored(env: WebEnv, job_id: str) -> list[list[Point]]:
-    return [[tuple(p) for p in shape] for shape in json.loads(stored_polygons(env, job_id))]
+    return [[tuple(p) for p in shape] for shape in stored_polygons(env, job_id)]
+
+
+def key_file(env: WebEnv) -> Path:
+    """The key the bot made: beside its SQLite file, or in media_dir on PostgreSQL."""
+    data = env.tmp / "data"
+    on_postgresql = is_postgres_url(stores.target_for(data / "atelier.db"))
+    return (data / "media" if on_postgresql else data) / signing.KEY_FILE
 
 
 def signed(env: WebEnv, claims: signing.Claims, *, key: str | None = None, age: int = 0) -> str:
     """A token as the bot makes them (its key, read from beside the store), `age` s old."""
-    secret = key or (env.tmp / "data" / signing.KEY_FILE).read_text().strip()
+    secret = key or key_file(env).read_text().strip()
 
     class Aged(TimestampSigner):
         def get_timestamp(self) -> int:
@@ -313,7 +319,7 @@ async def test_expired_forged_and_cross_site_links_are_refused(
 ) -> None:
     url = await editor_link(env, upscale)
     token = url.rsplit("/", 1)[1]
-    key = (env.tmp / "data" / signing.KEY_FILE).read_text().strip()
+    key = key_file(env).read_text().strip()
     real = signing.LinkSigner(key, 60).verify(token, signing.EDIT)
     page = await env.browser.new_page()
     base = f"{env.public_url}/atelier/edit/"
@@ -452,7 +458,7 @@ async def test_a_zh_cn_members_pages_speak_chinese(env: WebEnv, upscale: FakeMes
     again = await page.goto(url)
     assert again is not None and again.status == 409
     assert "此链接已用于开始一个任务" in await page.inner_text("#problem")
-    key = (env.tmp / "data" / signing.KEY_FILE).read_text().strip()
+    key = key_file(env).read_text().strip()
     claims = signing.LinkSigner(key, 60).verify(url.rsplit("/", 1)[1], signing.EDIT)
     assert claims.locale == ZH
     old = await page.goto(f"{env.public_url}/atelier/edit/{signed(env, claims, age=16 * 60)}")

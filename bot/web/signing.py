@@ -131,13 +131,22 @@ class LinkSigner:
             return None
 
 
+def key_path(config: Config) -> Path:
+    """Where the made key is kept: beside the SQLite file; with PostgreSQL in media_dir,
+    the folder every process of a cluster shares already, so that a link one process
+    signs opens on any of them."""
+    if config.storage.url:
+        return Path(config.storage.media_dir) / KEY_FILE
+    return Path(config.storage.path).parent / KEY_FILE
+
+
 def signing_key(config: Config) -> str:
     """`[http] link_secret`, else the key kept beside the store (made the first time)."""
     if config.http.link_secret is not None and config.http.link_secret.get_secret_value():
         return config.http.link_secret.get_secret_value()
-    if config.storage.path == ":memory:":  # a store that is gone at exit: so is its key
-        return secrets.token_urlsafe(32)
-    path = Path(config.storage.path).parent / KEY_FILE
+    if not config.storage.url and config.storage.path == ":memory:":
+        return secrets.token_urlsafe(32)  # a store that is gone at exit: so is its key
+    path = key_path(config)
     try:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
