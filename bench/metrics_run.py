@@ -1,6 +1,6 @@
 """One run of the real bot, then its /metrics as Prometheus scrapes it.
 
-    .venv/bin/python bench/metrics_run.py [--jobs 6] [--scrapes 20] [--all]
+    .venv/bin/python bench/metrics_run.py [--jobs 6] [--scrapes 20] [--all] [--postgresql]
 
 Run from the repository root. It starts the fake Discord and a midjourney-proxy fake
 (tests/fakes), then the REAL bot (`python -m bot run`) with `[http] enabled` on a free
@@ -12,6 +12,9 @@ provider and as many through the sandbox, waits for every result, then prints:
 2. /healthz's answer;
 3. how long a scrape takes (`--scrapes` of them: median and max, ms), the store's
    queries included.
+
+`--postgresql`: the bot's store is a database of a throwaway PostgreSQL cluster
+(tests/pg.py), so the leases it holds show too.
 
 Exit status 0 when every job's result was posted and every scrape answered 200.
 """
@@ -30,9 +33,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests import stores
 from tests.discord_helpers import BotProcess, is_result, job_id_in, write_config
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.mj_proxy_fake import FakeMjProxy
+from tests.pg import PgCluster
 from tests.test_discord_providers import toml_table
 
 
@@ -65,6 +70,16 @@ async def run_jobs(fake: FakeDiscord, jobs: int) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
+    cluster = PgCluster.start() if args.postgresql else None
+    stores.ACTIVE = stores.Redirect(cluster) if cluster else None  # write_config's store
+    try:
+        return await run(args)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="atelier-metrics-"))
     async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
         proxy.step_seconds = 0.5
@@ -116,4 +131,5 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=6, help="jobs per provider (default 6)")
     parser.add_argument("--scrapes", type=int, default=20, help="timed scrapes (default 20)")
     parser.add_argument("--all", action="store_true", help="keep _bucket and _created lines")
+    parser.add_argument("--postgresql", action="store_true", help="the store on PostgreSQL")
     sys.exit(asyncio.run(main(parser.parse_args())))

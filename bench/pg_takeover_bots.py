@@ -142,7 +142,8 @@ async def run(args: argparse.Namespace) -> None:
             await fake.stop()
             cluster.stop()
     bound = args.lease_seconds * 4 / 3
-    print(f"jobs: {len(jobs)} in {args.channels} channels, lease {args.lease_seconds:g} s")
+    where = f"{args.channels} channel" + ("s" if args.channels > 1 else "")
+    print(f"jobs: {args.jobs} in {where} (+{args.then} after), lease {args.lease_seconds:g} s")
     print(f"takeover after kill -9: {takeover:.2f} s (bound, lease + a keeper turn: {bound:.1f} s)")
     print(f"last result {done - killed:.1f} s after the kill (jobs last {args.duration:g} s)")
     print(f"jobs/s, first command to last result: {len(jobs) / (done - began):.2f}")
