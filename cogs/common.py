@@ -11,7 +11,7 @@ from discord import app_commands
 
 from bot.engine.models import ImageInput, Job, JobRequest, Origin
 from bot.i18n import Text, render, tr
-from bot.ui.actions import is_manager, role_ids, start_job
+from bot.ui.actions import is_manager, role_ids, start_job, thread_parent_id
 from bot.ui.attachments import read_images
 from bot.ui.context import UiContext, ui_context
 from bot.ui.replies import UserError, guarded, member_locale
@@ -193,6 +193,7 @@ def make_request(
         user_id=str(interaction.user.id),
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
+        parent_channel_id=thread_parent_id(interaction),
         # For the server's rules (roles per provider, per-role limits).
         role_ids=role_ids(interaction),
         is_manager=is_manager(interaction),

@@ -77,6 +77,9 @@ def test_channel_and_provider_rules() -> None:
     assert not access.channel_allowed("51", settings)
     assert access.channel_allowed("51", None)
     assert access.channel_allowed("51", ServerSettings(GUILD))
+    # A thread (51) of an allowed channel (50) is allowed; a thread of another is not.
+    assert access.channel_allowed("51", settings, parent_id="50")
+    assert not access.channel_allowed("51", settings, parent_id="52")
     assert access.provider_allowed("sandbox", ["8", "9"], settings)
     assert not access.provider_allowed("sandbox", ["8"], settings)
     assert access.provider_allowed("other", [], settings)  # not restricted
@@ -154,6 +157,17 @@ async def test_engine_applies_the_server_settings(tmp_path: Path) -> None:
         assert relaxed.mode == "relax"
         outcomes = [e.outcome for e in await engine.audit.entries(0) if e.kind is AuditKind.REFUSAL]
         assert outcomes == ["channel", "role", "mode not allowed"]
+        # A thread of channel 50 is served there, with 50's default provider; a thread of
+        # channel 51 is refused as 51 is.
+        in_thread = await engine.submit(
+            ask(channel_id="60", parent_channel_id="50", role_ids=["9"])
+        )
+        assert in_thread.provider == "other" and in_thread.channel_id == "60"
+        before = len(await engine.recent(10))
+        with pytest.raises(RequestError) as caught:
+            await engine.submit(ask(channel_id="61", parent_channel_id="51"))
+        assert caught.value.reason == "channel" and "<#50>" in str(caught.value)
+        assert len(await engine.recent(10)) == before  # nothing stored
 
 
 # ---- changing settings (/server) ----

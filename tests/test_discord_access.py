@@ -245,3 +245,35 @@ async def test_a_provider_for_one_role(env: Env) -> None:
     await manage(env, "server roles clear", {"provider": "sandbox"}, where)
     fake.set_member_roles(fake.user_id, [])
     assert not fake.violations, env.why()
+
+
+async def test_a_thread_is_allowed_where_its_channel_is(env: Env) -> None:
+    """With the server's channel list set, a thread of a listed channel is served (the
+    job's messages in the thread), and a thread of another channel is refused."""
+    allowed = await env.fake.add_channel("art")
+    other = await env.fake.add_channel("chat")
+    await manage(env, "server channels add", {"channel": allowed}, allowed)
+    try:
+        in_allowed = await env.fake.add_thread(allowed, "art thread")
+        _, result = await grid_result(env, in_allowed)
+        assert result.channel_id == in_allowed, env.why()
+        # Its buttons work there too (V1: a new job, admitted like a command).
+        vary = next(i for i in button_ids(result) if i.startswith("at1:variation:"))
+        before = env.job_count()
+        rec = await env.fake.click_button(result.id, vary)
+        await env.fake.wait_for(lambda: env.job_count() == before + 1, 20, what="the V1 job")
+        assert not [m for m in rec.followups if "only in" in m.content], env.why()
+        before = env.job_count()
+        said = await slash(
+            env,
+            "imagine",
+            {"prompt": "a boat"},
+            channel_id=await env.fake.add_thread(other, "chat thread"),
+        )
+        assert f"only in <#{allowed}>" in said, env.why()
+        assert env.job_count() == before
+        refusals = env.rows("SELECT outcome FROM audit WHERE kind = 'refusal'")
+        assert ("channel",) in refusals, refusals
+    finally:
+        await manage(env, "server channels clear", {}, allowed)
+    assert not env.fake.violations, env.why()

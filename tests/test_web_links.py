@@ -35,9 +35,26 @@ def test_a_link_round_trips_and_stays_short_enough_for_a_discord_button() -> Non
     token = signer.sign(CLAIMS)
     assert signer.verify(token, EDIT) == CLAIMS
     big = Claims(
-        EDIT, "1" * 19, "2" * 19, "3" * 19, job_id="abcdefghjk", reply_to="4" * 19, locale="zh-CN"
+        EDIT,
+        "1" * 19,
+        "2" * 19,
+        "3" * 19,
+        job_id="abcdefghjk",
+        reply_to="4" * 19,
+        locale="zh-CN",
+        parent_channel_id="5" * 19,  # pressed in a thread
     )
     assert len("https://atelier.example.com/atelier/edit/" + signer.sign(big)) < 512
+
+
+def test_a_link_made_before_the_thread_field_still_opens() -> None:
+    """A link signed by the previous version (its claims end at `locale`) keeps working
+    for its 15 minutes across an upgrade."""
+    serializer = URLSafeTimedSerializer("key", salt=_SALT)
+    old = serializer.dumps(CLAIMS.to_wire()[:-1])
+    assert LinkSigner("key", 900).verify(old, EDIT) == CLAIMS
+    with pytest.raises(LinkError):
+        LinkSigner("key", 900).verify(serializer.dumps(CLAIMS.to_wire()[:5]), EDIT)
 
 
 def test_expired_forged_and_misdirected_links_are_refused() -> None:

@@ -37,10 +37,14 @@ def guild_allowed(guild_id: str | None, allowed: Collection[int], origin: Origin
     return guild_id is not None and guild_id.isdigit() and int(guild_id) in allowed
 
 
-def channel_allowed(channel_id: str | None, settings: ServerSettings | None) -> bool:
+def channel_allowed(
+    channel_id: str | None, settings: ServerSettings | None, parent_id: str | None = None
+) -> bool:
+    """Whether the server lets Atelier be used in this channel, or in this thread's
+    channel `parent_id` (a thread of an allowed channel is allowed with it)."""
     if settings is None or not settings.channel_ids:
         return True
-    return channel_id is not None and channel_id in settings.channel_ids
+    return any(c is not None and c in settings.channel_ids for c in (channel_id, parent_id))
 
 
 def provider_allowed(
@@ -98,6 +102,14 @@ def channel_provider(channel_id: str | None, settings: ServerSettings | None) ->
     return settings.channel_providers.get(channel_id)
 
 
+def provider_where(request: JobRequest, settings: ServerSettings | None) -> str | None:
+    """The default provider where the request was made: its channel's, else (in a
+    thread without one) the thread's channel's."""
+    return channel_provider(request.channel_id, settings) or channel_provider(
+        request.parent_channel_id, settings
+    )
+
+
 @dataclass(frozen=True)
 class Admission:
     """A request let in: the server's settings and the provider it names (or the
@@ -113,7 +125,7 @@ async def admit(config: Config, settings_store: SettingsStore, request: JobReque
     if not guild_allowed(request.guild_id, config.discord.allowed_guild_ids, request.origin):
         raise RequestError(Text("Atelier is not available in this server."), reason="guild")
     settings = await settings_store.get(request.guild_id)
-    if not channel_allowed(request.channel_id, settings):
+    if not channel_allowed(request.channel_id, settings, request.parent_channel_id):
         assert settings is not None
         raise RequestError(
             Text(
@@ -122,7 +134,7 @@ async def admit(config: Config, settings_store: SettingsStore, request: JobReque
             ),
             reason="channel",
         )
-    return Admission(settings, request.provider or channel_provider(request.channel_id, settings))
+    return Admission(settings, request.provider or provider_where(request, settings))
 
 
 def check_use(

@@ -133,6 +133,9 @@ class JobRequest:
     user_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
+    # A thread's channel: a thread is allowed where its channel is, and uses its
+    # channel's default provider unless it has one of its own.
+    parent_channel_id: str | None = None
     # What the front end knows of the person asking, for the server's rules: their
     # roles there (ids) and whether they may manage the server.
     role_ids: Sequence[str] = ()

@@ -311,7 +311,7 @@ class PreferenceStore:
         guild_settings = await self.engine.settings.get(request.guild_id)
         target = (
             provider_name
-            or access.channel_provider(request.channel_id, guild_settings)
+            or access.provider_where(request, guild_settings)
             or self.engine.default_provider
         )
         provider = self.engine.providers.get(target)

@@ -62,6 +62,15 @@ def role_ids(interaction: discord.Interaction) -> list[str]:
     return [str(role.id) for role in user.roles if not role.is_default()]
 
 
+def thread_parent_id(interaction: discord.Interaction) -> str | None:
+    """The channel a thread is in, when the interaction came from a thread (discord.py
+    builds the Thread from the interaction's own channel data when it is not cached)."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        return str(channel.parent_id)
+    return None
+
+
 def _place_of(interaction: discord.Interaction) -> tuple[str | None, str | None]:
     guild_id = getattr(interaction, "guild_id", None)
     channel_id = getattr(interaction, "channel_id", None)
@@ -170,6 +179,7 @@ def _asker(interaction: discord.Interaction, action: Action) -> JobRequest:
         user_id=str(interaction.user.id),
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
+        parent_channel_id=thread_parent_id(interaction),
         role_ids=role_ids(interaction),
         is_manager=is_manager(interaction),
     )

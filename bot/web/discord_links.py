@@ -33,6 +33,7 @@ def _asker(interaction: discord.Interaction, kind: str) -> Claims:
         user_id=str(interaction.user.id),
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+        parent_channel_id=actions.thread_parent_id(interaction),
         role_ids=tuple(actions.role_ids(interaction)),
         is_manager=actions.is_manager(interaction),
         locale=member_locale(interaction),

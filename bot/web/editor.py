@@ -78,6 +78,7 @@ def child_request(claims: Claims, job: Job, prompt: str, shapes: list[Polygon]) 
         user_id=claims.user_id,
         guild_id=claims.guild_id,
         channel_id=claims.channel_id,
+        parent_channel_id=claims.parent_channel_id,
         role_ids=claims.role_ids,
         is_manager=claims.is_manager,
         parent_id=job.id,

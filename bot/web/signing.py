@@ -26,6 +26,8 @@ from bot.i18n import Text
 
 EDIT, GALLERY = "edit", "gallery"
 KEY_FILE = "web.key"
+# Claims' fields up to `locale`: what the oldest links still in use carry.
+OLDEST_CLAIMS = 13
 _SALT = "atelier.web.link"
 _BROWSER_SALT = "atelier.web.browser"
 
@@ -59,6 +61,8 @@ class Claims:
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     # The member's Discord locale ("zh-CN"): the language the pages speak to them.
     locale: str = ""
+    # In a thread: its channel (the server's channel rules follow it).
+    parent_channel_id: str | None = None
 
     def to_wire(self) -> list[Any]:
         """The values in field order: a short token, for Discord's 512-character URLs."""
@@ -67,9 +71,10 @@ class Claims:
     @classmethod
     def from_wire(cls, data: Any) -> Claims:
         names = [f.name for f in fields(cls)]
-        if not isinstance(data, list) or len(data) != len(names):
+        if not isinstance(data, list) or not OLDEST_CLAIMS <= len(data) <= len(names):
             raise TypeError("not this version's claims")
-        values = dict(zip(names, data, strict=True))
+        # A link made before the last fields were added keeps working: they default.
+        values = dict(zip(names, data, strict=False))
         values["role_ids"] = tuple(str(r) for r in values["role_ids"])
         return cls(**values)
 

@@ -526,6 +526,10 @@ class FakeMessage:
         )
 
 
+PUBLIC_THREAD = 11
+THREAD_TYPES = frozenset({10, 11, 12})  # announcement, public and private threads
+
+
 @dataclass
 class FakeChannel:
     id: int
@@ -540,6 +544,7 @@ class FakeChannel:
     bot_permissions: int | None = None
     recipients: list[dict[str, Any]] = field(default_factory=list)
     last_message_id: int | None = None
+    owner_id: int = 0  # a thread's: who started it
 
     def to_payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -553,6 +558,20 @@ class FakeChannel:
             data.pop("name")
             data["recipients"] = self.recipients
             return data
+        if self.type in THREAD_TYPES:  # a thread's own fields (Discord's thread channel)
+            data.update(
+                {
+                    "owner_id": str(self.owner_id),
+                    "message_count": 0,
+                    "member_count": 1,
+                    "thread_metadata": {
+                        "archived": False,
+                        "auto_archive_duration": 1440,
+                        "archive_timestamp": "2026-01-01T00:00:00+00:00",
+                        "locked": False,
+                    },
+                }
+            )
         data.update(
             {
                 "guild_id": str(self.guild_id),
@@ -1258,6 +1277,26 @@ class FakeDiscord:
         await self._dispatch("CHANNEL_CREATE", channel.to_payload(), guild.id)
         self._notify()
         return channel.id
+
+    async def add_thread(self, parent_id: int, name: str = "thread") -> int:
+        """A new public thread in channel `parent_id` (THREAD_CREATE is sent if
+        connected). Its messages are its own, as a channel's; returns its id."""
+        parent = self.channels[parent_id]
+        assert parent.guild_id is not None, "threads are in a server's channels"
+        thread = FakeChannel(
+            id=self._ids.next(),
+            guild_id=parent.guild_id,
+            name=name,
+            type=PUBLIC_THREAD,
+            parent_id=parent_id,
+            bot_permissions=parent.bot_permissions,
+            owner_id=self.user_id,
+        )
+        self.channels[thread.id] = thread
+        self.messages[thread.id] = []
+        await self._dispatch("THREAD_CREATE", thread.to_payload(), parent.guild_id)
+        self._notify()
+        return thread.id
 
     async def delete_channel(self, channel_id: int) -> None:
         """Delete a channel: later requests to it get 404 / 10003 Unknown Channel."""
