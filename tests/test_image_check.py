@@ -10,6 +10,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageStat
@@ -149,6 +150,39 @@ async def test_the_presenter_posts_a_flagged_result_as_a_spoiler(
     assert "flagged by this server's image check" in result.message.content + str(
         result.message.embeds
     )
+    await presenter.close(1)
+
+
+async def test_where_images_are_checked_progress_shows_no_preview(
+    tmp_path: Path, settings: SettingsStore
+) -> None:
+    """A preview is never checked, so where the server checks images none is shown:
+    neither one Discord would fetch by URL nor one Atelier would attach. The progress
+    line still moves; in an NSFW channel (not checked) the preview comes as usual."""
+    await choose(settings, "withhold")
+    engine, sender = StubEngine(tmp_path), RecordingSender()
+    presenter = presenter_for(engine, sender)
+    nsfw: set[int] = set()
+    presenter.image_check = ImageCheck(RedAlert(), settings, lambda c: c in nsfw)
+
+    async def progress(job_id: str, url: str) -> Any:
+        job = make_job(job_id, progress=5)
+        engine.jobs[job.id] = copy(job)
+        await presenter.announce(copy(job), CHANNEL, limit=10 * 1024 * 1024)
+        job.progress, job.preview_url = 40.0, url
+        presenter.on_update(JobUpdate(copy(job), EventKind.PROGRESS))
+        await wait_until(lambda: any("40%" in w.message.content for w in edits(job_id)), 5)
+        return next(w for w in edits(job_id) if "40%" in w.message.content).message
+
+    def edits(job_id: str) -> list[Any]:
+        return [w for w in sender.writes if w.kind == "edit" and job_id in w.message.content]
+
+    for n, url in enumerate(("https://cdn.example/preview.webp", "sandbox://preview")):
+        shown = await progress(f"pppppppp{n}a", url)
+        assert not shown.files and not shown.embeds, shown
+    nsfw.add(CHANNEL)
+    shown = await progress("ppppppppnn", "https://cdn.example/preview.webp")
+    assert shown.embeds, shown  # not checked there: shown by URL as usual
     await presenter.close(1)
 
 

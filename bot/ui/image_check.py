@@ -4,7 +4,7 @@ A detector looks at each result image before it is posted; what happens to one i
 flags is the server's choice (`ServerSettings.image_check`): "spoiler" posts it behind
 Discord's spoiler cover, "withhold" does not post it (Atelier keeps the file), "off"
 (the default) posts as usual. Channels marked NSFW, and direct messages, are never
-checked. The check runs on a worker thread, one image at a time, so a slow model never
+checked. Previews are not checked, so where images are checked none is shown. The check runs on a worker thread, one image at a time, so a slow model never
 holds the event loop or starves other work of both cores.
 
 The one detector shipped is NudeNet (`pip install -e '.[nsfw]'`): its wheel carries
@@ -82,14 +82,22 @@ class ImageCheck:
         self.is_nsfw = is_nsfw
         self._one_at_a_time = asyncio.Semaphore(1)
 
-    async def apply(
-        self, job: Job, files: list[FileSpec], notes: list[str]
-    ) -> tuple[list[FileSpec], list[str]]:
-        """The files to post (covered or left out where flagged) and the notes to show."""
+    async def mode_for(self, job: Job) -> str | None:
+        """SPOILER or WITHHOLD when the job's images are checked where it is shown; None
+        when they are not (the server chose "off", an NSFW channel, a direct message)."""
         settings = await self.settings.get(job.guild_id)
         mode = settings.image_check if settings is not None else "off"
         channel = int(job.channel_id) if job.channel_id and job.channel_id.isdigit() else None
         if mode not in (SPOILER, WITHHOLD) or channel is None or self.is_nsfw(channel):
+            return None
+        return mode
+
+    async def apply(
+        self, job: Job, files: list[FileSpec], notes: list[str]
+    ) -> tuple[list[FileSpec], list[str]]:
+        """The files to post (covered or left out where flagged) and the notes to show."""
+        mode = await self.mode_for(job)
+        if mode is None:
             return files, notes
         kept: list[FileSpec] = []
         flagged = 0

@@ -545,6 +545,11 @@ class Presenter:
         return support_of
 
     async def _preview(self, shown: Shown) -> tuple[str | None, list[FileSpec] | None, str | None]:
+        # Where the server checks images, progress goes without previews: a preview is
+        # the image in the making, and checking one at every edit (downloading those
+        # Discord would fetch by URL) costs a model run each; none is shown unchecked.
+        if self.image_check is not None and await self.image_check.mode_for(shown.job):
+            return None, None, shown.preview_attached
         limit = shown.limit or self.sender.upload_limit(shown.job.guild_id)
         return await job_media.preview(self.engine, shown.job, shown.preview_attached, limit)
 
