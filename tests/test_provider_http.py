@@ -29,10 +29,10 @@ from bot.providers.base import (
     scrub,
     task_refs,
 )
-from bot.providers.http import SNIPPET_LIMIT, WORDS_LIMIT
 from bot.providers.maas_flux import MaasFluxProvider
 from bot.providers.maas_mj import MaasMjProvider
 from bot.providers.mj_proxy import MjProxyProvider
+from bot.providers.scrubbing import SNIPPET_LIMIT, WORDS_LIMIT
 from bot.vocab import Action
 from tests.fakes.maas_fake import FakeMaasFlux, FakeMaasMj
 from tests.fakes.mj_proxy_fake import FakeMjProxy

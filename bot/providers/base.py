@@ -35,13 +35,9 @@ from bot.providers.http import (
     ProviderHttp,
     RetryPolicy,
     answer_error,
-    clip,
-    json_words,
     parse_retry_after,
-    safe_text,
-    said,
-    scrub,
 )
+from bot.providers.scrubbing import clip, json_words, safe_text, said, scrub
 from bot.vocab import Action
 
 __all__ = [

@@ -4,8 +4,9 @@ A detector looks at each result image before it is posted; what happens to one i
 flags is the server's choice (`ServerSettings.image_check`): "spoiler" posts it behind
 Discord's spoiler cover, "withhold" does not post it (Atelier keeps the file), "off"
 (the default) posts as usual. Channels marked NSFW, and direct messages, are never
-checked. Previews are not checked, so where images are checked none is shown. The check runs on a worker thread, one image at a time, so a slow model never
-holds the event loop or starves other work of both cores.
+checked. Previews are not checked, so where images are checked none is shown. The
+check runs on a worker thread, one image at a time, so a slow model never holds the
+event loop or starves other work of both cores.
 
 The one detector shipped is NudeNet (`pip install -e '.[nsfw]'`): its wheel carries
 its ONNX model (nudenet/320n.onnx), so nothing is downloaded at run time.

@@ -28,7 +28,6 @@ from bot.providers.base import (
     json_words,
     safe_text,
 )
-from bot.providers.http import SNIPPET_LIMIT
 from bot.providers.mj_proxy._tables import (
     BUSY,
     MODEL_FORBIDDEN,
@@ -37,6 +36,7 @@ from bot.providers.mj_proxy._tables import (
     mapping,
     text_of,
 )
+from bot.providers.scrubbing import SNIPPET_LIMIT
 
 # Where midjourney-proxy servers put their words: `description` (novicezk, trueai's
 # submit answers), `message` (trueai), `error.message` (new-api), `msg` (aggregators).
