@@ -35,8 +35,10 @@ from bot.providers.base import (
 )
 from bot.providers.mj_proxy import MjProxyProvider
 from bot.providers.safe_urls import (
+    Destination,
     Hop,
     Origin,
+    Pinned,
     RefusedDestination,
     address_kind,
     check_destination,
@@ -231,6 +233,46 @@ async def test_c_every_address_a_name_resolves_to_counts(client: httpx.AsyncClie
     assert "(images.example at 10.0.0.5, private)" in str(err)
     assert "sig=abc" not in str(err)  # a link's token is never quoted
     assert http.requests_sent == 0
+
+
+async def test_c_the_request_goes_to_the_address_that_was_checked() -> None:
+    """DNS rebinding: a name that answers a public address to the check and a private
+    one a moment later. The request is dialled to the checked address (the name kept
+    in Host and in TLS's SNI, so the certificate is still checked against it), each
+    redirect hop is looked up and checked again, and the second answer is refused.
+    The HTTP client itself never resolves the name (MockTransport sees what it dials)."""
+    answers = iter([["93.184.216.34", "2606:2800:220:1::1"], ["10.0.0.5"]])
+    looked_up: list[tuple[str, int]] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        looked_up.append((host, port))
+        return next(answers)
+
+    dialled: list[httpx.Request] = []
+
+    def cdn(request: httpx.Request) -> httpx.Response:
+        dialled.append(request)
+        return httpx.Response(302, headers={"location": "/next.png?sig=2"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(cdn)) as mock:
+        http = ProviderHttp(mock, "https://api.example", {}, provider="mj", resolve=rebinding)
+        err = await error_of(http.download("https://images.example:8443/a.png?sig=1", 1 << 20))
+    assert "(images.example at 10.0.0.5, private)" in str(err)
+    assert looked_up == [("images.example", 8443), ("images.example", 8443)]
+    [first] = dialled  # the redirect's target was never dialled
+    assert str(first.url) == "https://93.184.216.34:8443/a.png?sig=1"
+    assert first.headers["host"] == "images.example:8443"
+    assert first.extensions["sni_hostname"] == "images.example"
+    assert first.headers["connection"] == "close"  # never reused for another name
+
+
+def test_c_pinning_spells_addresses_and_leaves_literals_and_home_alone() -> None:
+    v6 = Destination(Origin("http", "images.example", 80), "2606:2800:220:1::1")
+    pinned = v6.pinned("http://user@images.example/x?y=1")
+    assert pinned.url == "http://[2606:2800:220:1::1]/x?y=1"
+    assert pinned.headers["Host"] == "images.example" and pinned.extensions == {}
+    literal = Destination(Origin("https", "1.1.1.1", 443))
+    assert literal.pinned("https://1.1.1.1/x") == Pinned("https://1.1.1.1/x", {}, {})
 
 
 async def test_c_a_link_that_is_not_http_is_refused(client: httpx.AsyncClient) -> None:

@@ -48,12 +48,13 @@ from bot.providers.safe_urls import (
     KEY_HEADERS,
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
+    Destination,
     Hop,
     Origin,
     RefusedDestination,
     Resolver,
     UnresolvedHost,
-    check_destination,
+    destination,
     origin_of,
     system_resolve,
     without_keys,
@@ -457,13 +458,15 @@ class ProviderHttp:
         `keyed`: the adapter's headers go along while the origin is the key's own.
         `image`: the chain fetches an image link (the messages say so)."""
         for _ in range(MAX_REDIRECTS + 1):
-            await self._check(hop.url, image=image)
+            # To the very address that was checked (a second lookup could answer another).
+            pinned = (await self._check(hop.url, image=image)).pinned(hop.url)
             request = self.client.build_request(
                 hop.method,
-                hop.url,
+                pinned.url,
                 json=hop.body,
-                headers=self._headers_for(hop.url, keyed=keyed, image=image),
+                headers={**self._headers_for(hop.url, keyed=keyed, image=image), **pinned.headers},
                 timeout=self.timeout,
+                extensions=pinned.extensions,
             )
             self.requests_sent += 1
             response = await self.client.send(request, stream=True)
@@ -475,16 +478,17 @@ class ProviderHttp:
                     await response.aclose()
                 return
             await response.aclose()
-            hop = hop.after(response.status_code, self._target(response, location))
+            hop = hop.after(response.status_code, self._target(hop.url, location))
         raise ProviderError(  # a loop: asking again would loop again
             f"{self.provider} redirected {'the image link' if image else 'a request'} more "
             f"than {MAX_REDIRECTS} times; Atelier stopped following it.",
             provider=self.provider,
         )
 
-    def _target(self, response: httpx.Response, location: str) -> str:
+    def _target(self, url: str, location: str) -> str:
+        """`location` read against the URL asked for (not the pinned address)."""
         try:
-            return str(response.url.join(location))
+            return str(httpx.URL(url).join(location))
         except httpx.InvalidURL:
             raise BadResponse(
                 f"{self.provider} redirected to a link Atelier cannot read.",
@@ -499,10 +503,10 @@ class ProviderHttp:
             return self.headers
         return {} if image or not keyed else without_keys(self.headers, self.secrets)
 
-    async def _check(self, url: str, *, image: bool) -> None:
+    async def _check(self, url: str, *, image: bool) -> Destination:
         """Refuse a URL off the provider's own origins unless its host is public."""
         try:
-            await check_destination(url, home=self.home, resolve=self.resolve)
+            return await destination(url, home=self.home, resolve=self.resolve)
         except RefusedDestination as refused:
             link = "The provider's image link" if image else f"{self.provider}'s redirect"
             raise ProviderError(refused.sentence(link), provider=self.provider) from None

@@ -11,9 +11,13 @@ A key travels only to the provider's own origin: `Hop` is one step of a redirect
 as Atelier follows it itself, and `without_keys` is what is left of a request's headers
 once the origin changed (httpx alone strips only Authorization).
 
-Pure rules (`address_kind`, `origin_of`, `Hop`, `without_keys`) plus one async check
-(`check_destination`) that resolves the host with the loop's resolver; nothing here
-knows about HTTP clients.
+A name is looked up once, and the request then goes to the address that was checked
+(`Destination.pinned`), so a name that answers a public address to the check and a
+private one to the connection a moment later (DNS rebinding) reaches nothing new.
+
+Pure rules (`address_kind`, `origin_of`, `Hop`, `without_keys`, `Destination.pinned`)
+plus one async check (`check_destination`) that resolves the host with the loop's
+resolver; nothing here knows about HTTP clients.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import socket
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the addresses (as text) the host resolves to
@@ -106,6 +110,41 @@ class RefusedDestination(Exception):
         return f"{link} points to a private address ({self.detail}); Atelier does not fetch those."
 
 
+@dataclass(frozen=True)
+class Pinned:
+    """A request made to go to one checked address: the URL to connect to, the headers
+    that keep the name it was for (Host), and the request extensions of the HTTP client
+    (httpx's `sni_hostname`: TLS still names, and its certificate is still checked
+    against, the host name)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a request may go: its origin, and the checked address to connect to (None
+    when nothing was looked up: a home origin, or a host that is an address already)."""
+
+    origin: Origin
+    address: str | None = None
+
+    def pinned(self, url: str) -> Pinned:
+        if self.address is None:
+            return Pinned(url, {}, {})
+        parts = urlsplit(url)
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        port = f":{parts.port}" if parts.port is not None else ""
+        netloc = parts.netloc.rsplit("@", 1)[-1]  # Host carries no user info
+        connect = urlunsplit((parts.scheme, host + port, parts.path, parts.query, ""))
+        tls = {"sni_hostname": self.origin.host} if self.origin.scheme == "https" else {}
+        # A client pools connections by the address dialled: one made for this name must
+        # never carry a request for another name on the same address (a CDN's), so a
+        # pinned connection is not kept for reuse.
+        return Pinned(connect, {"Host": netloc, "Connection": "close"}, tls)
+
+
 class UnresolvedHost(Exception):
     """The host name has no address (or the resolver failed): nothing was sent."""
 
@@ -185,20 +224,31 @@ async def check_destination(
     home: Collection[Origin] = (),
     resolve: Resolver = system_resolve,
 ) -> Origin:
-    """The origin of `url` when Atelier may fetch it; raises RefusedDestination when its
-    host is (or resolves to) an address that is not public, UnresolvedHost when it has
-    no address. Origins in `home` (the provider's own) are allowed whatever they are."""
+    """The origin of `url` when Atelier may fetch it (see `destination`)."""
+    return (await destination(url, home=home, resolve=resolve)).origin
+
+
+async def destination(
+    url: str,
+    *,
+    home: Collection[Origin] = (),
+    resolve: Resolver = system_resolve,
+) -> Destination:
+    """Where `url` may be fetched: its origin and the checked address to connect to.
+    Raises RefusedDestination when its host is (or resolves to) an address that is not
+    public, UnresolvedHost when it has no address. Origins in `home` (the provider's
+    own) are allowed whatever they are."""
     origin = origin_of(url)
     if origin is None:
         raise RefusedDestination("", "", "not an http(s) link")
     if origin in home:
-        return origin
+        return Destination(origin)
     literal = _literal(origin.host)
     if literal is not None:
         kind = address_kind(literal)
         if kind is not None:
             raise RefusedDestination(origin.host, origin.host, kind)  # as the link spells it
-        return origin
+        return Destination(origin)
     addresses = await resolve(origin.host, origin.port)
     if not addresses:
         raise UnresolvedHost("no address")
@@ -209,4 +259,6 @@ async def check_destination(
         kind = "unreadable address" if address is None else address_kind(address)
         if kind is not None:
             raise RefusedDestination(origin.host, text, kind)
-    return origin
+    # IPv4 first: one address is dialled, and an IPv6 one may have no route here.
+    chosen = next((a for a in addresses if ":" not in a), addresses[0])
+    return Destination(origin, chosen.split("%", 1)[0])
