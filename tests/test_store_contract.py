@@ -249,6 +249,35 @@ async def test_a_job_round_trips_and_is_found_by_what_the_engine_asks(store_targ
         await store.close()
 
 
+async def test_a_search_reaches_past_the_newest_jobs(store_target: str) -> None:
+    """`recent(mentioning=..., provider=...)` narrows in the database, so the limit
+    counts matching jobs: an old match is found under 30 newer jobs. Words match
+    whatever their case, in any script; LIKE's wildcards in a word are plain text."""
+    prompts = ["a Red fox", "蓝色的猫", "100%_done", "100 percent done", "Éclair"]
+    store = await _opened(store_target)
+    try:
+        for n, prompt in enumerate(prompts):
+            await store.save(_job(f"old{n:07d}", prompt=prompt, user_id="u1", created_at=n))
+        for n in range(30):
+            await store.save(_job(f"new{n:07d}", prompt="a cat", user_id="u1", created_at=100 + n))
+        await store.save(_job("otherprovi", prompt="a red door", provider="q", created_at=200))
+
+        async def found(*words: str, provider: str | None = None) -> list[str]:
+            jobs = await store.recent(5, mentioning=words, provider=provider)
+            return [j.prompt for j in jobs]
+
+        assert await found("RED") == ["a red door", "a Red fox"]
+        assert await found("red", provider="p") == ["a Red fox"]
+        assert await found("猫") == ["蓝色的猫"]
+        assert await found("100%_") == ["100%_done"]  # not "100 percent done"
+        assert await found("red", "fox") == ["a Red fox"]
+        # A word with a cased non-ASCII letter is not narrowed by (its stored escape
+        # matches one case only): the newest come back, for the caller to check.
+        assert len(await found("éclair")) == 5
+    finally:
+        await store.close()
+
+
 async def test_undelivered_and_usage_read_the_documents(store_target: str) -> None:
     store = await _opened(store_target)
     try:

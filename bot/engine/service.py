@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -204,7 +204,7 @@ class Engine:
         (then this engine holds the store and may resume the job itself)."""
         return self.store.watch(job_id)
 
-    async def recent(self, limit: int = 20, **filters: str | None) -> list[Job]:
+    async def recent(self, limit: int = 20, **filters: Any) -> list[Job]:
         """Recent jobs, newest first, read from the store (copies, like `get`)."""
         return await self.store.recent(limit, **filters)
 

@@ -14,7 +14,7 @@ from bot.ui.context import UiContext
 from bot.ui.repost import stored_images
 from bot.web.signing import Claims
 
-# The newest jobs read per page: a gallery is for looking back, not for an archive.
+# The newest jobs (of those the filters find) read per page.
 MAX_JOBS = 200
 PRIVATE_PARAMS = ("stealth",)
 
@@ -58,7 +58,14 @@ async def entries(
 ) -> tuple[list[Entry], list[str]]:
     """The jobs to list, and every provider they used (for the filter's choices)."""
     whose = None if claims.server_wide and claims.is_manager else claims.user_id
-    jobs = await ctx.engine.recent(MAX_JOBS, user_id=whose, guild_id=claims.guild_id)
+    # The filters narrow the store's read, so a search reaches past the newest MAX_JOBS.
+    jobs = await ctx.engine.recent(
+        MAX_JOBS,
+        user_id=whose,
+        guild_id=claims.guild_id,
+        provider=filters.provider or None,
+        mentioning=filters.words,
+    )
     shown = [job for job in jobs if visible(claims, job)]
     providers = sorted({job.provider for job in shown})
     listed = []

@@ -110,6 +110,15 @@ def store_class(target: str | Path) -> type[Store]:
     return PostgresStore if is_postgres_url(target) else SqliteStore
 
 
+def _like_text(word: str) -> str | None:
+    """`word` lower-cased for LIKE, its wildcards escaped by `!`. None for a word with a
+    non-ASCII letter that has a case ("É"): SQL's lower() folds ASCII only (SQLite, and
+    PostgreSQL in the C locale), so such a word is left to the caller's own check."""
+    if any(not c.isascii() and c.lower() != c.upper() for c in word):
+        return None
+    return word.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
 def store_for(target: str | Path) -> Store:
     """The (unopened) store of a target: `Store(target)` does the same."""
     return store_class(target)(target)
@@ -337,15 +346,26 @@ class Store(abc.ABC):
         )
 
     async def recent(
-        self, limit: int = 20, *, user_id: str | None = None, guild_id: str | None = None
+        self,
+        limit: int = 20,
+        *,
+        user_id: str | None = None,
+        guild_id: str | None = None,
+        provider: str | None = None,
+        mentioning: Sequence[str] = (),
     ) -> list[Job]:
+        """The newest jobs, by these filters. `mentioning`: words the prompt holds, in
+        any case (a search narrows here, over every job, not over the newest few)."""
         where, args = [], []
-        if user_id is not None:
-            where.append("user_id = ?")
-            args.append(user_id)
-        if guild_id is not None:
-            where.append("guild_id = ?")
-            args.append(guild_id)
+        for column, value in (("user_id", user_id), ("guild_id", guild_id), ("provider", provider)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        for word in mentioning:
+            pattern = _like_text(word)
+            if pattern is not None:
+                where.append(f"lower({self.json_text('prompt')}) LIKE ? ESCAPE '!'")
+                args.append(f"%{pattern}%")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return await self._read(
             f"SELECT id, data FROM jobs {clause} ORDER BY created_at DESC LIMIT ?", (*args, limit)
