@@ -53,8 +53,15 @@ def not_shown(ctx: UiContext, job: Job, locale: str | None = None) -> str | None
             )
         status = render.status_line(job, locale)
         return Text("Job `{job_id}` has no results yet. {status}", job_id=job.id, status=status)
+    videos = [rel for rel in job.videos if rel]
+    if videos and not any(ctx.engine.media_path(rel).is_file() for rel in videos):
+        return Text(
+            "The videos of job `{job_id}` are no longer kept (media retention removed "
+            "them), so it cannot be shown again.",
+            job_id=job.id,
+        )
     images = stored_images(job)
-    if images and not any(ctx.engine.media_path(rel).is_file() for rel in images):
+    if not videos and images and not any(ctx.engine.media_path(rel).is_file() for rel in images):
         return Text(
             "The images of job `{job_id}` are no longer kept (media retention removed "
             "them), so it cannot be shown again.",

@@ -40,6 +40,7 @@ from tests.test_discord_providers import (
     toml_table,
     upscale_of,
 )
+from tests.test_discord_show import show
 from tests.video_helpers import real_mp4
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.both_stores]
@@ -215,6 +216,22 @@ async def test_u2_picks_a_video_and_extend_low_extends_it(env: VideoEnv) -> None
     assert len(sent) == 1 and sent[0].startswith("MJ::JOB::animate_low_extend::1::"), sent
     assert task_of(env.proxy, sent[0]).result == "video_single"  # pressed on the picked video
     assert len(mp4s(extended)) == 4 and faces(extended) == VIDEO_GRID, env.why()
+    env.clean()
+
+
+async def test_show_of_a_video_job_whose_videos_were_swept_says_so(env: VideoEnv) -> None:
+    upscale = await upscale_on(env, PROXY, 1)
+    result = await press_video(env, upscale, ANIMATE_ROW[0], "Animate (High motion)")
+    job_id = job_id_in(result)
+    assert job_id and len(mp4s(result)) == 4, env.why()
+    folder = env.tmp / "data" / "media" / job_id
+    swept = [p for p in folder.iterdir() if p.suffix == ".mp4"]
+    assert len(swept) == 4, sorted(folder.iterdir())
+    for path in swept:  # what media retention does to an old job's files
+        path.unlink()
+    said = await show(env, job_id, result.channel_id)
+    assert f"The videos of job `{job_id}` are no longer kept" in said, said
+    assert not any("Shown again" in m.content for m in channel_posts(env, result.channel_id))
     env.clean()
 
 
