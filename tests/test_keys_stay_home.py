@@ -271,6 +271,10 @@ def test_c_pinning_spells_addresses_and_leaves_literals_and_home_alone() -> None
     pinned = v6.pinned("http://user@images.example/x?y=1")
     assert pinned.url == "http://[2606:2800:220:1::1]/x?y=1"
     assert pinned.headers["Host"] == "images.example" and pinned.extensions == {}
+    idn = Destination(Origin("https", "bücher.example", 443), "93.184.216.34")
+    pinned = idn.pinned("https://Bücher.example/a.png")
+    assert pinned.headers["Host"] == "xn--bcher-kva.example"
+    assert pinned.extensions == {"sni_hostname": "xn--bcher-kva.example"}
     literal = Destination(Origin("https", "1.1.1.1", 443))
     assert literal.pinned("https://1.1.1.1/x") == Pinned("https://1.1.1.1/x", {}, {})
 

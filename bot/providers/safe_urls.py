@@ -136,13 +136,15 @@ class Destination:
         parts = urlsplit(url)
         host = f"[{self.address}]" if ":" in self.address else self.address
         port = f":{parts.port}" if parts.port is not None else ""
-        netloc = parts.netloc.rsplit("@", 1)[-1]  # Host carries no user info
+        # The name as it goes on the wire (an international one in its IDNA form; it
+        # resolved, so it encodes), without the link's user info.
+        name = self.origin.host.encode("idna").decode("ascii")
         connect = urlunsplit((parts.scheme, host + port, parts.path, parts.query, ""))
-        tls = {"sni_hostname": self.origin.host} if self.origin.scheme == "https" else {}
+        tls = {"sni_hostname": name} if self.origin.scheme == "https" else {}
         # A client pools connections by the address dialled: one made for this name must
         # never carry a request for another name on the same address (a CDN's), so a
         # pinned connection is not kept for reuse.
-        return Pinned(connect, {"Host": netloc, "Connection": "close"}, tls)
+        return Pinned(connect, {"Host": name + port, "Connection": "close"}, tls)
 
 
 class UnresolvedHost(Exception):
