@@ -7,6 +7,7 @@ Run from the repository root. It starts the fake Discord and a midjourney-proxy 
 port (read from the bot's log), sends `--jobs` /imagine commands through the proxy
 provider and as many through the sandbox, waits for every result, then prints:
 
+0. while the jobs run, the job, queue and lease lines that are not 0;
 1. the /metrics text of that run (without the `_created` and `_bucket` lines unless
    `--all`; the histograms' `_count` and `_sum` stay);
 2. /healthz's answer;
@@ -41,9 +42,26 @@ from tests.pg import PgCluster
 from tests.test_discord_providers import toml_table
 
 
-async def run_jobs(fake: FakeDiscord, jobs: int) -> int:
-    """/imagine `jobs` times on each provider; the number of results posted."""
+async def run_jobs(fake: FakeDiscord, jobs: int, url: str) -> int:
+    """/imagine `jobs` times on each provider; the number of results posted. While they
+    run, /metrics is scraped every 0.2 s and the job, queue and lease lines (those not 0)
+    of the scrape with the most leases held are printed."""
     where = await fake.add_channel("bench-metrics")
+    busiest: list[str] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal busiest
+        most = -1.0
+        async with httpx.AsyncClient(timeout=10) as client:
+            while not done.is_set():
+                lines = (await client.get(url + "/metrics")).text.splitlines()
+                held = [float(x.split()[-1]) for x in lines if x.startswith("atelier_leases_held")]
+                if held and held[0] > most:
+                    most, busiest = held[0], lines
+                await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch())
     records = []
     for index in range(jobs):
         for provider in ("proxy", "sandbox"):
@@ -66,6 +84,11 @@ async def run_jobs(fake: FakeDiscord, jobs: int) -> int:
         )
 
     await fake.wait_for(lambda: posted() == len(ids), 120, what="every result")
+    done.set()
+    await watcher
+    wanted = ("atelier_jobs{", "atelier_leases_held", "atelier_queue_waiting")
+    print("# during the run, the scrape with the most leases held:")
+    print("\n".join(x for x in busiest if x.startswith(wanted) and not x.endswith(" 0.0")))
     return posted()
 
 
@@ -82,21 +105,21 @@ async def main(args: argparse.Namespace) -> int:
 async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="atelier-metrics-"))
     async with FakeMjProxy(flavour="trueai", key="proxy-key") as proxy:
-        proxy.step_seconds = 0.5
+        proxy.step_seconds = 1.5  # slow enough that the scrape during the run sees jobs running
         fake = FakeDiscord()
         await fake.start()
         extra = (
             '\n[http]\nenabled = true\nlisten_host = "127.0.0.1"\nlisten_port = 0\n\n'
             + toml_table(proxy.provider_config("proxy", poll_interval=0.2))
         )
-        config = write_config(tmp / "config.toml", fake, tmp / "data", duration=1.5, extra=extra)
+        config = write_config(tmp / "config.toml", fake, tmp / "data", duration=6.0, extra=extra)
         bot = BotProcess(config, tmp / "bot.log")
         await bot.start()
         try:
             port = await bot.http_port()
             await fake.wait_ready(60)
             await fake.wait_commands_synced(60)
-            posted = await run_jobs(fake, args.jobs)
+            posted = await run_jobs(fake, args.jobs, f"http://127.0.0.1:{port}")
             await asyncio.sleep(1.0)  # the last deletes of progress messages
             return await report(f"http://127.0.0.1:{port}", posted, args)
         finally:
