@@ -7,7 +7,6 @@ Front ends (the Discord cogs, the CLI) never talk to a provider themselves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +15,6 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from bot import media
 from bot.backoff import Backoff
 from bot.config import Config
 from bot.engine import access, leasing, refusals
@@ -33,13 +31,13 @@ from bot.engine.intake import (
 from bot.engine.models import EventKind, Job, JobRequest, JobStatus, Origin
 from bot.engine.moderation import Moderator, record_refusal
 from bot.engine.preferences import PreferenceStore
-from bot.engine.prompt import ParsedPrompt, PromptError, parse_prompt
 from bot.engine.results import ResultCollector
 from bot.engine.retention import MediaRetention
 from bot.engine.runner import Runner, apply_snapshot
 from bot.engine.settings import SettingsStore
 from bot.engine.spending import DuplicatePress, Spending, cancel_sent, refusal_refunds
 from bot.engine.store import Usage, store_for
+from bot.engine.submit_request import build as build_submit_request
 from bot.i18n import N_
 from bot.providers import build_provider
 from bot.providers.base import (
@@ -521,48 +519,11 @@ class Engine:
     async def _request_for(
         self, job: Job, parent: Job | None = None, images: list[ImageInput] | None = None
     ) -> SubmitRequest:
-        """The provider request for a stored job. Everything comes from the store, so a
-        job queued before a restart is sent exactly as it was asked for."""
+        """The provider request for a stored job (bot/engine/submit_request.py)."""
         if parent is None and job.parent_id:
             parent = await self._find(job.parent_id)
-        parsed: ParsedPrompt | None = None
-        if job.prompt:
-            with contextlib.suppress(PromptError):  # validated when the job was made
-                parsed = parse_prompt(job.prompt)
-        if images is None:
-            images = []
-            for path in job.inputs:
-                data = await self.results.read(path)
-                images.append(ImageInput(data, media.sniff_mime(data) or "image/png"))
-        followup = parent.offers(job.action, job.index, job.variant) if parent else None
-        size = None
-        if parent is not None and parent.images:
-            pick = (
-                parent.images[job.index - 1]
-                if 0 < job.index <= len(parent.images)
-                else parent.images[0]
-            )
-            size = await self.results.image_size(pick) if pick else None
-        return SubmitRequest(
-            action=job.action,
-            prompt=parsed.raw if parsed else job.prompt,
-            text=parsed.text if parsed else "",
-            params=job.params,
-            image_urls=parsed.image_urls if parsed else (),
-            images=images,
-            mode=job.mode,
-            parent_task_id=parent.task_id if parent else None,
-            parent_extra=dict(parent.provider_data) if parent else {},
-            parent_image_size=size,
-            index=job.index,
-            variant=job.variant,
-            strength=job.strength,
-            ref=followup.ref if followup else "",
-            regions=list(job.regions),
-            polygons=list(job.polygons),
-            dimensions=job.dimensions,
-            callback_url=self._callback_url(self.providers[job.provider], job),
-        )
+        callback = self._callback_url(self.providers[job.provider], job)
+        return await build_submit_request(job, parent, images, self.results, callback)
 
     def _callback_url(self, provider: Provider, job: Job) -> str | None:
         base = self.config.http.public_url.rstrip("/")
