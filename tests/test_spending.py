@@ -367,3 +367,42 @@ async def test_atelier_usage_csv_prints_the_ledger(tmp_path: Path) -> None:
     assert rows[1] == ["", "sandbox", "1", "0", "1", "1"]
     plain = await run_cli("usage", cwd=tmp_path)
     assert "charged" in plain.out and "(terminal)" in plain.out
+
+
+async def test_a_job_waiting_in_another_process_cancelled_here_is_never_sent(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two processes on one PostgreSQL store. A holds a job waiting for its one slot;
+    Cancel is pressed on B (which got the interaction). B ends it in one conditional
+    write and refunds it; when A's slot frees, A's send finds it no longer waiting and
+    drops it: the provider never gets it, the owner is never charged for it."""
+
+    def process(provider: ScriptedProvider, name: str) -> Engine:
+        storage = {"url": postgres_url, "path": str(tmp_path / name / "a.db")}
+        config = parse_config(
+            {
+                "storage": {**storage, "media_dir": str(tmp_path / "media")},
+                "providers": [{"name": provider.name, "kind": "sandbox", "max_concurrent": 1}],
+            }
+        )
+        engine = Engine(config, providers={provider.name: provider})
+        assert engine.leasing.enable()  # as `atelier run` does on PostgreSQL
+        return engine
+
+    at_a, at_b = ScriptedProvider(), ScriptedProvider()
+    at_a.polls_to_finish = 1000
+    async with process(at_a, "a") as a, process(at_b, "b") as b:
+        first = await a.submit(ask(prompt="the one sent"))
+        waiting = await a.submit(ask(prompt="the one waiting"))
+        assert waiting.status is JobStatus.WAITING
+        cancelled = await b.cancel(waiting.id)
+        assert cancelled.status is JobStatus.CANCELLED and "nothing was charged" in str(
+            cancelled.failure
+        )
+        assert await ledger_rows(b, waiting.id) == [("charge", 1.0), ("refund", -1.0)]
+        await a.cancel(first.id)  # A's slot frees: the waiting job comes up to be sent
+        await asyncio.sleep(1.0)
+        assert [r.prompt for r in at_a.submitted] == ["the one sent"], at_a.submitted
+        assert at_b.submitted == []
+        stored = await a.get(waiting.id)
+        assert stored is not None and stored.status is JobStatus.CANCELLED

@@ -249,6 +249,25 @@ async def test_a_job_round_trips_and_is_found_by_what_the_engine_asks(store_targ
         await store.close()
 
 
+async def test_replace_if_writes_only_over_the_status_it_expects(store_target: str) -> None:
+    store = await _opened(store_target)
+    try:
+        job = _job("replaceifj", status=JobStatus.WAITING)
+        await store.save(job)
+        sending = job.copy()
+        sending.status = JobStatus.SUBMITTING
+        assert await store.replace_if(sending, JobStatus.WAITING)
+        late = job.copy()  # another process's cancel, from the job as it was
+        late.status, late.failure = JobStatus.CANCELLED, "too late"
+        assert not await store.replace_if(late, JobStatus.WAITING)
+        stored = await store.get(job.id)
+        assert stored is not None and stored.status is JobStatus.SUBMITTING
+        assert stored.failure is None or stored.failure == ""
+        assert not await store.replace_if(_job("nosuchjob0"), JobStatus.WAITING)
+    finally:
+        await store.close()
+
+
 async def test_a_search_reaches_past_the_newest_jobs(store_target: str) -> None:
     """`recent(mentioning=..., provider=...)` narrows in the database, so the limit
     counts matching jobs: an old match is found under 30 newer jobs. Words match

@@ -41,6 +41,15 @@ def already_finished(job: Job) -> RequestError:
     )
 
 
+def being_sent(job: Job) -> RequestError:
+    return RequestError(
+        Text(
+            "Job {job_id} is being sent to its provider right now; press Cancel again in a moment.",
+            job_id=job.id,
+        )
+    )
+
+
 def parent_gone(job_id: str) -> RequestError:
     return RequestError(
         Text("Job {job_id} no longer exists, so its buttons cannot be used.", job_id=job_id)

@@ -320,7 +320,11 @@ class Engine:
         provider = self.providers[job.provider]
         job.status = JobStatus.SUBMITTING
         job.queue_position = None
-        await self.store.save(job)  # written before it is sent: a crash here is detectable
+        # Written before it is sent (a crash here is detectable), and only while the
+        # store still has it waiting: another process may have cancelled it meanwhile.
+        if not await self.store.replace_if(job, JobStatus.WAITING):
+            await self._ended_elsewhere(job.id)
+            return
         if announce:
             self.events.publish(job, EventKind.CREATED)
         try:
@@ -400,6 +404,10 @@ class Engine:
                 job, N_("Cancelled before it was sent (nothing was charged).")
             )
             return job.copy()
+        if job.status is JobStatus.WAITING:  # in another process's queue (handed to it)
+            if await self._cancel_waiting(job):
+                return job.copy()
+            raise refusals.being_sent(job)  # that process took it out to send it just now
         if job.status is JobStatus.SUBMITTING:
             # The provider call is in flight: honoured when it answers (see `_send`), never
             # shown cancelled while the provider may still run it and charge for it.
@@ -409,6 +417,27 @@ class Engine:
         self.runner.forget(job.id)
         await self._mark_cancelled(job, N_("Cancelled by request.") + note, refund=False)
         return job.copy()
+
+    async def _cancel_waiting(self, job: Job) -> bool:
+        """Cancel a job another process holds waiting, in one conditional write that
+        its send cannot cross (`_send` writes SUBMITTING only over WAITING); refunded,
+        as nothing was sent. False when it is no longer waiting."""
+        job.status = JobStatus.CANCELLED
+        job.failure = N_("Cancelled before it was sent (nothing was charged).")
+        job.finished_at = self.clock()
+        if not await self.store.replace_if(job, JobStatus.WAITING):
+            return False
+        await self.spending.refund(job, job.failure)
+        self.events.publish(job, EventKind.CANCELLED)
+        return True
+
+    async def _ended_elsewhere(self, job_id: str) -> None:
+        """A job this process was about to send was ended by another one: not sent; its
+        end is published here too, for the messages this process shows."""
+        stored = await self.store.get(job_id)
+        log.info("job %s was ended by another process before it was sent", job_id)
+        if stored is not None and stored.finished:
+            self.events.publish(stored, EventKind.reached(stored.status))
 
     async def _mark_cancelled(self, job: Job, failure: str, *, refund: bool = True) -> None:
         """End a job as cancelled; refunded when it surely cost nothing at the provider."""

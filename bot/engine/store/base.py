@@ -71,6 +71,11 @@ UPSERT = (
     f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in NAMES[1:])}"
 )
 
+REPLACE_IF = (
+    f"UPDATE jobs SET {', '.join(f'{n} = ?' for n in NAMES[1:])} "
+    "WHERE id = ? AND status = ? RETURNING id"
+)
+
 
 def job_row(job: Job) -> Row:
     return tuple(read(job) for _, read in COLUMNS)
@@ -269,6 +274,22 @@ class Store(abc.ABC):
         self.commits += 1
         for _, done in batch:
             done.set_result(None)
+
+    async def replace_if(self, job: Job, expected: JobStatus) -> bool:
+        """Write `job` whole only if the stored job's status is still `expected`; True
+        when it was written. One conditional UPDATE, so a change another process made
+        meanwhile (a Cancel pressed there while this one was about to send the job)
+        wins, and this write is dropped."""
+        await self._claim()
+        job.updated_at = time.time()
+        row = job_row(job)
+        async with (
+            self.coordination() as db,
+            db.execute(REPLACE_IF, (*row[1:], job.id, expected.value)) as cursor,
+        ):
+            written = bool(await cursor.fetchall())
+        self.writes += written
+        return written
 
     async def patch(self, job_id: str, **values: Any) -> None:
         """Set a few fields of a stored job without rewriting the rest.
