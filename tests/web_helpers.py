@@ -201,6 +201,19 @@ async def gallery_link(
     return rec
 
 
+async def listening(bot: BotProcess, timeout: float = 60.0) -> bool:
+    """Whether the bot got its HTTP port; False when it stopped as the port was taken."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        text = bot.log_text(10**6)
+        if "HTTP server listening on" in text:
+            return True
+        if not bot.running:
+            return "address already in use" not in text
+        await asyncio.sleep(0.1)
+    return True  # slow: the waits that follow say what is wrong
+
+
 @contextlib.asynccontextmanager
 async def web_env(
     tmp: Path, *, sandbox_size: int = 256, more_toml: str = ""
@@ -209,8 +222,6 @@ async def web_env(
     URL, and Chromium."""
     from playwright.async_api import async_playwright
 
-    port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
     async with (
         FakeMjProxy(flavour="trueai", key="proxy-key") as proxy,
         FakeMaasMj(key="maas-key", endpoint="mjep") as maas,
@@ -226,21 +237,29 @@ async def web_env(
             "poll_interval": 0.1,
             "request_timeout": 5,
         }
-        extra = (
-            toml_entry(proxy.provider_config(PROXY, poll_interval=0.1))
-            + toml_entry(maas_entry)
-            + (
-                f'\n[http]\npublic_url = "{public_url}"\nlisten_host = "127.0.0.1"\n'
-                f"listen_port = {port}\n{more_toml}"
-            )
+        providers = toml_entry(proxy.provider_config(PROXY, poll_interval=0.1)) + toml_entry(
+            maas_entry
         )
         fake = FakeDiscord()
         await fake.start()
-        config = write_config(
-            tmp / "config.toml", fake, tmp / "data", duration=1.0, size=sandbox_size, extra=extra
-        )
-        bot = BotProcess(config, tmp / "bot.log")
-        await bot.start()
+        # The public URL names the port, so it is picked before the bot starts; another
+        # process (a second test worker) may take it first: then again on another port.
+        for attempt in range(3):
+            port = free_port()
+            public_url = f"http://127.0.0.1:{port}"
+            extra = providers + (
+                f'\n[http]\npublic_url = "{public_url}"\nlisten_host = "127.0.0.1"\n'
+                f"listen_port = {port}\n{more_toml}"
+            )
+            config = write_config(
+                tmp / "config.toml", fake, tmp / "data", duration=1.0, size=sandbox_size,
+                extra=extra,
+            )  # fmt: skip
+            bot = BotProcess(config, tmp / f"bot{attempt or ''}.log")
+            await bot.start()
+            if await listening(bot) or attempt == 2:
+                break
+            await bot.stop()
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
