@@ -41,7 +41,7 @@ from bot.providers.safe_urls import (
     Pinned,
     RefusedDestination,
     address_kind,
-    check_destination,
+    destination,
     origin_of,
     without_keys,
 )
@@ -417,16 +417,16 @@ def test_f_origins() -> None:
     assert origin_of("http://127.0.0.1:8080") != origin_of("http://127.0.0.1:8081")
 
 
-async def test_f_check_destination_trusts_home_even_on_loopback() -> None:
+async def test_f_destination_trusts_home_even_on_loopback() -> None:
     async def no_dns(host: str, port: int) -> list[str]:
         raise AssertionError("a literal or a home origin needs no lookup")
 
     home = {Origin("http", "127.0.0.1", 8080)}
-    assert await check_destination("http://127.0.0.1:8080/x", home=home, resolve=no_dns)
+    assert (await destination("http://127.0.0.1:8080/x", home=home, resolve=no_dns)).origin
     with pytest.raises(RefusedDestination) as refused:
-        await check_destination("http://127.0.0.1:8081/x", home=home, resolve=no_dns)
+        await destination("http://127.0.0.1:8081/x", home=home, resolve=no_dns)
     assert refused.value.kind == "loopback"
-    public = await check_destination("http://1.1.1.1/x", home=home, resolve=no_dns)
+    public = (await destination("http://1.1.1.1/x", home=home, resolve=no_dns)).origin
     assert public == Origin("http", "1.1.1.1", 80)
 
 

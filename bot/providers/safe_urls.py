@@ -16,7 +16,7 @@ A name is looked up once, and the request then goes to the address that was chec
 private one to the connection a moment later (DNS rebinding) reaches nothing new.
 
 Pure rules (`address_kind`, `origin_of`, `Hop`, `without_keys`, `Destination.pinned`)
-plus one async check (`check_destination`) that resolves the host with the loop's
+plus one async check (`destination`) that resolves the host with the loop's
 resolver; nothing here knows about HTTP clients.
 """
 
@@ -218,16 +218,6 @@ def _literal(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: a zone id
     except ValueError:
         return None
-
-
-async def check_destination(
-    url: str,
-    *,
-    home: Collection[Origin] = (),
-    resolve: Resolver = system_resolve,
-) -> Origin:
-    """The origin of `url` when Atelier may fetch it (see `destination`)."""
-    return (await destination(url, home=home, resolve=resolve)).origin
 
 
 async def destination(
